@@ -1,0 +1,458 @@
+//! Pipeline file → validated [`Pipeline`].
+//!
+//! Every problem is collected (not only the first) and located at `file:line:col` with a hint.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+
+use pulso_operators::window::{IncType, IncValue};
+use pulso_sinks::load::LoadMode;
+use pulso_sinks::pgtype::{PgColumn, PgType};
+use pulso_sinks::sql::{LoadShape, TableName};
+use serde_saphyr::Spanned;
+
+use crate::dag::Dag;
+use crate::duration::parse_duration;
+use crate::error::{EngineError, SpecError, SpecErrors};
+use crate::interpolate::interpolate;
+use crate::pipeline::{BuildNode, Incremental, Node, NodeKind, Pipeline, TableNode};
+use crate::spec::{BuildSpec, ConnectionSpec, ModeSpec, PipelineSpec, TableSpec};
+
+pub const DEFAULT_BATCH_SIZE: usize = 65_536;
+pub const DEFAULT_TIME_ZONE: chrono_tz::Tz = chrono_tz::America::Lima;
+
+/// Read, interpolate from the process environment, parse and validate a pipeline file.
+pub fn load_pipeline(path: &Path) -> Result<Pipeline, EngineError> {
+    let text = std::fs::read_to_string(path).map_err(|e| EngineError::Read {
+        path: path.display().to_string(),
+        message: e.to_string(),
+    })?;
+    let base_dir = path
+        .parent()
+        .map(Path::to_path_buf)
+        .unwrap_or_else(|| PathBuf::from("."));
+    let env = |name: &str| std::env::var(name).ok();
+    Ok(compile_text(
+        &path.display().to_string(),
+        &base_dir,
+        &text,
+        &env,
+    )?)
+}
+
+/// Compile a pipeline from its text; `file` names it in messages.
+pub fn compile_text(
+    file: &str,
+    base_dir: &Path,
+    text: &str,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Result<Pipeline, SpecErrors> {
+    let text = interpolate(file, text, env).map_err(SpecErrors)?;
+    let spec: PipelineSpec = serde_saphyr::from_str(&text).map_err(|e| {
+        let (line, column) = e
+            .location()
+            .map(|l| (l.line(), l.column()))
+            .unwrap_or((0, 0));
+        SpecErrors(vec![
+            SpecError::new(file, line, column, yaml_message(&e))
+                .with_hint("see docs/pipeline.md for the keys each section accepts"),
+        ])
+    })?;
+    Compiler {
+        file,
+        base_dir,
+        errors: Vec::new(),
+    }
+    .compile(spec)
+}
+
+/// serde-saphyr's message without its rendered source snippet (we print file:line:col ourselves).
+fn yaml_message(e: &serde_saphyr::Error) -> String {
+    let full = e.without_snippet().to_string();
+    let first = full.lines().next().unwrap_or("invalid YAML").trim();
+    // Drop a trailing " at line X, column Y" that duplicates our location prefix.
+    match first.rfind(" at line ") {
+        Some(i) => first[..i].to_string(),
+        None => first.to_string(),
+    }
+}
+
+struct Compiler<'a> {
+    file: &'a str,
+    base_dir: &'a Path,
+    errors: Vec<SpecError>,
+}
+
+fn loc<T>(s: &Spanned<T>) -> (u64, u64) {
+    (s.referenced.line(), s.referenced.column())
+}
+
+impl Compiler<'_> {
+    fn error<T>(&mut self, at: &Spanned<T>, message: impl Into<String>, hint: Option<String>) {
+        let (line, column) = loc(at);
+        let mut e = SpecError::new(self.file, line, column, message);
+        e.hint = hint;
+        self.errors.push(e);
+    }
+
+    fn compile(mut self, spec: PipelineSpec) -> Result<Pipeline, SpecErrors> {
+        let time_zone = match &spec.defaults.time_zone {
+            None => DEFAULT_TIME_ZONE,
+            Some(tz) => tz.value.parse::<chrono_tz::Tz>().unwrap_or_else(|_| {
+                self.error(
+                    tz,
+                    format!("unknown time zone {:?}", tz.value),
+                    Some("use an IANA name such as America/Lima or UTC".into()),
+                );
+                DEFAULT_TIME_ZONE
+            }),
+        };
+        let target_url = self.target_url(&spec);
+        let default_lookback = spec.defaults.lookback.as_ref().and_then(|l| {
+            parse_duration(&l.value)
+                .map_err(|m| self.error(l, m, None))
+                .ok()
+        });
+
+        let mut nodes = Vec::new();
+        let mut deps_spanned: Vec<Vec<Spanned<String>>> = Vec::new();
+        let mut name_spans: Vec<Spanned<String>> = Vec::new();
+        for t in spec.tables {
+            let deps = t.depends_on.clone();
+            let name = t.name.clone();
+            if let Some(node) = self.table(t, &spec.defaults, default_lookback) {
+                nodes.push(node);
+                deps_spanned.push(deps);
+                name_spans.push(name);
+            }
+        }
+        for b in spec.builds {
+            let deps = b.depends_on.clone();
+            let name = b.name.clone();
+            if let Some(node) = self.build(b) {
+                nodes.push(node);
+                deps_spanned.push(deps);
+                name_spans.push(name);
+            }
+        }
+
+        // Names are unique across tables and builds.
+        let mut index: HashMap<String, usize> = HashMap::new();
+        for (i, n) in name_spans.iter().enumerate() {
+            if let Some(&first) = index.get(&n.value) {
+                let (l, c) = loc(&name_spans[first]);
+                self.error(
+                    n,
+                    format!("duplicate node name {:?}", n.value),
+                    Some(format!("first defined at {}:{l}:{c}; names must be unique across tables and builds", self.file)),
+                );
+            } else {
+                index.insert(n.value.clone(), i);
+            }
+        }
+        // Dependencies exist.
+        let mut deps: Vec<Vec<usize>> = Vec::with_capacity(nodes.len());
+        for ds in &deps_spanned {
+            let mut resolved = Vec::new();
+            for d in ds {
+                match index.get(&d.value) {
+                    Some(&i) => resolved.push(i),
+                    None => {
+                        let known: Vec<&str> =
+                            name_spans.iter().map(|n| n.value.as_str()).collect();
+                        self.error(
+                            d,
+                            format!("unknown dependency {:?}", d.value),
+                            Some(format!(
+                                "depends_on names a table or build of this file: {}",
+                                known.join(", ")
+                            )),
+                        );
+                    }
+                }
+            }
+            deps.push(resolved);
+        }
+        if !self.errors.is_empty() {
+            return Err(SpecErrors(self.errors));
+        }
+        let dag = match Dag::new(&deps) {
+            Ok(d) => d,
+            Err(cycle) => {
+                let path: Vec<&str> = cycle.0.iter().map(|&i| nodes[i].name.as_str()).collect();
+                // Point at the depends_on entry that closes the cycle.
+                let from = cycle.0[cycle.0.len() - 2];
+                let to_name = &nodes[cycle.0[cycle.0.len() - 1]].name;
+                let at = deps_spanned[from]
+                    .iter()
+                    .find(|d| &d.value == to_name)
+                    .unwrap_or(&name_spans[from]);
+                self.error(
+                    at,
+                    format!("dependency cycle: {}", path.join(" -> ")),
+                    Some("remove one of these depends_on entries".into()),
+                );
+                return Err(SpecErrors(self.errors));
+            }
+        };
+        let name = spec.name.unwrap_or_else(|| {
+            Path::new(self.file)
+                .file_stem()
+                .map(|s| s.to_string_lossy().into_owned())
+                .unwrap_or_else(|| "pipeline".into())
+        });
+        Ok(Pipeline {
+            name,
+            file: self.file.to_string(),
+            base_dir: self.base_dir.to_path_buf(),
+            target_url,
+            time_zone,
+            nodes,
+            dag,
+        })
+    }
+
+    fn target_url(&mut self, spec: &PipelineSpec) -> Option<String> {
+        let target = spec.defaults.target.as_ref()?;
+        match spec.connections.get(&target.value) {
+            Some(c) => match &c.value {
+                ConnectionSpec::Postgres { url } => Some(url.clone()),
+            },
+            None => {
+                let known: Vec<&String> = spec.connections.keys().collect();
+                self.error(
+                    target,
+                    format!("unknown connection {:?}", target.value),
+                    Some(format!("defined connections: {known:?}")),
+                );
+                None
+            }
+        }
+    }
+
+    fn table(
+        &mut self,
+        t: TableSpec,
+        defaults: &crate::spec::DefaultsSpec,
+        default_lookback: Option<chrono::Duration>,
+    ) -> Option<Node> {
+        let errors_before = self.errors.len();
+        let name = t.name.value.clone();
+        let line = t.name.referenced.line();
+
+        // Columns and their types.
+        let mut columns = Vec::new();
+        for (col, ty) in &t.columns.value {
+            match PgType::parse(&ty.value) {
+                Ok(parsed) => columns.push(PgColumn {
+                    name: col.clone(),
+                    ty: parsed,
+                    nullable: true,
+                }),
+                Err(e) => self.error(
+                    ty,
+                    format!("table {name}, column {col}: {e}"),
+                    Some("types are PostgreSQL's: text, varchar(n), smallint, integer, bigint, real, double precision, numeric(p,s), boolean, date, time, timestamp, timestamptz, json, jsonb, bytea, uuid".into()),
+                ),
+            }
+        }
+        if t.columns.value.is_empty() {
+            self.error(
+                &t.columns,
+                format!("table {name} declares no columns"),
+                None,
+            );
+        }
+
+        // Primary key.
+        let mut primary_key = Vec::new();
+        match &t.primary_key {
+            None => self.error(
+                &t.name,
+                format!("table {name} has no primary_key"),
+                Some("add `primary_key: [col, …]`: loads are upserts by key, so every table needs one".into()),
+            ),
+            Some(pk) if pk.value.is_empty() => self.error(
+                pk,
+                format!("table {name} has an empty primary_key"),
+                Some("list the key columns, e.g. primary_key: [id]".into()),
+            ),
+            Some(pk) => {
+                for k in &pk.value {
+                    if !t.columns.value.contains_key(&k.value) {
+                        self.error(
+                            k,
+                            format!("table {name}: primary-key column {:?} is not among its columns", k.value),
+                            Some("declare it under `columns:`".into()),
+                        );
+                    }
+                    primary_key.push(k.value.clone());
+                }
+                for c in &mut columns {
+                    if primary_key.contains(&c.name) {
+                        c.nullable = false;
+                    }
+                }
+            }
+        }
+
+        // Incremental column.
+        let incremental = t.incremental.as_ref().and_then(|inc| {
+            let i = &inc.value;
+            let ty = match i.ty.value.as_str() {
+                "date" => Some(IncType::Date),
+                "datetime" => Some(IncType::Datetime),
+                "timestamp" => Some(IncType::Timestamp),
+                other => {
+                    self.error(
+                        &i.ty,
+                        format!("table {name}: unknown incremental type {other:?}"),
+                        Some("use date, datetime (zone-less) or timestamp (an instant)".into()),
+                    );
+                    None
+                }
+            };
+            match t.columns.value.get(&i.column.value) {
+                None => self.error(
+                    &i.column,
+                    format!("table {name}: incremental column {:?} is not among its columns", i.column.value),
+                    None,
+                ),
+                Some(col_ty) => {
+                    let expected = match ty {
+                        Some(IncType::Date) => Some(PgType::Date),
+                        Some(IncType::Datetime) => Some(PgType::Timestamp),
+                        Some(IncType::Timestamp) => Some(PgType::Timestamptz),
+                        None => None,
+                    };
+                    if let (Some(expected), Ok(actual)) = (expected, PgType::parse(&col_ty.value))
+                        && expected != actual
+                    {
+                        self.error(
+                            &i.ty,
+                            format!(
+                                "table {name}: incremental type {} needs column {} to be {}, not {}",
+                                i.ty.value,
+                                i.column.value,
+                                expected.sql(),
+                                actual.sql()
+                            ),
+                            None,
+                        );
+                    }
+                }
+            }
+            let lookback = match &i.lookback {
+                Some(l) => parse_duration(&l.value).map_err(|m| self.error(l, m, None)).ok(),
+                None => Some(default_lookback.unwrap_or_else(chrono::Duration::zero)),
+            };
+            let initial = match (&i.initial, ty) {
+                (Some(init), Some(ty)) => match IncValue::parse(ty, &init.value) {
+                    Ok(v) => Some(Some(v)),
+                    Err(e) => {
+                        self.error(init, format!("table {name}: bad initial value: {e}"), None);
+                        None
+                    }
+                },
+                _ => Some(None),
+            };
+            Some(Incremental {
+                column: i.column.value.clone(),
+                ty: ty?,
+                lookback: lookback?,
+                initial: initial?,
+            })
+        });
+
+        let target = match &t.target {
+            Some(s) => match s.value.split_once('.') {
+                Some((schema, table)) if !schema.is_empty() && !table.is_empty() => {
+                    TableName::new(schema, table)
+                }
+                Some(_) => {
+                    self.error(
+                        s,
+                        format!("table {name}: bad target {:?}", s.value),
+                        Some("write schema.table or table".into()),
+                    );
+                    TableName::new("public", &name)
+                }
+                None => TableName::new(defaults.schema.as_deref().unwrap_or("public"), &s.value),
+            },
+            None => TableName::new(defaults.schema.as_deref().unwrap_or("public"), &name),
+        };
+        let mode = match t.mode.as_ref().map(|m| m.value) {
+            Some(ModeSpec::FullRefresh) => LoadMode::FullRefresh,
+            _ => LoadMode::Incremental,
+        };
+        let batch_size = t
+            .batch_size
+            .or(defaults.batch_size)
+            .unwrap_or(DEFAULT_BATCH_SIZE);
+        if batch_size == 0 {
+            self.error(
+                &t.name,
+                format!("table {name}: batch_size must be positive"),
+                None,
+            );
+        }
+        if self.errors.len() > errors_before {
+            return None;
+        }
+        let inc_column = incremental.as_ref().map(|i| i.column.clone());
+        Some(Node {
+            name: name.clone(),
+            depends_on: t.depends_on.iter().map(|d| d.value.clone()).collect(),
+            line,
+            kind: NodeKind::Table(Box::new(TableNode {
+                source: t.source.value,
+                transform: t.transform.unwrap_or_default(),
+                shape: LoadShape {
+                    target,
+                    columns,
+                    primary_key,
+                    incremental: inc_column,
+                },
+                incremental,
+                mode,
+                batch_size,
+                create_target: t.create_target.or(defaults.create_target).unwrap_or(true),
+            })),
+        })
+    }
+
+    fn build(&mut self, b: BuildSpec) -> Option<Node> {
+        let name = b.name.value.clone();
+        let (sql, origin) = match (&b.sql, &b.file) {
+            (Some(sql), None) => (sql.clone(), "inline".to_string()),
+            (None, Some(file)) => {
+                let path = self.base_dir.join(&file.value);
+                match std::fs::read_to_string(&path) {
+                    Ok(sql) => (sql, file.value.clone()),
+                    Err(e) => {
+                        self.error(
+                            file,
+                            format!("build {name}: cannot read {}: {e}", path.display()),
+                            None,
+                        );
+                        return None;
+                    }
+                }
+            }
+            _ => {
+                self.error(
+                    &b.name,
+                    format!("build {name} needs exactly one of `sql:` or `file:`"),
+                    None,
+                );
+                return None;
+            }
+        };
+        Some(Node {
+            name,
+            depends_on: b.depends_on.iter().map(|d| d.value.clone()).collect(),
+            line: b.name.referenced.line(),
+            kind: NodeKind::Build(BuildNode { sql, origin }),
+        })
+    }
+}

@@ -1,0 +1,118 @@
+//! The pipeline file as written: a serde model of `pipelines.yaml`.
+//!
+//! Unknown keys are rejected everywhere (`deny_unknown_fields`), and values that need checking
+//! later are `Spanned` so [`crate::compile`] can point at them. This module only parses; all
+//! meaning (types, durations, dependencies) is checked in `compile`.
+
+use indexmap::IndexMap;
+use pulso_operators::source::SourceSpec;
+use pulso_operators::transform::TransformSpec;
+use serde::Deserialize;
+use serde_saphyr::Spanned;
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PipelineSpec {
+    /// Shown in logs and the run ledger; defaults to the file name.
+    #[serde(default)]
+    pub name: Option<String>,
+    #[serde(default)]
+    pub connections: IndexMap<String, Spanned<ConnectionSpec>>,
+    #[serde(default)]
+    pub defaults: DefaultsSpec,
+    #[serde(default)]
+    pub tables: Vec<TableSpec>,
+    /// SQL nodes run inside PostgreSQL (aux and mart builds).
+    #[serde(default)]
+    pub builds: Vec<BuildSpec>,
+}
+
+/// Named connections. The target database is `DATABASE_URL` unless `defaults.target` names a
+/// `postgres` connection here.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
+pub enum ConnectionSpec {
+    Postgres { url: String },
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DefaultsSpec {
+    /// Postgres connection to load into (a key of `connections`).
+    #[serde(default)]
+    pub target: Option<Spanned<String>>,
+    /// Schema of targets given without one (default `public`).
+    #[serde(default)]
+    pub schema: Option<String>,
+    /// Zone of business dates and zone-less timestamps (default America/Lima).
+    #[serde(default)]
+    pub time_zone: Option<Spanned<String>>,
+    #[serde(default)]
+    pub batch_size: Option<usize>,
+    #[serde(default)]
+    pub lookback: Option<Spanned<String>>,
+    #[serde(default)]
+    pub create_target: Option<bool>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TableSpec {
+    pub name: Spanned<String>,
+    pub source: Spanned<SourceSpec>,
+    /// `schema.table` or `table` (then in `defaults.schema`); defaults to the node name.
+    #[serde(default)]
+    pub target: Option<Spanned<String>>,
+    /// Target columns in order: name → PostgreSQL type.
+    pub columns: Spanned<IndexMap<String, Spanned<String>>>,
+    #[serde(default)]
+    pub primary_key: Option<Spanned<Vec<Spanned<String>>>>,
+    #[serde(default)]
+    pub incremental: Option<Spanned<IncrementalSpec>>,
+    #[serde(default)]
+    pub mode: Option<Spanned<ModeSpec>>,
+    #[serde(default)]
+    pub transform: Option<TransformSpec>,
+    #[serde(default)]
+    pub batch_size: Option<usize>,
+    #[serde(default)]
+    pub create_target: Option<bool>,
+    #[serde(default)]
+    pub depends_on: Vec<Spanned<String>>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ModeSpec {
+    Incremental,
+    FullRefresh,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct IncrementalSpec {
+    pub column: Spanned<String>,
+    /// date | datetime | timestamp
+    #[serde(rename = "type")]
+    pub ty: Spanned<String>,
+    /// How far before the watermark each run re-reads (late rows); default `defaults.lookback`.
+    #[serde(default)]
+    pub lookback: Option<Spanned<String>>,
+    /// Lower bound of the very first run; without it the first run reads everything.
+    #[serde(default)]
+    pub initial: Option<Spanned<String>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BuildSpec {
+    pub name: Spanned<String>,
+    /// Inline SQL, or…
+    #[serde(default)]
+    pub sql: Option<String>,
+    /// …a file of SQL, relative to the pipeline file.
+    #[serde(default)]
+    pub file: Option<Spanned<String>>,
+    #[serde(default)]
+    pub depends_on: Vec<Spanned<String>>,
+}

@@ -1,0 +1,524 @@
+//! One table load as ONE PostgreSQL transaction.
+//!
+//! ```text
+//! BEGIN
+//!   advisory lock on the target (wait, or fail fast with --no-wait)
+//!   check (or create) the target table; read the watermark
+//!   CREATE TEMP TABLE staging … ON COMMIT DROP
+//!   COPY staging FROM STDIN (FORMAT binary)        ← Arrow batches, encoded while they stream in
+//!   merge: INSERT … SELECT DISTINCT ON (pk) … ON CONFLICT (pk) DO UPDATE … WHERE … IS DISTINCT FROM …
+//!          (plain sorted INSERT when the target is empty; full refresh also deletes missing keys)
+//!   watermark (greatest incremental value loaded) + node_runs row + NOTIFY
+//! COMMIT
+//! ```
+//!
+//! Any error, a cancelled future or a killed process drops the connection before COMMIT, and the
+//! server rolls everything back: target rows and watermark stay exactly as they were.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Instant;
+
+use arrow::record_batch::RecordBatch;
+use bytes::BytesMut;
+use chrono::{DateTime, NaiveDate, NaiveDateTime, Utc};
+use futures::{SinkExt, Stream, StreamExt};
+use tokio_postgres::Client;
+
+use crate::encode::CopyEncoder;
+use crate::error::SinkError;
+use crate::pgtype::{PgColumn, PgType};
+use crate::sql::{LoadShape, TableName};
+use crate::state::{self, NodeRun, Watermark, WatermarkKind, WatermarkUpdate};
+
+/// How rows of a load relate to the target's existing rows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LoadMode {
+    /// Upsert the window's rows; rows outside it are untouched.
+    Incremental,
+    /// The loaded rows become the whole table: upsert them and delete every other key, in the
+    /// same transaction (readers see the old table until the commit, then the new one).
+    FullRefresh,
+}
+
+impl LoadMode {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            LoadMode::Incremental => "incremental",
+            LoadMode::FullRefresh => "full_refresh",
+        }
+    }
+}
+
+/// Everything a load needs besides the data.
+#[derive(Debug, Clone)]
+pub struct LoadRequest {
+    /// Pipeline node name: the key of its watermark and ledger rows.
+    pub node: String,
+    pub shape: LoadShape,
+    pub mode: LoadMode,
+    /// Wait for a concurrent run of the same target (true) or fail at once (false, `--no-wait`).
+    pub wait_for_lock: bool,
+    /// Create the target from the declared columns when it does not exist.
+    pub create_target: bool,
+    /// Zone of zone-less timestamps loaded into timestamptz columns.
+    pub time_zone: chrono_tz::Tz,
+    pub run_id: String,
+}
+
+/// Live counters a progress bar can read while the load runs.
+#[derive(Debug, Default)]
+pub struct LoadProgress {
+    pub rows_staged: AtomicU64,
+    pub bytes_sent: AtomicU64,
+}
+
+/// Numbers of a committed load.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct LoadOutcome {
+    pub rows_staged: u64,
+    /// Staged rows that lost to a later row with the same key.
+    pub duplicates: u64,
+    pub inserted: u64,
+    pub updated: u64,
+    pub unchanged: u64,
+    pub deleted: u64,
+    pub watermark_before: Option<Watermark>,
+    pub watermark_after: Option<Watermark>,
+    pub data_version: i64,
+}
+
+/// Bytes handed to the COPY at a time: large enough to amortise the per-message cost, small
+/// enough that two chunks in flight are a negligible share of memory.
+const COPY_CHUNK: usize = 1 << 20;
+
+/// A load whose transaction is open, lock held and staging table created; the window can now be
+/// computed from [`OpenLoad::watermark`] and the source started.
+pub struct OpenLoad {
+    client: Client,
+    req: LoadRequest,
+    watermark: Option<Watermark>,
+    started_at: DateTime<Utc>,
+    t0: Instant,
+}
+
+/// Begin the load: connect, `BEGIN`, lock, check the target, read the watermark, create staging.
+pub async fn open(url: &str, req: LoadRequest) -> Result<OpenLoad, SinkError> {
+    let started_at = Utc::now();
+    let t0 = Instant::now();
+    let client = crate::connect::connect(url).await?;
+    let target = req.shape.target.to_string();
+    client
+        .batch_execute("BEGIN")
+        .await
+        .map_err(|e| SinkError::pg("starting the load transaction", e))?;
+    lock_target(&client, &target, req.wait_for_lock).await?;
+    ensure_target(&client, &req.shape, req.create_target).await?;
+    let watermark = match state::read_watermark(&client, &req.node).await? {
+        Some(row) => match (row.inc_type.as_deref(), row.value.as_deref()) {
+            (Some(kind), Some(value)) => {
+                let kind = WatermarkKind::parse_name(kind).ok_or_else(|| SinkError::Watermark {
+                    value: value.into(),
+                    kind: kind.into(),
+                    message: "unknown watermark type".into(),
+                })?;
+                Some(Watermark::parse(kind, value)?)
+            }
+            _ => None,
+        },
+        None => None,
+    };
+    client
+        .batch_execute(&req.shape.create_staging())
+        .await
+        .map_err(|e| SinkError::pg("creating the staging table", e))?;
+    Ok(OpenLoad {
+        client,
+        req,
+        watermark,
+        started_at,
+        t0,
+    })
+}
+
+/// Take the per-target advisory lock for the rest of the transaction.
+async fn lock_target(client: &Client, target: &str, wait: bool) -> Result<(), SinkError> {
+    let key = format!("pulso-flow:{target}");
+    if wait {
+        let busy: bool = client
+            .query_one(
+                "SELECT NOT pg_try_advisory_xact_lock(hashtextextended($1, 0))",
+                &[&key],
+            )
+            .await
+            .map_err(|e| SinkError::pg("taking the table lock", e))?
+            .get(0);
+        if busy {
+            tracing::info!(target, "another run holds the table lock; waiting for it");
+            client
+                .execute(
+                    "SELECT pg_advisory_xact_lock(hashtextextended($1, 0))",
+                    &[&key],
+                )
+                .await
+                .map_err(|e| SinkError::pg("waiting for the table lock", e))?;
+        }
+        Ok(())
+    } else {
+        let got: bool = client
+            .query_one(
+                "SELECT pg_try_advisory_xact_lock(hashtextextended($1, 0))",
+                &[&key],
+            )
+            .await
+            .map_err(|e| SinkError::pg("taking the table lock", e))?
+            .get(0);
+        if got {
+            Ok(())
+        } else {
+            Err(SinkError::Locked {
+                target: target.to_string(),
+            })
+        }
+    }
+}
+
+/// The target's columns and primary key as the catalog has them, or `None` if it does not exist.
+pub async fn describe_target(
+    client: &Client,
+    target: &TableName,
+) -> Result<Option<(Vec<PgColumn>, Vec<String>)>, SinkError> {
+    let rows = client
+        .query(
+            "SELECT a.attname::text, format_type(a.atttypid, a.atttypmod), NOT a.attnotnull, \
+                    array_position(i.indkey::int2[], a.attnum) \
+             FROM pg_attribute a \
+             LEFT JOIN pg_index i ON i.indrelid = a.attrelid AND i.indisprimary \
+             WHERE a.attrelid = to_regclass(format('%I.%I', $1::text, $2::text)) \
+               AND a.attnum > 0 AND NOT a.attisdropped \
+             ORDER BY a.attnum",
+            &[&target.schema, &target.table],
+        )
+        .await
+        .map_err(|e| SinkError::pg(format!("reading the columns of {target}"), e))?;
+    if rows.is_empty() {
+        return Ok(None);
+    }
+    let mut columns = Vec::with_capacity(rows.len());
+    let mut key: Vec<(i32, String)> = Vec::new();
+    for r in &rows {
+        let name: String = r.get(0);
+        let type_name: String = r.get(1);
+        let ty = PgType::parse(&type_name).map_err(|e| SinkError::TargetMismatch {
+            target: target.to_string(),
+            message: format!("column {name}: {e}"),
+        })?;
+        if let Some(pos) = r.get::<_, Option<i32>>(3) {
+            key.push((pos, name.clone()));
+        }
+        columns.push(PgColumn {
+            name,
+            ty,
+            nullable: r.get(2),
+        });
+    }
+    key.sort();
+    Ok(Some((columns, key.into_iter().map(|(_, n)| n).collect())))
+}
+
+/// Make sure the target exists with the declared columns (same types) and primary key.
+async fn ensure_target(client: &Client, shape: &LoadShape, create: bool) -> Result<(), SinkError> {
+    let target = shape.target.to_string();
+    let mismatch = |message: String| SinkError::TargetMismatch {
+        target: target.clone(),
+        message,
+    };
+    let Some((columns, key)) = describe_target(client, &shape.target).await? else {
+        if !create {
+            return Err(mismatch(
+                "the table does not exist (create it with `pulso-flow migrate`, or set create_target: true)".into(),
+            ));
+        }
+        let ddl = format!(
+            "CREATE SCHEMA IF NOT EXISTS {}; {}",
+            crate::sql::ident(&shape.target.schema),
+            shape.create_target()
+        );
+        client
+            .batch_execute(&ddl)
+            .await
+            .map_err(|e| SinkError::pg(format!("creating {target}"), e))?;
+        return Ok(());
+    };
+    for declared in &shape.columns {
+        let Some(actual) = columns.iter().find(|c| c.name == declared.name) else {
+            return Err(mismatch(format!(
+                "column {} is declared in the pipeline but does not exist in the table",
+                declared.name
+            )));
+        };
+        if actual.ty != declared.ty {
+            return Err(mismatch(format!(
+                "column {} is {} in the pipeline but {} in the table",
+                declared.name,
+                declared.ty.sql(),
+                actual.ty.sql()
+            )));
+        }
+    }
+    let mut declared_key = shape.primary_key.clone();
+    let mut actual_key = key.clone();
+    declared_key.sort();
+    actual_key.sort();
+    if declared_key != actual_key {
+        return Err(mismatch(format!(
+            "primary key is ({}) in the pipeline but ({}) in the table",
+            shape.primary_key.join(", "),
+            key.join(", ")
+        )));
+    }
+    Ok(())
+}
+
+impl OpenLoad {
+    /// The node's watermark as committed by the last successful load (None on the first load).
+    pub fn watermark(&self) -> Option<Watermark> {
+        self.watermark
+    }
+
+    pub fn request(&self) -> &LoadRequest {
+        &self.req
+    }
+
+    /// Stream the batches into staging, merge, write watermark and ledger, and COMMIT.
+    /// `ledger` carries the run's window for the `node_runs` row; `rows_read` reports how many
+    /// rows the source produced (before filters), asked once the stream has ended.
+    pub async fn load<S, E>(
+        self,
+        batches: S,
+        mut ledger: NodeRun,
+        progress: Arc<LoadProgress>,
+        rows_read: impl FnOnce() -> u64 + Send,
+    ) -> Result<LoadOutcome, SinkError>
+    where
+        S: Stream<Item = Result<RecordBatch, E>> + Send,
+        E: std::fmt::Display,
+    {
+        let OpenLoad {
+            client,
+            req,
+            watermark,
+            started_at,
+            t0,
+        } = self;
+        let shape = &req.shape;
+        let staged = copy_batches(&client, &req, batches, &progress).await?;
+
+        client
+            .batch_execute("SET LOCAL work_mem = '256MB'")
+            .await
+            .map_err(|e| SinkError::pg("configuring the merge", e))?;
+        let max_loaded = max_incremental(&client, shape).await?;
+        let target_empty: bool = client
+            .query_one(&shape.is_target_empty(), &[])
+            .await
+            .map_err(|e| SinkError::pg("checking whether the target is empty", e))?
+            .get(0);
+
+        let (distinct, inserted, updated) = if target_empty {
+            let n = client
+                .execute(&shape.insert_into_empty(), &[])
+                .await
+                .map_err(|e| SinkError::pg(format!("inserting into {}", shape.target), e))?;
+            (n, n, 0)
+        } else {
+            let row = client
+                .query_one(&shape.merge(), &[])
+                .await
+                .map_err(|e| SinkError::pg(format!("merging into {}", shape.target), e))?;
+            let get = |i: usize| u64::try_from(row.get::<_, i64>(i)).unwrap_or(0);
+            (get(0), get(1), get(2))
+        };
+        let deleted = if req.mode == LoadMode::FullRefresh && !target_empty {
+            client
+                .execute(&shape.delete_missing(), &[])
+                .await
+                .map_err(|e| SinkError::pg(format!("deleting stale rows of {}", shape.target), e))?
+        } else {
+            0
+        };
+
+        // Watermarks only move forward on incremental loads (a lookback re-read must not pull
+        // them back); a full refresh re-derives it from what the table now holds.
+        let watermark_after = match req.mode {
+            LoadMode::Incremental => watermark.max(max_loaded),
+            LoadMode::FullRefresh => max_loaded,
+        };
+        let changed = inserted + updated + deleted > 0;
+        let target_text = shape.target.to_string();
+        let data_version = state::write_watermark(
+            &client,
+            &WatermarkUpdate {
+                node: &req.node,
+                target: &target_text,
+                inc_column: shape.incremental.as_deref(),
+                value: watermark_after,
+                run_id: &req.run_id,
+                changed,
+            },
+        )
+        .await?;
+
+        let outcome = LoadOutcome {
+            rows_staged: staged,
+            duplicates: staged.saturating_sub(distinct),
+            inserted,
+            updated,
+            unchanged: distinct.saturating_sub(inserted + updated),
+            deleted,
+            watermark_before: watermark,
+            watermark_after,
+            data_version,
+        };
+        ledger.run_id.clone_from(&req.run_id);
+        ledger.node.clone_from(&req.node);
+        ledger.kind = "table";
+        ledger.target = Some(target_text.clone());
+        ledger.mode = Some(req.mode.as_str().to_string());
+        ledger.watermark_before = watermark.map(|w| w.to_iso());
+        ledger.watermark_after = watermark_after.map(|w| w.to_iso());
+        ledger.rows_read = to_i64(rows_read());
+        ledger.rows_staged = to_i64(outcome.rows_staged);
+        ledger.inserted = to_i64(inserted);
+        ledger.updated = to_i64(updated);
+        ledger.unchanged = to_i64(outcome.unchanged);
+        ledger.deleted = to_i64(deleted);
+        ledger.started_at = Some(started_at);
+        ledger.duration_ms = i64::try_from(t0.elapsed().as_millis()).unwrap_or(i64::MAX);
+        ledger.status = "ok";
+        ledger.details =
+            serde_json::json!({ "duplicates": outcome.duplicates, "data_version": data_version });
+        state::record_node_run(&client, &ledger).await?;
+        if changed {
+            let payload = serde_json::json!({
+                "node": req.node, "target": target_text, "data_version": data_version
+            })
+            .to_string();
+            // Delivered to listeners only when the transaction commits.
+            client
+                .execute("SELECT pg_notify('pulso_flow_loads', $1)", &[&payload])
+                .await
+                .map_err(|e| SinkError::pg("notifying listeners", e))?;
+        }
+        client
+            .batch_execute("COMMIT")
+            .await
+            .map_err(|e| SinkError::pg("committing the load", e))?;
+        Ok(outcome)
+    }
+}
+
+fn to_i64(n: u64) -> i64 {
+    i64::try_from(n).unwrap_or(i64::MAX)
+}
+
+/// COPY every batch into the staging table. Encoding happens here while the connection task
+/// writes the previous chunk, so reading, encoding and the server's COPY overlap.
+async fn copy_batches<S, E>(
+    client: &Client,
+    req: &LoadRequest,
+    batches: S,
+    progress: &LoadProgress,
+) -> Result<u64, SinkError>
+where
+    S: Stream<Item = Result<RecordBatch, E>> + Send,
+    E: std::fmt::Display,
+{
+    let shape = &req.shape;
+    let mut encoder = CopyEncoder::new(
+        shape.target.to_string(),
+        shape.columns.clone(),
+        shape.primary_key.clone(),
+        req.time_zone,
+    )?;
+    let copy = client
+        .copy_in::<_, bytes::Bytes>(&shape.copy_into_staging())
+        .await
+        .map_err(|e| SinkError::pg("starting COPY into staging", e))?;
+    futures::pin_mut!(copy);
+    futures::pin_mut!(batches);
+    let mut buf = BytesMut::with_capacity(COPY_CHUNK * 2);
+    CopyEncoder::write_header(&mut buf);
+    let mut rows = 0u64;
+    while let Some(batch) = batches.next().await {
+        let batch = batch.map_err(|e| SinkError::Source(e.to_string()))?;
+        let n = encoder.encode_batch(&batch, &mut buf)? as u64;
+        rows += n;
+        progress.rows_staged.fetch_add(n, Ordering::Relaxed);
+        if buf.len() >= COPY_CHUNK {
+            progress
+                .bytes_sent
+                .fetch_add(buf.len() as u64, Ordering::Relaxed);
+            copy.send(buf.split().freeze())
+                .await
+                .map_err(|e| SinkError::pg("COPY into staging", e))?;
+        }
+    }
+    CopyEncoder::write_trailer(&mut buf);
+    progress
+        .bytes_sent
+        .fetch_add(buf.len() as u64, Ordering::Relaxed);
+    copy.send(buf.freeze())
+        .await
+        .map_err(|e| SinkError::pg("COPY into staging", e))?;
+    let copied = copy
+        .as_mut()
+        .finish()
+        .await
+        .map_err(|e| SinkError::pg("finishing COPY into staging", e))?;
+    if copied != rows {
+        return Err(SinkError::Postgres {
+            context: "COPY into staging".into(),
+            message: format!("sent {rows} rows but the server stored {copied}"),
+        });
+    }
+    Ok(rows)
+}
+
+/// The greatest incremental value among the staged rows, typed by the column's PostgreSQL type.
+async fn max_incremental(
+    client: &Client,
+    shape: &LoadShape,
+) -> Result<Option<Watermark>, SinkError> {
+    let (Some(sql), Some(inc)) = (shape.max_incremental(), shape.incremental.as_ref()) else {
+        return Ok(None);
+    };
+    let ty = shape
+        .columns
+        .iter()
+        .find(|c| &c.name == inc)
+        .map(|c| c.ty.clone());
+    let row = client
+        .query_one(&sql, &[])
+        .await
+        .map_err(|e| SinkError::pg("reading the greatest incremental value", e))?;
+    let value = match ty {
+        Some(PgType::Date) => row.get::<_, Option<NaiveDate>>(0).map(Watermark::Date),
+        Some(PgType::Timestamp) => row
+            .get::<_, Option<NaiveDateTime>>(0)
+            .map(Watermark::Datetime),
+        Some(PgType::Timestamptz) => row
+            .get::<_, Option<DateTime<Utc>>>(0)
+            .map(Watermark::Timestamp),
+        other => {
+            return Err(SinkError::TargetMismatch {
+                target: shape.target.to_string(),
+                message: format!(
+                    "incremental column {inc} must be date, timestamp or timestamptz, not {}",
+                    other.map(|t| t.sql()).unwrap_or_else(|| "missing".into())
+                ),
+            });
+        }
+    };
+    Ok(value)
+}

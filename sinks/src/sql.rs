@@ -1,0 +1,287 @@
+//! The SQL text of one table load, built from the target's description alone.
+//!
+//! Pure functions without a database, so `explain` prints exactly what `run` executes. Every
+//! identifier is quoted with [`ident`]; no value is ever placed in SQL text (values are bound
+//! parameters in [`crate::load`] and [`crate::state`]).
+
+use std::fmt::Write as _;
+
+use crate::pgtype::PgColumn;
+
+/// A schema-qualified table name.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct TableName {
+    pub schema: String,
+    pub table: String,
+}
+
+impl TableName {
+    pub fn new(schema: impl Into<String>, table: impl Into<String>) -> Self {
+        Self {
+            schema: schema.into(),
+            table: table.into(),
+        }
+    }
+
+    /// `"schema"."table"`, quoted for SQL.
+    pub fn quoted(&self) -> String {
+        format!("{}.{}", ident(&self.schema), ident(&self.table))
+    }
+}
+
+impl std::fmt::Display for TableName {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}.{}", self.schema, self.table)
+    }
+}
+
+/// Quote an SQL identifier: always double-quoted, embedded quotes doubled. Quoting always (not only
+/// when needed) keeps case and makes reserved words safe.
+pub fn ident(name: &str) -> String {
+    let mut out = String::with_capacity(name.len() + 2);
+    out.push('"');
+    for c in name.chars() {
+        if c == '"' {
+            out.push('"');
+        }
+        out.push(c);
+    }
+    out.push('"');
+    out
+}
+
+/// What a load needs to know about its target to write SQL.
+#[derive(Debug, Clone)]
+pub struct LoadShape {
+    pub target: TableName,
+    /// Columns loaded, in COPY order.
+    pub columns: Vec<PgColumn>,
+    pub primary_key: Vec<String>,
+    /// Incremental column: among duplicates of a key the row with the greatest value wins.
+    pub incremental: Option<String>,
+}
+
+/// Name of the per-load staging table (a TEMP table: private to the session, not WAL-logged).
+pub const STAGING: &str = "pulso_flow_staging";
+
+impl LoadShape {
+    fn column_list(&self, prefix: &str) -> String {
+        join(
+            self.columns
+                .iter()
+                .map(|c| format!("{prefix}{}", ident(&c.name))),
+        )
+    }
+
+    fn key_list(&self) -> String {
+        join(self.primary_key.iter().map(|k| ident(k)))
+    }
+
+    fn non_key_columns(&self) -> Vec<&PgColumn> {
+        self.columns
+            .iter()
+            .filter(|c| !self.primary_key.contains(&c.name))
+            .collect()
+    }
+
+    /// `CREATE TABLE` for a target that does not exist yet.
+    pub fn create_target(&self) -> String {
+        let mut sql = format!("CREATE TABLE IF NOT EXISTS {} (", self.target.quoted());
+        for c in &self.columns {
+            let not_null = if self.primary_key.contains(&c.name) || !c.nullable {
+                " NOT NULL"
+            } else {
+                ""
+            };
+            let _ = write!(sql, "{} {}{}, ", ident(&c.name), c.ty.sql(), not_null);
+        }
+        let _ = write!(sql, "PRIMARY KEY ({}))", self.key_list());
+        sql
+    }
+
+    /// The staging table: same column types as the target, dropped at commit or rollback.
+    pub fn create_staging(&self) -> String {
+        let cols = join(
+            self.columns
+                .iter()
+                .map(|c| format!("{} {}", ident(&c.name), c.ty.sql())),
+        );
+        format!(
+            "CREATE TEMP TABLE {} ({cols}) ON COMMIT DROP",
+            ident(STAGING)
+        )
+    }
+
+    pub fn copy_into_staging(&self) -> String {
+        format!(
+            "COPY {} ({}) FROM STDIN (FORMAT binary)",
+            ident(STAGING),
+            self.column_list("")
+        )
+    }
+
+    /// `SELECT` over the staging table that yields one row per key: the one with the greatest
+    /// incremental value, ties broken by arrival order (the later row wins). `ctid` is the arrival
+    /// order because the staging table is filled by one COPY and never updated. The result comes
+    /// out in key order, which is also the cheapest order to feed the target's primary-key index.
+    pub fn deduplicated_source(&self) -> String {
+        let mut order = self.key_list();
+        if let Some(inc) = &self.incremental {
+            let _ = write!(order, ", {} DESC NULLS LAST", ident(inc));
+        }
+        order.push_str(", ctid DESC");
+        format!(
+            "SELECT DISTINCT ON ({}) {} FROM {} ORDER BY {order}",
+            self.key_list(),
+            self.column_list(""),
+            ident(STAGING)
+        )
+    }
+
+    /// Insert into a target known to be empty (first load or full refresh): no conflict handling,
+    /// rows in key order.
+    pub fn insert_into_empty(&self) -> String {
+        format!(
+            "INSERT INTO {} ({}) {}",
+            self.target.quoted(),
+            self.column_list(""),
+            self.deduplicated_source()
+        )
+    }
+
+    /// The merge: upsert the deduplicated staging rows, rewriting a target row only when some
+    /// column actually differs, and count what happened. Returns one row:
+    /// (distinct keys, inserted, updated).
+    pub fn merge(&self) -> String {
+        let non_key = self.non_key_columns();
+        let conflict = if non_key.is_empty() {
+            "DO NOTHING".to_string()
+        } else {
+            let set = join(
+                non_key
+                    .iter()
+                    .map(|c| format!("{0} = EXCLUDED.{0}", ident(&c.name))),
+            );
+            let old = join(non_key.iter().map(|c| format!("t.{}", ident(&c.name))));
+            let new = join(
+                non_key
+                    .iter()
+                    .map(|c| format!("EXCLUDED.{}", ident(&c.name))),
+            );
+            format!("DO UPDATE SET {set} WHERE ({old}) IS DISTINCT FROM ({new})")
+        };
+        format!(
+            "WITH src AS MATERIALIZED ({src}), \
+             merged AS (INSERT INTO {target} AS t ({cols}) SELECT {cols} FROM src \
+             ON CONFLICT ({keys}) {conflict} RETURNING (xmax = 0) AS inserted) \
+             SELECT (SELECT count(*) FROM src), \
+             count(*) FILTER (WHERE inserted), count(*) FILTER (WHERE NOT inserted) FROM merged",
+            src = self.deduplicated_source(),
+            target = self.target.quoted(),
+            cols = self.column_list(""),
+            keys = self.key_list(),
+        )
+    }
+
+    /// Greatest incremental value among the staged rows (the new watermark candidate).
+    pub fn max_incremental(&self) -> Option<String> {
+        self.incremental
+            .as_ref()
+            .map(|inc| format!("SELECT max({}) FROM {}", ident(inc), ident(STAGING)))
+    }
+
+    pub fn is_target_empty(&self) -> String {
+        format!("SELECT NOT EXISTS (SELECT 1 FROM {})", self.target.quoted())
+    }
+
+    /// Full refresh: delete the target rows whose key was not loaded (an anti-join on the key).
+    pub fn delete_missing(&self) -> String {
+        let cond = self
+            .primary_key
+            .iter()
+            .map(|k| format!("s.{0} = t.{0}", ident(k)))
+            .collect::<Vec<_>>()
+            .join(" AND ");
+        format!(
+            "DELETE FROM {} AS t WHERE NOT EXISTS (SELECT 1 FROM {} AS s WHERE {cond})",
+            self.target.quoted(),
+            ident(STAGING)
+        )
+    }
+}
+
+fn join(items: impl Iterator<Item = String>) -> String {
+    items.collect::<Vec<_>>().join(", ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::pgtype::PgType;
+
+    fn shape() -> LoadShape {
+        let col = |n: &str, ty: PgType| PgColumn {
+            name: n.into(),
+            ty,
+            nullable: true,
+        };
+        LoadShape {
+            target: TableName::new("raw", "pagos"),
+            columns: vec![
+                col("nro_documento", PgType::Text),
+                col(
+                    "monto",
+                    PgType::Numeric {
+                        precision: Some(15),
+                        scale: 2,
+                    },
+                ),
+                col("creado_el", PgType::Timestamptz),
+            ],
+            primary_key: vec!["nro_documento".into()],
+            incremental: Some("creado_el".into()),
+        }
+    }
+
+    #[test]
+    fn identifiers_are_always_quoted_and_escaped() {
+        assert_eq!(ident("a"), "\"a\"");
+        assert_eq!(ident("we\"ird; DROP"), "\"we\"\"ird; DROP\"");
+        assert_eq!(TableName::new("s", "t\"x").quoted(), "\"s\".\"t\"\"x\"");
+    }
+
+    #[test]
+    fn merge_skips_unchanged_rows_and_dedups_by_latest_incremental_value() {
+        let sql = shape().merge();
+        assert!(sql.contains(
+            "SELECT DISTINCT ON (\"nro_documento\") \"nro_documento\", \"monto\", \"creado_el\" \
+             FROM \"pulso_flow_staging\" ORDER BY \"nro_documento\", \"creado_el\" DESC NULLS LAST, ctid DESC"
+        ));
+        assert!(sql.contains(
+            "ON CONFLICT (\"nro_documento\") DO UPDATE SET \"monto\" = EXCLUDED.\"monto\""
+        ));
+        assert!(sql.contains(
+            "WHERE (t.\"monto\", t.\"creado_el\") IS DISTINCT FROM (EXCLUDED.\"monto\", EXCLUDED.\"creado_el\")"
+        ));
+    }
+
+    #[test]
+    fn key_only_tables_do_nothing_on_conflict() {
+        let mut s = shape();
+        s.columns.truncate(1);
+        assert!(
+            s.merge()
+                .contains("ON CONFLICT (\"nro_documento\") DO NOTHING")
+        );
+    }
+
+    #[test]
+    fn create_target_declares_the_primary_key() {
+        let sql = shape().create_target();
+        assert_eq!(
+            sql,
+            "CREATE TABLE IF NOT EXISTS \"raw\".\"pagos\" (\"nro_documento\" text NOT NULL, \
+             \"monto\" numeric(15,2), \"creado_el\" timestamp with time zone, PRIMARY KEY (\"nro_documento\"))"
+        );
+    }
+}

@@ -1,0 +1,414 @@
+//! Argument parsing and the commands.
+
+use std::io::IsTerminal;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use anyhow::{Context, Result, anyhow};
+use clap::{Parser, Subcommand, ValueEnum};
+use pulso_engine::EngineError;
+use pulso_engine::compile::load_pipeline;
+use pulso_engine::executor::{self, NodeStatus, RunObserver, RunOptions};
+use pulso_engine::pipeline::{NodeKind, Pipeline};
+use pulso_sinks::state::{self, Watermark, WatermarkKind};
+
+use crate::progress::Progress;
+use crate::summary;
+
+pub const EXIT_FAILED: u8 = 1;
+pub const EXIT_USAGE: u8 = 2;
+pub const EXIT_LOCKED: u8 = 3;
+pub const EXIT_INTERRUPTED: u8 = 130;
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "pulso-flow",
+    version,
+    about = "BigQuery → PostgreSQL incremental data engine of the Pulso dashboard"
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+    /// Log level (error, warn, info, debug, trace) or a tracing filter such as `pulso_sinks=debug`.
+    #[arg(long, global = true, env = "PULSO_LOG")]
+    pub log_level: Option<String>,
+    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Pretty)]
+    pub log_format: LogFormat,
+    /// Target PostgreSQL (overrides a `postgres` connection named by the pipeline's defaults.target).
+    #[arg(long, global = true, env = "DATABASE_URL", hide_env_values = true)]
+    pub database_url: Option<String>,
+}
+
+#[derive(Copy, Clone, Debug, ValueEnum)]
+pub enum LogFormat {
+    Pretty,
+    Json,
+}
+
+#[derive(Copy, Clone, Debug, ValueEnum, PartialEq, Eq)]
+pub enum ExplainFormat {
+    Text,
+    Json,
+    Dot,
+}
+
+#[derive(Copy, Clone, Debug, ValueEnum, PartialEq, Eq)]
+pub enum SummaryFormat {
+    Table,
+    Json,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Load the pipeline's tables and run its builds.
+    Run {
+        #[arg(default_value = "pipelines.yaml")]
+        file: PathBuf,
+        /// Only these nodes (comma-separated table or build names).
+        #[arg(long, value_delimiter = ',')]
+        tables: Option<Vec<String>>,
+        /// Re-read the selected tables whole and replace their content.
+        #[arg(long)]
+        full_refresh: bool,
+        /// How many nodes run at the same time.
+        #[arg(long, default_value_t = 4)]
+        concurrency: usize,
+        /// Fail a table at once if another run is loading it, instead of waiting.
+        #[arg(long)]
+        no_wait: bool,
+        /// Print the final summary as a table (default) or as JSON on stdout.
+        #[arg(long, value_enum, default_value_t = SummaryFormat::Table)]
+        summary: SummaryFormat,
+    },
+    /// Show the DAG and, per node, the window, the DataFusion plan and the exact SQL, without loading.
+    Explain {
+        #[arg(default_value = "pipelines.yaml")]
+        file: PathBuf,
+        #[arg(long, value_enum, default_value_t = ExplainFormat::Text)]
+        format: ExplainFormat,
+        #[arg(long)]
+        full_refresh: bool,
+    },
+    /// Check a pipeline file; exit 2 with file:line:col errors if it is invalid.
+    Validate {
+        #[arg(default_value = "pipelines.yaml")]
+        file: PathBuf,
+    },
+    /// List the pipeline's nodes.
+    List {
+        #[arg(default_value = "pipelines.yaml")]
+        file: PathBuf,
+    },
+    /// Show, set or reset watermarks.
+    Watermarks {
+        #[command(subcommand)]
+        action: WatermarkAction,
+    },
+    /// Apply the versioned SQL migrations.
+    Migrate,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum WatermarkAction {
+    Show,
+    /// Set NODE's watermark (its type comes from the pipeline file).
+    Set {
+        node: String,
+        value: String,
+        #[arg(long, default_value = "pipelines.yaml")]
+        file: PathBuf,
+    },
+    /// Forget NODE's watermark: its next run starts from the table's initial window.
+    Reset {
+        node: String,
+    },
+}
+
+pub fn init_logging(cli: &Cli) {
+    use tracing_subscriber::EnvFilter;
+    // On a terminal the progress bars and summary say what happens; logs default to warnings.
+    let default = if std::io::stderr().is_terminal() {
+        "warn"
+    } else {
+        "info"
+    };
+    let filter = EnvFilter::try_new(cli.log_level.as_deref().unwrap_or(default))
+        .unwrap_or_else(|_| EnvFilter::new(default));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    match cli.log_format {
+        LogFormat::Pretty => builder.init(),
+        LogFormat::Json => builder.json().init(),
+    }
+}
+
+pub async fn dispatch(cli: Cli) -> ExitCode {
+    let result = match cli.command {
+        Command::Run {
+            file,
+            tables,
+            full_refresh,
+            concurrency,
+            no_wait,
+            summary,
+        } => {
+            run(
+                &file,
+                cli.database_url,
+                tables,
+                full_refresh,
+                concurrency,
+                no_wait,
+                summary,
+            )
+            .await
+        }
+        Command::Explain {
+            file,
+            format,
+            full_refresh,
+        } => explain(&file, cli.database_url, format, full_refresh).await,
+        Command::Validate { file } => validate(&file),
+        Command::List { file } => list(&file),
+        Command::Watermarks { action } => watermarks(action, cli.database_url).await,
+        Command::Migrate => migrate(cli.database_url).await,
+    };
+    match result {
+        Ok(code) => code,
+        Err(e) => {
+            // Invalid pipelines and bad arguments are usage errors (2); anything else failed (1).
+            let code = match e.downcast_ref::<EngineError>() {
+                Some(EngineError::Spec(_) | EngineError::Usage(_) | EngineError::Read { .. }) => {
+                    EXIT_USAGE
+                }
+                _ => EXIT_FAILED,
+            };
+            match e.downcast_ref::<EngineError>() {
+                // Already "file:line:col: error: …" lines.
+                Some(EngineError::Spec(errors)) => eprintln!("{errors}"),
+                _ => eprintln!("error: {e:#}"),
+            }
+            ExitCode::from(code)
+        }
+    }
+}
+
+fn pipeline(file: &Path) -> Result<Pipeline> {
+    Ok(load_pipeline(file)?)
+}
+
+fn database_url(cli_url: Option<String>, pipeline: Option<&Pipeline>) -> Result<String> {
+    cli_url
+        .or_else(|| pipeline.and_then(|p| p.target_url.clone()))
+        .ok_or_else(|| {
+            anyhow!(EngineError::Usage(
+                "no target database: set DATABASE_URL (see .env.example) or pass --database-url"
+                    .into()
+            ))
+        })
+}
+
+fn new_run_id() -> String {
+    let now = chrono::Utc::now();
+    let salt = now.timestamp_subsec_nanos() ^ std::process::id().rotate_left(16);
+    format!("{}-{salt:08x}", now.format("%Y%m%dT%H%M%SZ"))
+}
+
+async fn run(
+    file: &Path,
+    cli_url: Option<String>,
+    tables: Option<Vec<String>>,
+    full_refresh: bool,
+    concurrency: usize,
+    no_wait: bool,
+    summary_format: SummaryFormat,
+) -> Result<ExitCode> {
+    let pipeline = Arc::new(pipeline(file)?);
+    let url = database_url(cli_url, Some(&pipeline))?;
+    let opts = RunOptions {
+        database_url: url,
+        only: tables,
+        full_refresh,
+        concurrency,
+        wait_for_lock: !no_wait,
+        run_id: new_run_id(),
+    };
+    let (cancel_tx, cancel_rx) = tokio::sync::watch::channel(false);
+    let interrupted = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    {
+        let interrupted = interrupted.clone();
+        tokio::spawn(async move {
+            if tokio::signal::ctrl_c().await.is_ok() {
+                interrupted.store(true, std::sync::atomic::Ordering::SeqCst);
+                let _ = cancel_tx.send(true);
+            }
+        });
+    }
+    let progress = Arc::new(Progress::new(std::io::stderr().is_terminal()));
+    let observer: Arc<dyn RunObserver> = progress.clone();
+    let report = executor::run(pipeline.clone(), opts, observer, cancel_rx).await?;
+    progress.finish();
+    match summary_format {
+        SummaryFormat::Table => eprint!("{}", summary::table(&report)),
+        SummaryFormat::Json => {
+            println!("{}", serde_json::to_string_pretty(&summary::json(&report))?)
+        }
+    }
+    if interrupted.load(std::sync::atomic::Ordering::SeqCst) {
+        return Ok(ExitCode::from(EXIT_INTERRUPTED));
+    }
+    let failed: Vec<_> = report
+        .nodes
+        .iter()
+        .filter(|n| n.status != NodeStatus::Ok)
+        .collect();
+    if failed.is_empty() {
+        Ok(ExitCode::SUCCESS)
+    } else if failed.iter().all(|n| n.lock_conflict) {
+        Ok(ExitCode::from(EXIT_LOCKED))
+    } else {
+        Ok(ExitCode::from(EXIT_FAILED))
+    }
+}
+
+async fn explain(
+    file: &Path,
+    cli_url: Option<String>,
+    format: ExplainFormat,
+    full_refresh: bool,
+) -> Result<ExitCode> {
+    let pipeline = pipeline(file)?;
+    let url = cli_url.or_else(|| pipeline.target_url.clone());
+    let ex = pulso_engine::explain::explain(&pipeline, url.as_deref(), full_refresh).await;
+    match format {
+        ExplainFormat::Text => print!("{}", ex.to_text()),
+        ExplainFormat::Json => println!("{}", serde_json::to_string_pretty(&ex.to_json())?),
+        ExplainFormat::Dot => print!("{}", ex.to_dot()),
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn validate(file: &Path) -> Result<ExitCode> {
+    let p = pipeline(file)?;
+    let tables = p
+        .nodes
+        .iter()
+        .filter(|n| matches!(n.kind, NodeKind::Table(_)))
+        .count();
+    println!(
+        "{}: ok ({tables} tables, {} builds, {} edges)",
+        file.display(),
+        p.nodes.len() - tables,
+        p.dag.edges.len()
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+fn list(file: &Path) -> Result<ExitCode> {
+    let p = pipeline(file)?;
+    println!(
+        "{:<28} {:<6} {:<34} {:<14} {:<24} {}",
+        "NODE", "KIND", "TARGET", "MODE", "INCREMENTAL", "PRIMARY KEY / SOURCE"
+    );
+    for &i in &p.dag.order {
+        let n = &p.nodes[i];
+        match &n.kind {
+            NodeKind::Table(t) => println!(
+                "{:<28} {:<6} {:<34} {:<14} {:<24} ({}) {}",
+                n.name,
+                "table",
+                t.shape.target.to_string(),
+                t.mode.as_str(),
+                t.incremental
+                    .as_ref()
+                    .map(|i| format!("{} {:?}", i.column, i.ty).to_lowercase())
+                    .unwrap_or_else(|| "-".into()),
+                t.shape.primary_key.join(", "),
+                t.source.describe()
+            ),
+            NodeKind::Build(b) => println!(
+                "{:<28} {:<6} {:<34} {:<14} {:<24} {}",
+                n.name, "sql", "-", "-", "-", b.origin
+            ),
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn watermarks(action: WatermarkAction, cli_url: Option<String>) -> Result<ExitCode> {
+    let url = database_url(cli_url, None)?;
+    let mut client = pulso_sinks::connect::connect(&url).await?;
+    pulso_sinks::migrate::migrate(&mut client).await?;
+    match action {
+        WatermarkAction::Show => {
+            println!(
+                "{:<28} {:<10} {:<30} {:<8} {:>8} {}",
+                "NODE", "TYPE", "VALUE", "STATUS", "VERSION", "UPDATED"
+            );
+            for w in state::list_watermarks(&client).await? {
+                println!(
+                    "{:<28} {:<10} {:<30} {:<8} {:>8} {}",
+                    w.node,
+                    w.inc_type.as_deref().unwrap_or("-"),
+                    w.value.as_deref().unwrap_or("-"),
+                    w.last_status,
+                    w.data_version,
+                    w.updated_at
+                        .to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+                );
+            }
+        }
+        WatermarkAction::Set { node, value, file } => {
+            let p = pipeline(&file)?;
+            let (_, n) = p.node(&node).ok_or_else(|| {
+                anyhow!(EngineError::Usage(format!(
+                    "no node {node} in {}",
+                    file.display()
+                )))
+            })?;
+            let NodeKind::Table(t) = &n.kind else {
+                return Err(anyhow!(EngineError::Usage(format!(
+                    "{node} is a build; only tables have watermarks"
+                ))));
+            };
+            let inc = t.incremental.as_ref().ok_or_else(|| {
+                anyhow!(EngineError::Usage(format!(
+                    "table {node} has no incremental column"
+                )))
+            })?;
+            let kind = match inc.ty {
+                pulso_operators::window::IncType::Date => WatermarkKind::Date,
+                pulso_operators::window::IncType::Datetime => WatermarkKind::Datetime,
+                pulso_operators::window::IncType::Timestamp => WatermarkKind::Timestamp,
+            };
+            let w = Watermark::parse(kind, &value)
+                .map_err(|e| anyhow!(EngineError::Usage(e.to_string())))?;
+            state::set_watermark(&client, &node, &t.shape.target.to_string(), w).await?;
+            println!("{node}: watermark set to {}", w.to_iso());
+        }
+        WatermarkAction::Reset { node } => {
+            if state::reset_watermark(&client, &node).await? {
+                println!("{node}: watermark reset; the next run starts from the initial window");
+            } else {
+                println!("{node}: had no watermark");
+            }
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn migrate(cli_url: Option<String>) -> Result<ExitCode> {
+    let url = database_url(cli_url, None)?;
+    let applied = pulso_sinks::migrate::migrate_url(&url)
+        .await
+        .context("applying migrations")?;
+    if applied.is_empty() {
+        println!("migrations: up to date");
+    }
+    for m in applied {
+        println!("applied V{} {}", m.version, m.name);
+    }
+    Ok(ExitCode::SUCCESS)
+}

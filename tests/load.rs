@@ -1,0 +1,424 @@
+//! End-to-end loads through the CLI against a real PostgreSQL: counts, idempotence, exact change
+//! counts, atomicity under SIGKILL and a terminated backend, bad rows, dedup and locking.
+
+mod common;
+
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::{TestDb, checksum, cli, counts, summary_json, text, watermark, write};
+use pulso_engine::pipeline::NodeKind;
+use pulso_operators::source::SourceSpec;
+
+/// A generated table with a stable key: a revision changes `change_share` of the rows in place
+/// (updates) and adds `grow` rows (inserts).
+const PIPELINE: &str = "\
+defaults: { schema: t }
+tables:
+  - name: deuda
+    source:
+      kind: generate
+      rows: ${ROWS:-20000}
+      seed: 7
+      revision: ${REV:-0}
+      change_share: 0.05
+      grow: 100
+      columns:
+        cuenta: { from_id: \"C{}\", offset: 1000000 }
+        monto: { decimal: [\"1.00\", \"99999.99\"] }
+        vence: { date: [\"2024-01-01\", \"2025-12-31\"] }
+        nota: { choice: [\"a\", \"b\", \"ñandú\"], null_share: 0.2 }
+        creado_el: { incremental: { start: \"2025-06-01T05:00:00Z\", step: \"1s\", type: timestamp } }
+    columns: { cuenta: text, monto: numeric(15,2), vence: date, nota: text, creado_el: timestamptz }
+    primary_key: [cuenta]
+    incremental: { column: creado_el, type: timestamp, lookback: 1h }
+";
+
+fn run(db: &TestDb, file: &Path, env: &[(&str, &str)]) -> std::process::Output {
+    cli(
+        &db.url,
+        &["run", &file.display().to_string(), "--summary", "json"],
+        env,
+    )
+}
+
+/// (changed, new) rows of revision `rev` of the `deuda` generator, as the generator defines them.
+fn expected_changes(file: &Path, rows: &str, rev: u64) -> (u64, u64) {
+    let text = std::fs::read_to_string(file).expect("read pipeline");
+    let env = |k: &str| match k {
+        "ROWS" => Some(rows.to_string()),
+        _ => None,
+    };
+    let p = pulso_engine::compile::compile_text("p.yaml", Path::new("."), &text, &env)
+        .expect("compile");
+    let NodeKind::Table(t) = &p.nodes[0].kind else {
+        panic!("not a table")
+    };
+    let SourceSpec::Generate(g) = &t.source else {
+        panic!("not generate")
+    };
+    pulso_operators::source::changed_rows(g, rev)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn second_run_changes_nothing_and_a_revision_reports_exact_counts() {
+    let db = TestDb::new("counts").await;
+    let dir = tempfile::tempdir().unwrap();
+    let file = write(dir.path(), "p.yaml", PIPELINE);
+
+    let out = run(&db, &file, &[]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    assert_eq!(counts(&summary_json(&out), "deuda"), (20_000, 0, 0));
+
+    let out = run(&db, &file, &[]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let (ins, upd, unchanged) = counts(&summary_json(&out), "deuda");
+    assert_eq!((ins, upd), (0, 0), "{}", text(&out));
+    // The one-hour lookback re-read 3601 rows (one per second, both ends inclusive).
+    assert_eq!(unchanged, 3601);
+
+    let client = db.client().await;
+    let before = checksum(&client, "t.deuda").await;
+    let (changed, new) = expected_changes(&file, "20000", 1);
+    assert!(changed > 500 && new == 100, "({changed}, {new})");
+    let out = run(&db, &file, &[("REV", "1")]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let (ins, upd, _) = counts(&summary_json(&out), "deuda");
+    assert_eq!((ins, upd), (new, changed), "{}", text(&out));
+    let after = checksum(&client, "t.deuda").await;
+    assert_eq!(after.0, before.0 + new as i64);
+
+    // The run ledger has the same numbers, committed with the data.
+    let row = client
+        .query_one(
+            "SELECT inserted, updated, status FROM pulso_flow.node_runs WHERE node = 'deuda' ORDER BY started_at DESC LIMIT 1",
+            &[],
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        (
+            row.get::<_, i64>(0),
+            row.get::<_, i64>(1),
+            row.get::<_, String>(2)
+        ),
+        (new as i64, changed as i64, "ok".into())
+    );
+}
+
+/// Wait until the load's backend is inside `COPY … FROM STDIN`, then return its pid.
+async fn wait_for_copy(client: &tokio_postgres::Client, db: &str) -> i32 {
+    let t0 = Instant::now();
+    loop {
+        let rows = client
+            .query(
+                "SELECT pid FROM pg_stat_activity WHERE datname = $1 AND query LIKE 'COPY %pulso_flow_staging%' AND state = 'active'",
+                &[&db],
+            )
+            .await
+            .unwrap();
+        if let Some(r) = rows.first() {
+            return r.get(0);
+        }
+        assert!(
+            t0.elapsed() < Duration::from_secs(120),
+            "the load never reached COPY"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+/// Kill the process (or the backend) during COPY of revision 1 and check nothing changed; then
+/// finish revision 1 and compare with an uninterrupted database.
+async fn interrupted_copy_leaves_target_unchanged(kill_process: bool) {
+    let tag = if kill_process { "sigkill" } else { "terminate" };
+    let db = TestDb::new(tag).await;
+    let reference = TestDb::new(&format!("{tag}_ref")).await;
+    let dir = tempfile::tempdir().unwrap();
+    let file = write(dir.path(), "p.yaml", PIPELINE);
+    let rows = "300000";
+    for d in [&db, &reference] {
+        let out = run(d, &file, &[("ROWS", rows)]);
+        assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    }
+    let client = db.client().await;
+    let before = checksum(&client, "t.deuda").await;
+    let wm_before = watermark(&client, "deuda").await;
+    assert!(wm_before.is_some());
+
+    // Revision 1 with a full refresh so the whole table is re-sent (a long COPY).
+    let mut child = Command::new(common::bin())
+        .args(["run", &file.display().to_string(), "--full-refresh"])
+        .env("DATABASE_URL", &db.url)
+        .env("ROWS", rows)
+        .env("REV", "1")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let pid = wait_for_copy(&client, &db.name).await;
+    if kill_process {
+        child.kill().unwrap(); // SIGKILL
+        let _ = child.wait();
+    } else {
+        client
+            .execute("SELECT pg_terminate_backend($1)", &[&pid])
+            .await
+            .unwrap();
+        let out = child.wait_with_output().unwrap();
+        assert_eq!(
+            out.status.code(),
+            Some(1),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    // The server notices the dead client and rolls back; wait for the backend to be gone.
+    let t0 = Instant::now();
+    while client
+        .query_opt("SELECT 1 FROM pg_stat_activity WHERE pid = $1", &[&pid])
+        .await
+        .unwrap()
+        .is_some()
+    {
+        assert!(
+            t0.elapsed() < Duration::from_secs(30),
+            "backend {pid} did not end"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(
+        checksum(&client, "t.deuda").await,
+        before,
+        "target changed by an interrupted load"
+    );
+    assert_eq!(
+        watermark(&client, "deuda").await,
+        wm_before,
+        "watermark moved by an interrupted load"
+    );
+
+    // The next run ends identical to an uninterrupted one.
+    for d in [&db, &reference] {
+        let out = run(d, &file, &[("ROWS", rows), ("REV", "1")]);
+        assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    }
+    let reference_client = reference.client().await;
+    assert_eq!(
+        checksum(&client, "t.deuda").await,
+        checksum(&reference_client, "t.deuda").await
+    );
+    assert_eq!(
+        watermark(&client, "deuda").await,
+        watermark(&reference_client, "deuda").await
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn sigkill_during_copy_leaves_target_and_watermark_unchanged() {
+    interrupted_copy_leaves_target_unchanged(true).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn terminated_backend_during_copy_leaves_target_and_watermark_unchanged() {
+    interrupted_copy_leaves_target_unchanged(false).await;
+}
+
+const BAD_ROWS: &str = "\
+defaults: { schema: t }
+tables:
+  - name: good
+    source: { kind: csv, path: good.csv }
+    columns: { id: integer, name: text }
+    primary_key: [id]
+  - name: null_key
+    source: { kind: csv, path: null_key.csv }
+    columns: { cuenta: text, doc: text, monto: numeric(15,2) }
+    primary_key: [cuenta, doc]
+  - name: overflow
+    source: { kind: csv, path: overflow.csv }
+    columns: { cuenta: text, doc: text, monto: numeric(15,2) }
+    primary_key: [cuenta, doc]
+  - name: not_int
+    source: { kind: csv, path: not_int.csv }
+    columns: { id: integer, decil: integer }
+    primary_key: [id]
+  - name: after_bad
+    source: { kind: csv, path: good.csv }
+    columns: { id: integer, name: text }
+    primary_key: [id]
+    depends_on: [not_int]
+";
+
+#[tokio::test(flavor = "multi_thread")]
+async fn bad_rows_fail_their_table_with_table_column_and_key_and_commit_nothing() {
+    let db = TestDb::new("badrows").await;
+    let dir = tempfile::tempdir().unwrap();
+    write(dir.path(), "good.csv", "id,name\n1,uno\n2,dos\n");
+    write(
+        dir.path(),
+        "null_key.csv",
+        "cuenta,doc,monto\nA,D1,10.00\n,D2,5.00\n",
+    );
+    write(
+        dir.path(),
+        "overflow.csv",
+        "cuenta,doc,monto\nA,D1,10.00\nB,D7,12345678901234.56\n",
+    );
+    write(dir.path(), "not_int.csv", "id,decil\n1,3\n2,12a\n");
+    let file = write(dir.path(), "p.yaml", BAD_ROWS);
+    let out = run(&db, &file, &[]);
+    let all = text(&out);
+    assert_eq!(out.status.code(), Some(1), "{all}");
+    let summary = summary_json(&out);
+    let node = |name: &str| {
+        summary["nodes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|n| n["name"] == name)
+            .unwrap()
+            .clone()
+    };
+    assert_eq!(node("good")["status"], "ok");
+    assert_eq!(node("after_bad")["status"], "skipped");
+    let err = |name: &str| node(name)["error"].as_str().unwrap_or_default().to_string();
+    let e = err("null_key");
+    assert!(
+        e.contains("null_key") && e.contains("column cuenta") && e.contains("doc=D2"),
+        "{e}"
+    );
+    let e = err("overflow");
+    assert!(
+        e.contains("column monto")
+            && e.contains("cuenta=B")
+            && e.contains("doc=D7")
+            && e.contains("numeric(15,2)"),
+        "{e}"
+    );
+    let e = err("not_int");
+    assert!(
+        e.contains("column decil") && e.contains("id=2") && e.contains("12a"),
+        "{e}"
+    );
+
+    let client = db.client().await;
+    assert_eq!(checksum(&client, "t.good").await.0, 2);
+    for t in ["null_key", "overflow", "not_int"] {
+        // Created inside the failed transaction, so not even the table exists.
+        let exists: bool = client
+            .query_one("SELECT to_regclass($1) IS NOT NULL", &[&format!("t.{t}")])
+            .await
+            .unwrap()
+            .get(0);
+        assert!(!exists, "{t} was (partly) committed");
+        assert_eq!(watermark(&client, t).await, None);
+        let status: String = client
+            .query_one(
+                "SELECT status FROM pulso_flow.node_runs WHERE node = $1",
+                &[&t],
+            )
+            .await
+            .unwrap()
+            .get(0);
+        assert_eq!(status, "failed");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn duplicate_keys_keep_the_latest_incremental_value_then_the_last_row() {
+    let db = TestDb::new("dedup").await;
+    let dir = tempfile::tempdir().unwrap();
+    write(
+        dir.path(),
+        "pagos.csv",
+        "doc,monto,creado_el\n\
+         D1,10.00,2025-06-02T10:00:00Z\n\
+         D1,11.00,2025-06-03T10:00:00Z\n\
+         D1,12.00,2025-06-01T10:00:00Z\n\
+         D2,20.00,2025-06-01T10:00:00Z\n\
+         D2,21.00,2025-06-01T10:00:00Z\n\
+         D3,30.00,2025-06-01T10:00:00Z\n",
+    );
+    let file = write(
+        dir.path(),
+        "p.yaml",
+        "tables:\n  - name: pagos\n    source: { kind: csv, path: pagos.csv }\n    target: t.pagos\n    \
+         columns: { doc: text, monto: numeric(15,2), creado_el: timestamptz }\n    primary_key: [doc]\n    \
+         incremental: { column: creado_el, type: timestamp }\n",
+    );
+    let out = run(&db, &file, &[]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let n = &summary_json(&out)["nodes"][0];
+    assert_eq!(
+        (
+            n["rows_staged"].as_u64(),
+            n["duplicates"].as_u64(),
+            n["inserted"].as_u64()
+        ),
+        (Some(6), Some(3), Some(3))
+    );
+    let client = db.client().await;
+    let rows: Vec<(String, String)> = client
+        .query("SELECT doc, monto::text FROM t.pagos ORDER BY doc", &[])
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| (r.get(0), r.get(1)))
+        .collect();
+    let expected = [("D1", "11.00"), ("D2", "21.00"), ("D3", "30.00")]
+        .map(|(a, b)| (a.to_string(), b.to_string()));
+    assert_eq!(rows, expected);
+    assert_eq!(
+        watermark(&client, "pagos").await.as_deref(),
+        Some("2025-06-03T10:00:00.000000Z")
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn concurrent_runs_never_double_load_and_no_wait_exits_with_a_message() {
+    let db = TestDb::new("locks").await;
+    let dir = tempfile::tempdir().unwrap();
+    let file = write(dir.path(), "p.yaml", PIPELINE);
+    let f = file.display().to_string();
+    // Two simultaneous runs: one loads, the other waits and then finds nothing new.
+    let spawn = || {
+        Command::new(common::bin())
+            .args(["run", &f, "--summary", "json"])
+            .env("DATABASE_URL", &db.url)
+            .env("ROWS", "100000")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap()
+    };
+    let (a, b) = (spawn(), spawn());
+    let (a, b) = (a.wait_with_output().unwrap(), b.wait_with_output().unwrap());
+    assert_eq!(a.status.code(), Some(0), "{}", text(&a));
+    assert_eq!(b.status.code(), Some(0), "{}", text(&b));
+    let mut inserted = [
+        counts(&summary_json(&a), "deuda").0,
+        counts(&summary_json(&b), "deuda").0,
+    ];
+    inserted.sort();
+    assert_eq!(inserted, [0, 100_000]);
+    let client = db.client().await;
+    assert_eq!(checksum(&client, "t.deuda").await.0, 100_000);
+
+    // Hold the table's lock as a concurrent run would: --no-wait gives up at once with exit 3.
+    client
+        .execute(
+            "SELECT pg_advisory_lock(hashtextextended('pulso-flow:t.deuda', 0))",
+            &[],
+        )
+        .await
+        .unwrap();
+    let out = cli(&db.url, &["run", &f, "--no-wait"], &[("ROWS", "100000")]);
+    assert_eq!(out.status.code(), Some(3), "{}", text(&out));
+    assert!(
+        text(&out).contains("is being loaded by another run"),
+        "{}",
+        text(&out)
+    );
+}
