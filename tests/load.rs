@@ -30,7 +30,7 @@ tables:
         vence: { date: [\"2024-01-01\", \"2025-12-31\"] }
         nota: { choice: [\"a\", \"b\", \"ñandú\"], null_share: 0.2 }
         creado_el: { incremental: { start: \"2025-06-01T05:00:00Z\", step: \"1s\", type: timestamp } }
-    columns: { cuenta: text, monto: numeric(15,2), vence: date, nota: text, creado_el: timestamptz }
+    columns: { cuenta: text, monto: \"numeric(15,2)\", vence: date, nota: text, creado_el: timestamptz }
     primary_key: [cuenta]
     incremental: { column: creado_el, type: timestamp, lookback: 1h }
 ";
@@ -234,11 +234,11 @@ tables:
     primary_key: [id]
   - name: null_key
     source: { kind: csv, path: null_key.csv }
-    columns: { cuenta: text, doc: text, monto: numeric(15,2) }
+    columns: { cuenta: text, doc: text, monto: \"numeric(15,2)\" }
     primary_key: [cuenta, doc]
   - name: overflow
     source: { kind: csv, path: overflow.csv }
-    columns: { cuenta: text, doc: text, monto: numeric(15,2) }
+    columns: { cuenta: text, doc: text, monto: \"numeric(15,2)\" }
     primary_key: [cuenta, doc]
   - name: not_int
     source: { kind: csv, path: not_int.csv }
@@ -345,7 +345,7 @@ async fn duplicate_keys_keep_the_latest_incremental_value_then_the_last_row() {
         dir.path(),
         "p.yaml",
         "tables:\n  - name: pagos\n    source: { kind: csv, path: pagos.csv }\n    target: t.pagos\n    \
-         columns: { doc: text, monto: numeric(15,2), creado_el: timestamptz }\n    primary_key: [doc]\n    \
+         columns: { doc: text, monto: \"numeric(15,2)\", creado_el: timestamptz }\n    primary_key: [doc]\n    \
          incremental: { column: creado_el, type: timestamp }\n",
     );
     let out = run(&db, &file, &[]);

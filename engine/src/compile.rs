@@ -53,10 +53,14 @@ pub fn compile_text(
             .location()
             .map(|l| (l.line(), l.column()))
             .unwrap_or((0, 0));
-        SpecErrors(vec![
-            SpecError::new(file, line, column, yaml_message(&e))
-                .with_hint("see docs/pipeline.md for the keys each section accepts"),
-        ])
+        let message = yaml_message(&e);
+        // The classic flow-mapping trap: `{ m: numeric(15,2) }` splits at the comma.
+        let hint = if message.contains("null") {
+            "inside { … } a comma separates entries: quote values that contain one, e.g. \"numeric(15,2)\""
+        } else {
+            "see docs/pipeline.md for the keys each section accepts"
+        };
+        SpecErrors(vec![SpecError::new(file, line, column, message).with_hint(hint)])
     })?;
     Compiler {
         file,

@@ -176,12 +176,12 @@ async fn csv_reads_every_column_as_text() {
     assert_eq!(spec.schema(&ctx(1, dir.path())).await.unwrap(), schema);
 
     // A configured NULL text; the empty field is then an empty string.
-    let spec = yaml_source("kind: csv\npath: pagos.csv\ndelimiter: \";\"\nnull: NA\n");
+    let spec = yaml_source("kind: csv\npath: pagos.csv\ndelimiter: \";\"\nnull_text: NA\n");
     let cells = rows(&read(&spec, dir.path(), 10).await.unwrap());
     assert_eq!(cells[1][0], "");
     assert_eq!(cells[2][0], "NULL");
     // Nothing is NULL.
-    let spec = yaml_source("kind: csv\npath: pagos.csv\ndelimiter: \";\"\nnull: ~\n");
+    let spec = yaml_source("kind: csv\npath: pagos.csv\ndelimiter: \";\"\nnull_text: ~\n");
     let cells = rows(&read(&spec, dir.path(), 10).await.unwrap());
     assert!(cells.iter().flatten().all(|c| c != "NULL"), "{cells:?}");
 

@@ -108,6 +108,9 @@ pub async fn open(url: &str, req: LoadRequest) -> Result<OpenLoad, SinkError> {
     let t0 = Instant::now();
     let client = crate::connect::connect(url).await?;
     let target = req.shape.target.to_string();
+    if req.create_target {
+        ensure_schema(&client, &req.shape.target.schema).await?;
+    }
     client
         .batch_execute("BEGIN")
         .await
@@ -139,6 +142,27 @@ pub async fn open(url: &str, req: LoadRequest) -> Result<OpenLoad, SinkError> {
         started_at,
         t0,
     })
+}
+
+/// Create the target's schema before the load transaction. Outside it because concurrent loads
+/// of tables in the same new schema would otherwise collide on `CREATE SCHEMA IF NOT EXISTS`
+/// (it is not concurrency-safe), and an empty schema left behind by a failed load is harmless.
+async fn ensure_schema(client: &Client, schema: &str) -> Result<(), SinkError> {
+    let sql = format!("CREATE SCHEMA IF NOT EXISTS {}", crate::sql::ident(schema));
+    for attempt in 0..3 {
+        match client.batch_execute(&sql).await {
+            Ok(()) => return Ok(()),
+            // A concurrent creator won the race: the schema exists now.
+            Err(e)
+                if attempt < 2
+                    && e.code().is_some_and(|c| {
+                        *c == tokio_postgres::error::SqlState::UNIQUE_VIOLATION
+                            || *c == tokio_postgres::error::SqlState::DUPLICATE_SCHEMA
+                    }) => {}
+            Err(e) => return Err(SinkError::pg(format!("creating schema {schema}"), e)),
+        }
+    }
+    Ok(())
 }
 
 /// Take the per-target advisory lock for the rest of the transaction.
@@ -239,13 +263,8 @@ async fn ensure_target(client: &Client, shape: &LoadShape, create: bool) -> Resu
                 "the table does not exist (create it with `pulso-flow migrate`, or set create_target: true)".into(),
             ));
         }
-        let ddl = format!(
-            "CREATE SCHEMA IF NOT EXISTS {}; {}",
-            crate::sql::ident(&shape.target.schema),
-            shape.create_target()
-        );
         client
-            .batch_execute(&ddl)
+            .batch_execute(&shape.create_target())
             .await
             .map_err(|e| SinkError::pg(format!("creating {target}"), e))?;
         return Ok(());

@@ -1056,6 +1056,7 @@ async fn json_and_jsonb() {
         Some("[]"),
         Some("null"),
         Some(" 12.50 "),
+        Some(r#"{"big": 1e400}"#),
         None,
     ];
     db.check("json", utf8(&texts), &texts).await;
@@ -1068,10 +1069,15 @@ async fn json_and_jsonb() {
             Some("[]"),
             Some("null"),
             Some("12.50"),
+            Some(&format!(r#"{{"big": 1{}}}"#, "0".repeat(400))),
             None,
         ],
     )
     .await;
+    // An escaped backslash before "u0000" is not the NUL escape jsonb refuses.
+    let escaped = r#"{"a": "\\u0000"}"#;
+    db.check("jsonb", utf8(&[Some(escaped)]), &[Some(escaped)])
+        .await;
     let structs = StructArray::from(vec![
         (
             Arc::new(Field::new("x", DataType::Int32, true)),
@@ -1267,10 +1273,13 @@ async fn trandeuda_batches_in_one_copy() {
     let db = test_db().await;
     let columns = trandeuda_columns();
     db.create_table("trandeuda", &columns, &TRANDEUDA_KEY).await;
+    // Slices of a larger batch (as an upstream stage may hand them over) encode like batches.
+    let big = trandeuda_batch(1000, 3000, None);
     let batches = [
         trandeuda_batch(0, 1000, None),
         trandeuda_batch(1000, 0, None),
-        trandeuda_batch(1000, 2345, None),
+        big.slice(0, 1000),
+        big.slice(1000, 1345),
     ];
     let rows = db
         .copy("trandeuda", &columns, &TRANDEUDA_KEY, &batches)
@@ -1433,7 +1442,12 @@ fn value_errors_say_what_is_wrong() {
         (
             "timestamp",
             arc(TimestampSecondArray::from(vec![i64::MAX])),
-            "out of range for timestamp without time zone",
+            "value 9223372036854775807 (Timestamp(s)) out of range for timestamp without time zone",
+        ),
+        (
+            "jsonb",
+            utf8(&[Some(r#"{"a": "\u0000"}"#)]),
+            r#"contains \u0000, which jsonb cannot store"#,
         ),
         (
             "timestamptz",

@@ -45,10 +45,14 @@ impl TestDb {
         let n = COUNTER.fetch_add(1, Ordering::SeqCst);
         let name = format!("pf_{tag}_{}_{n}", std::process::id());
         let admin = connect(&format!("{}/postgres", server_url())).await;
+        // Separate statements: a multi-statement query is one implicit transaction, which
+        // CREATE/DROP DATABASE refuse.
         admin
-            .batch_execute(&format!(
-                "DROP DATABASE IF EXISTS {name} WITH (FORCE); CREATE DATABASE {name}"
-            ))
+            .batch_execute(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+            .await
+            .expect("drop stale test database");
+        admin
+            .batch_execute(&format!("CREATE DATABASE {name}"))
             .await
             .expect("create test database");
         TestDb {

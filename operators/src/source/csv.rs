@@ -7,7 +7,7 @@
 //!   header: true             # default true; false names the columns column_1, column_2, ...
 //!   delimiter: ","           # default ","; one ASCII character ("\t" for TSV)
 //!   quote: '"'               # default '"'
-//!   null: ""                 # text read as NULL, default "" (empty field); ~ = nothing is NULL
+//!   null_text: ""            # text read as NULL, default "" (empty field); ~ = nothing is NULL
 //! ```
 //!
 //! Types are deliberately not inferred: sniffing "0123" as a number or "1.10" as a float corrupts
@@ -41,9 +41,10 @@ pub struct CsvSpec {
     /// Quote character, one ASCII character.
     #[serde(default = "default_quote")]
     pub quote: char,
-    /// Field text read as NULL (compared whole, literally). `None` (`null: ~`): nothing is NULL.
+    /// Field text read as NULL (compared whole, literally). `None` (`null_text: ~`): nothing is
+    /// NULL. (Not called `null`: YAML reads a bare `null:` key as the null value.)
     #[serde(default = "default_null")]
-    pub null: Option<String>,
+    pub null_text: Option<String>,
 }
 
 fn default_header() -> bool {
@@ -67,7 +68,7 @@ impl CsvSpec {
             header: true,
             delimiter: ',',
             quote: '"',
-            null: Some(String::new()),
+            null_text: Some(String::new()),
         }
     }
 
@@ -97,7 +98,7 @@ impl CsvSpec {
             .with_header(self.header)
             .with_delimiter(byte(self.delimiter, "delimiter")?)
             .with_quote(byte(self.quote, "quote")?);
-        match &self.null {
+        match &self.null_text {
             // Arrow's default: an empty field is NULL.
             Some(text) if text.is_empty() => {}
             Some(text) => {

@@ -85,12 +85,25 @@ pub(super) fn plan(array: &ArrayRef, ty: &PgType, tz: &Tz) -> Plan {
 // ---------------------------------------------------------------------------------------------
 // Shared helpers
 
-/// The value at `row` as Arrow prints it, for error messages.
+/// The value at `row` as Arrow prints it, for error messages. Values Arrow cannot print (a
+/// timestamp beyond chrono's range) show as their raw integer.
 pub(super) fn display(array: &dyn Array, row: usize) -> String {
     let options = FormatOptions::new().with_null("NULL");
-    match ArrayFormatter::try_new(array, &options) {
-        Ok(f) => f.value(row).to_string(),
-        Err(_) => "?".to_string(),
+    let printed =
+        ArrayFormatter::try_new(array, &options).and_then(|f| f.value(row).try_to_string());
+    match printed {
+        Ok(text) => text,
+        Err(_) => {
+            let raw = cast(&array.slice(row, 1), &DataType::Int64).and_then(|a| {
+                ArrayFormatter::try_new(a.as_ref(), &options)?
+                    .value(0)
+                    .try_to_string()
+            });
+            raw.map_or_else(
+                |_| "?".to_string(),
+                |v| format!("{v} ({})", array.data_type()),
+            )
+        }
     }
 }
 
@@ -498,15 +511,8 @@ fn check_text(array: &dyn Array, text: &ByteCol) -> Result<(), PlanError> {
 }
 
 fn check_field_sizes(array: &dyn Array, bytes: &ByteCol) -> Result<(), PlanError> {
-    let total = match bytes {
-        ByteCol::Utf8(a) => a.value_data().len(),
-        ByteCol::LargeUtf8(a) => a.value_data().len(),
-        ByteCol::Binary(a) => a.value_data().len(),
-        ByteCol::LargeBinary(a) => a.value_data().len(),
-        // Views and fixed-size values may share or repeat bytes: check each.
-        _ => usize::MAX,
-    };
-    if total <= MAX_FIELD_BYTES {
+    // No single value can be longer than all of them together.
+    if bytes.data_len() <= MAX_FIELD_BYTES {
         return Ok(());
     }
     map_rows(array, |row| {
@@ -551,7 +557,7 @@ fn check_length(array: &dyn Array, text: &ByteCol, limit: u32) -> Result<(), Pla
 fn plan_json(array: &ArrayRef, binary: bool) -> Plan {
     let text = match strings(array).or_else(|| binaries(array)) {
         Some(text) => {
-            validate_json(array, &text)?;
+            validate_json(array, &text, binary)?;
             text
         }
         None => encode_json(array)?,
@@ -565,15 +571,41 @@ fn plan_json(array: &ArrayRef, binary: bool) -> Plan {
     Ok(writer(array, cells))
 }
 
-fn validate_json(array: &dyn Array, text: &ByteCol) -> Result<(), PlanError> {
+/// Syntax check with serde_json (which skips over numbers without converting them, so
+/// `1e400` passes as it does in PostgreSQL). jsonb also refuses the escape `\u0000`.
+fn validate_json(array: &dyn Array, text: &ByteCol, binary: bool) -> Result<(), PlanError> {
     map_rows(array, |row| {
         let bytes = text.value(row);
-        match serde_json::from_slice::<serde::de::IgnoredAny>(bytes) {
-            Ok(_) => Ok(0u8),
-            Err(e) => Err(format!("invalid JSON {} ({e})", quote_bytes(bytes))),
+        if let Err(e) = serde_json::from_slice::<serde::de::IgnoredAny>(bytes) {
+            return Err(format!("invalid JSON {} ({e})", quote_bytes(bytes)));
         }
+        if binary && has_nul_escape(bytes) {
+            return Err(format!(
+                "JSON {} contains \\u0000, which jsonb cannot store",
+                quote_bytes(bytes)
+            ));
+        }
+        Ok(0u8)
     })
     .map(|_| ())
+}
+
+/// Whether JSON text contains the escape `\u0000` (not an escaped backslash followed by
+/// `u0000`).
+fn has_nul_escape(json: &[u8]) -> bool {
+    let mut i = 0;
+    while let Some(offset) = json[i..].iter().position(|&b| b == b'\\') {
+        let at = i + offset;
+        if json.get(at + 1..at + 6) == Some(&b"u0000"[..]) {
+            return true;
+        }
+        // Skip the escaped character, which may itself be a backslash.
+        i = at + 2;
+        if i >= json.len() {
+            return false;
+        }
+    }
+    false
 }
 
 /// Structs, lists, maps, numbers… written as JSON by arrow's JSON writer.
@@ -809,11 +841,17 @@ fn plan_timestamp(array: &ArrayRef, tz: &Tz, zoned_target: bool) -> Plan {
                 resolve(raw[row], instant).ok_or_else(|| out_of_range(row))
             })?
         }
-        DataType::Date32 | DataType::Date64 => {
-            let days = cast_to(array, &DataType::Date32)?;
-            let a = primitive::<Date32Type>(&days)?;
+        DataType::Date32 => {
+            let a = primitive::<Date32Type>(array)?;
             map_rows(array, |row| {
                 let wall = i64::from(a.value(row)).checked_mul(MICROS_PER_DAY);
+                resolve(wall, false).ok_or_else(|| out_of_range(row))
+            })?
+        }
+        DataType::Date64 => {
+            let a = primitive::<Date64Type>(array)?;
+            map_rows(array, |row| {
+                let wall = temporal::to_micros(a.value(row), TimeUnit::Millisecond);
                 resolve(wall, false).ok_or_else(|| out_of_range(row))
             })?
         }
@@ -878,6 +916,15 @@ mod tests {
             parse_bool("maybe"),
             Err("\"maybe\" is not a boolean".into())
         );
+    }
+
+    #[test]
+    fn finds_nul_escapes_only() {
+        assert!(has_nul_escape(br#""\u0000""#));
+        assert!(has_nul_escape(br#""a\\\u0000""#));
+        assert!(!has_nul_escape(br#""\\u0000""#));
+        assert!(!has_nul_escape(br#""\u0001\\""#));
+        assert!(!has_nul_escape(b"\\"));
     }
 
     #[test]

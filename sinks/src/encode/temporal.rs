@@ -161,7 +161,7 @@ impl<'a> Parser<'a> {
         hit
     }
 
-    fn expect(&mut self, b: u8) -> Option<()> {
+    fn require(&mut self, b: u8) -> Option<()> {
         self.eat(b).then_some(())
     }
 
@@ -184,9 +184,9 @@ impl<'a> Parser<'a> {
     /// `YYYY-MM-DD` (4 to 6 year digits) → days since 1970.
     fn date(&mut self) -> Option<i64> {
         let year = self.digits(4, 6)?;
-        self.expect(b'-')?;
+        self.require(b'-')?;
         let month = self.digits(2, 2)?;
-        self.expect(b'-')?;
+        self.require(b'-')?;
         let day = self.digits(2, 2)?;
         let date = NaiveDate::from_ymd_opt(
             i32::try_from(year).ok()?,
@@ -203,7 +203,7 @@ impl<'a> Parser<'a> {
     /// truncated.
     fn time(&mut self) -> Option<i64> {
         let hour = self.digits(2, 2)?;
-        self.expect(b':')?;
+        self.require(b':')?;
         let minute = self.digits(2, 2)?;
         let mut second = 0;
         let mut micros = 0;

@@ -50,17 +50,22 @@ impl ByteCol {
         }
     }
 
-    /// Bytes of all values, for sizing the output buffer up front.
-    fn data_len(&self) -> usize {
+    /// Bytes of all values of this (possibly sliced) column.
+    pub fn data_len(&self) -> usize {
+        fn span<O: arrow::array::OffsetSizeTrait>(offsets: &[O]) -> usize {
+            match (offsets.first(), offsets.last()) {
+                (Some(first), Some(last)) => (last.as_usize()).saturating_sub(first.as_usize()),
+                _ => 0,
+            }
+        }
         match self {
-            ByteCol::Utf8(a) => a.value_data().len(),
-            ByteCol::LargeUtf8(a) => a.value_data().len(),
-            ByteCol::Binary(a) => a.value_data().len(),
-            ByteCol::LargeBinary(a) => a.value_data().len(),
+            ByteCol::Utf8(a) => span(a.value_offsets()),
+            ByteCol::LargeUtf8(a) => span(a.value_offsets()),
+            ByteCol::Binary(a) => span(a.value_offsets()),
+            ByteCol::LargeBinary(a) => span(a.value_offsets()),
             ByteCol::Fixed(a) => a.len() * a.value_length().max(0) as usize,
-            // Views: inline values live in the 16-byte views themselves.
-            ByteCol::Utf8View(a) => a.len() * 16,
-            ByteCol::BinaryView(a) => a.len() * 16,
+            ByteCol::Utf8View(a) => a.total_bytes_len(),
+            ByteCol::BinaryView(a) => a.total_bytes_len(),
         }
     }
 }
