@@ -130,8 +130,30 @@ impl OperatorError {
                 }
                 op => op,
             },
-            DataFusionError::ArrowError(arrow, _) => OperatorError::Arrow(*arrow),
+            DataFusionError::ArrowError(arrow, _) => OperatorError::from_arrow(*arrow),
             other => OperatorError::DataFusion(Box::new(other)),
+        }
+    }
+}
+
+impl OperatorError {
+    /// Arrow kernels may wrap an error of the input (ours, or DataFusion's carrying ours) as an
+    /// external error; unwrap it so that the original message survives.
+    fn from_arrow(err: arrow::error::ArrowError) -> Self {
+        match err {
+            arrow::error::ArrowError::ExternalError(inner) => {
+                let inner = match inner.downcast::<OperatorError>() {
+                    Ok(op) => return *op,
+                    Err(other) => other,
+                };
+                match inner.downcast::<DataFusionError>() {
+                    Ok(df) => OperatorError::from_datafusion(*df),
+                    Err(other) => {
+                        OperatorError::Arrow(arrow::error::ArrowError::ExternalError(other))
+                    }
+                }
+            }
+            other => OperatorError::Arrow(other),
         }
     }
 }

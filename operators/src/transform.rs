@@ -176,6 +176,9 @@ pub async fn explain(
     ))
 }
 
+/// The name of the input inside the transform's DataFusion session.
+const INPUT_TABLE: &str = "source";
+
 fn session(options: &TransformOptions) -> SessionContext {
     let mut config = SessionConfig::new()
         // One partition: the input is one ordered stream and repartitioning would only buffer.
@@ -197,8 +200,12 @@ async fn plan(
     let ctx = session(options);
     let table = StreamingTable::try_new(input_schema.clone(), vec![partition])
         .map_err(OperatorError::from_datafusion)?;
+    // Named so that DataFusion's messages read "source.monto" rather than "?table?.monto".
+    ctx.register_table(INPUT_TABLE, Arc::new(table))
+        .map_err(OperatorError::from_datafusion)?;
     let input = ctx
-        .read_table(Arc::new(table))
+        .table(INPUT_TABLE)
+        .await
         .map_err(OperatorError::from_datafusion)?;
 
     let mut df = input.clone();
@@ -230,13 +237,13 @@ async fn plan(
             .filter(predicate)
             .map_err(|e| expr_error(ExprTarget::Filter, e))?;
     }
-    if let Some(window) = window {
-        if let Some(predicate) = window_predicate(window, df.schema())? {
-            df = df.filter(predicate).map_err(|e| OperatorError::Window {
-                column: window.column.clone(),
-                message: e.to_string(),
-            })?;
-        }
+    if let Some(window) = window
+        && let Some(predicate) = window_predicate(window, df.schema())?
+    {
+        df = df.filter(predicate).map_err(|e| OperatorError::Window {
+            column: window.column.clone(),
+            message: e.to_string(),
+        })?;
     }
 
     // Type errors (e.g. `'a' - 1`) only surface when DataFusion analyses the plan: find the

@@ -239,10 +239,10 @@ impl IncValue {
             DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View
         ) {
             for row in 0..array.len() {
-                if let Some(v) = IncValue::from_array(array.as_ref(), row, ty)? {
-                    if best.as_ref().is_none_or(|b| v > *b) {
-                        best = Some(v);
-                    }
+                if let Some(v) = IncValue::from_array(array.as_ref(), row, ty)?
+                    && best.as_ref().is_none_or(|b| v > *b)
+                {
+                    best = Some(v);
                 }
             }
             return Ok(best);

@@ -152,10 +152,28 @@ async fn identifiers_are_case_sensitive_as_written() {
         vec![Arc::new(StringArray::from(vec!["2025-01-02"])) as ArrayRef],
     )
     .unwrap();
-    let t = spec("derive:\n  fecha_apertura: \"CAST(FECHA_APERTURA AS DATE)\"\n");
-    let (out_schema, out) = run(schema, vec![batch], &t, None).await.unwrap();
+    let t = spec(
+        "derive:\n  fecha_apertura: \"CAST(FECHA_APERTURA AS DATE)\"\n  \
+         tag: \"UPPER(COALESCE(FECHA_APERTURA, 'x')) || '.TXT'\"\n",
+    );
+    let (out_schema, out) = run(schema.clone(), vec![batch.clone()], &t, None)
+        .await
+        .unwrap();
     assert_eq!(out_schema.field(1).name(), "fecha_apertura");
     assert_eq!(column(&out, "fecha_apertura"), vec!["2025-01-02"]);
+    // Function names are still case-insensitive.
+    assert_eq!(column(&out, "tag"), vec!["2025-01-02.TXT"]);
+    // The lower-case spelling of an upper-case column does not exist.
+    let err = run(
+        schema,
+        vec![batch],
+        &spec("filter: \"fecha_apertura IS NULL\"\n"),
+        None,
+    )
+    .await
+    .unwrap_err()
+    .to_string();
+    assert!(err.contains("No field named fecha_apertura"), "{err}");
 }
 
 #[tokio::test]
