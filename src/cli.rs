@@ -309,8 +309,8 @@ fn validate(file: &Path) -> Result<ExitCode> {
 fn list(file: &Path) -> Result<ExitCode> {
     let p = pipeline(file)?;
     println!(
-        "{:<28} {:<6} {:<34} {:<14} {:<24} {}",
-        "NODE", "KIND", "TARGET", "MODE", "INCREMENTAL", "PRIMARY KEY / SOURCE"
+        "{:<28} {:<6} {:<34} {:<14} {:<24} PRIMARY KEY / SOURCE",
+        "NODE", "KIND", "TARGET", "MODE", "INCREMENTAL"
     );
     for &i in &p.dag.order {
         let n = &p.nodes[i];
@@ -344,8 +344,8 @@ async fn watermarks(action: WatermarkAction, cli_url: Option<String>) -> Result<
     match action {
         WatermarkAction::Show => {
             println!(
-                "{:<28} {:<10} {:<30} {:<8} {:>8} {}",
-                "NODE", "TYPE", "VALUE", "STATUS", "VERSION", "UPDATED"
+                "{:<28} {:<10} {:<30} {:<8} {:>8} UPDATED",
+                "NODE", "TYPE", "VALUE", "STATUS", "VERSION"
             );
             for w in state::list_watermarks(&client).await? {
                 println!(

@@ -298,7 +298,44 @@ async fn ndjson_errors_name_file_and_lines() {
         "{err}"
     );
 
-    // A key first seen after the scanned lines is an error, not a silently dropped column.
+    write(
+        dir.path(),
+        "two.ndjson",
+        "{\"a\": 1}\n{\"a\": 2} {\"a\": 3}\n",
+    );
+    let spec = yaml_source("kind: ndjson\npath: two.ndjson\n");
+    let err = read(&spec, dir.path(), 10).await.unwrap_err().to_string();
+    assert!(
+        err.ends_with("two.ndjson line 2: trailing characters (column 10)"),
+        "{err}"
+    );
+    // The same line met by the reader rather than by the column scan.
+    let spec = yaml_source("kind: ndjson\npath: two.ndjson\ninfer_rows: 1\n");
+    let err = read(&spec, dir.path(), 10).await.unwrap_err().to_string();
+    assert!(
+        err.contains("two.ndjson line 2: more than one JSON value"),
+        "{err}"
+    );
+
+    write(dir.path(), "pretty.ndjson", "{\"a\": 1}\n{\"a\":\n 2}\n");
+    let spec = yaml_source("kind: ndjson\npath: pretty.ndjson\ninfer_rows: 1\n");
+    let err = read(&spec, dir.path(), 10).await.unwrap_err().to_string();
+    assert!(
+        err.contains("pretty.ndjson line 2: incomplete JSON value"),
+        "{err}"
+    );
+
+    // A value of the wrong shape in a later batch: the failing line is found and named.
+    let mut text = String::new();
+    for i in 0..20 {
+        text.push_str(&format!("{{\"a\": \"v{i}\"}}\n"));
+    }
+    text.push_str("{\"a\": {\"nested\": true}}\n{\"a\": \"w\"}\n");
+    write(dir.path(), "shape.ndjson", &text);
+    let spec = yaml_source("kind: ndjson\npath: shape.ndjson\ninfer_rows: 5\n");
+    let err = read(&spec, dir.path(), 8).await.unwrap_err().to_string();
+    assert!(err.contains("shape.ndjson line 21:"), "{err}");
+
     let mut text = String::new();
     for i in 0..10 {
         text.push_str(&format!("{{\"a\": {i}}}\n"));

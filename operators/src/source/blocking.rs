@@ -102,3 +102,53 @@ where
             message: join.to_string(),
         })?
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use arrow::array::{ArrayRef, Int64Array};
+    use futures::StreamExt;
+
+    use super::*;
+
+    fn batch(v: i64) -> RecordBatch {
+        let column: ArrayRef = Arc::new(Int64Array::from(vec![v]));
+        RecordBatch::try_from_iter([("v", column)]).expect("batch")
+    }
+
+    #[tokio::test]
+    async fn a_panicking_reader_ends_the_stream_with_an_error() {
+        let iter = (0..3).map(|i| {
+            if i == 2 {
+                panic!("disk on fire");
+            }
+            Ok(batch(i))
+        });
+        let items: Vec<_> = stream("test source".to_string(), iter).collect().await;
+        assert_eq!(items.len(), 3);
+        assert!(items[0].is_ok() && items[1].is_ok());
+        let err = items[2]
+            .as_ref()
+            .expect_err("the panic is reported")
+            .to_string();
+        assert_eq!(
+            err,
+            "source task for test source failed: reader panicked: disk on fire"
+        );
+    }
+
+    #[tokio::test]
+    async fn the_reader_stops_after_its_first_error() {
+        let iter = (0..5).map(|i| {
+            if i == 1 {
+                Err(OperatorError::spec("x", "broken"))
+            } else {
+                Ok(batch(i))
+            }
+        });
+        let items: Vec<_> = stream("test source".to_string(), iter).collect().await;
+        assert_eq!(items.len(), 2);
+        assert!(items[1].is_err());
+    }
+}

@@ -96,6 +96,17 @@ fn file_error(path: &Path, lines: Option<(u64, u64)>, message: impl Into<String>
     }
 }
 
+/// A serde_json error on line `line` of the file: its own "at line 1 column C" is relative to
+/// the single line it was given, so only the column is kept.
+fn json_error(path: &Path, line: u64, e: &serde_json::Error) -> OperatorError {
+    let text = e.to_string();
+    let message = match text.rfind(" at line ") {
+        Some(at) => format!("{} (column {})", &text[..at], e.column()),
+        None => text,
+    };
+    file_error(path, Some((line, line)), message)
+}
+
 /// The columns found in the first lines: name → Arrow type used to decode. Scalars decode as
 /// Utf8 directly; nested values decode with their inferred type and are rendered as JSON text.
 struct Columns(Vec<FieldRef>);
@@ -130,9 +141,9 @@ fn discover(path: &Path, file: &mut File, infer_rows: usize) -> Result<Columns, 
         KeySeed(&mut keys)
             .deserialize(&mut de)
             .and_then(|()| de.end())
-            .map_err(|e| file_error(path, Some((n, n)), e.to_string()))?;
-        let value: serde_json::Value = serde_json::from_str(&line)
-            .map_err(|e| file_error(path, Some((n, n)), e.to_string()))?;
+            .map_err(|e| json_error(path, n, &e))?;
+        let value: serde_json::Value =
+            serde_json::from_str(&line).map_err(|e| json_error(path, n, &e))?;
         values.push(value);
         seen += 1;
         if seen >= infer_rows {
