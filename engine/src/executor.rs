@@ -398,8 +398,16 @@ async fn run_table(
                 .fetch_add(b.num_rows() as u64, Ordering::Relaxed);
         }
     });
-    let (_, transformed) =
-        transform::apply(schema, Box::pin(batches), &table.transform, window.as_ref()).await?;
+    let (_, transformed) = transform::apply_with(
+        schema,
+        Box::pin(batches),
+        &table.transform,
+        window.as_ref(),
+        &transform::TransformOptions {
+            batch_size: table.batch_size,
+        },
+    )
+    .await?;
     let ledger = NodeRun {
         window_lower: report.window_lower.clone(),
         window_upper: report.window_upper.clone(),

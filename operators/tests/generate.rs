@@ -351,6 +351,18 @@ async fn invalid_specs_fail_with_clear_messages() {
         assert!(err.contains(expected), "{column_yaml}: {err}");
     }
 
+    // Interpolated numbers arrive as text.
+    let text = yaml_source(
+        "kind: generate\nrows: \"10\"\nrevision: \"3\"\ncolumns:\n  a: { int: [1, 2] }\n",
+    );
+    assert_eq!(text.describe(), "generate 10 rows (seed 0, revision 3)");
+    let err = serde_saphyr::from_str::<SourceSpec>(
+        "kind: generate\nrows: -1\ncolumns:\n  a: { int: [1, 2] }\n",
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(err.contains("-1 is negative"), "{err}");
+
     let spec =
         yaml_source("kind: generate\nrows: 10\nchange_share: 2\ncolumns:\n  a: { int: [1, 2] }\n");
     let err = spec

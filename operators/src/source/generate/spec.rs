@@ -18,17 +18,18 @@ use crate::window::{IncType, IncValue};
 #[serde(deny_unknown_fields)]
 pub struct GenerateSpec {
     /// Rows at revision 0.
+    #[serde(deserialize_with = "count")]
     pub rows: u64,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "count")]
     pub seed: u64,
     /// Current revision (e.g. from `${DEMO_REVISION:-0}`).
-    #[serde(default)]
+    #[serde(default, deserialize_with = "count")]
     pub revision: u64,
     /// Share of existing rows changed by each revision r >= 1, in [0, 1].
     #[serde(default)]
     pub change_share: f64,
     /// Rows added by each revision r >= 1.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "count")]
     pub grow: u64,
     /// Output columns, in order.
     pub columns: IndexMap<String, ColumnSpec>,
@@ -112,6 +113,30 @@ struct RawIncremental {
 
 fn one() -> u64 {
     1
+}
+
+/// A non-negative integer written as a number or as digits in a string: environment
+/// interpolation (`revision: "${DEMO_REVISION:-0}"`) produces text.
+fn count<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<u64, D::Error> {
+    struct V;
+    impl serde::de::Visitor<'_> for V {
+        type Value = u64;
+        fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+            f.write_str("a non-negative integer")
+        }
+        fn visit_u64<E>(self, v: u64) -> Result<u64, E> {
+            Ok(v)
+        }
+        fn visit_i64<E: serde::de::Error>(self, v: i64) -> Result<u64, E> {
+            u64::try_from(v).map_err(|_| E::custom(format!("{v} is negative")))
+        }
+        fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<u64, E> {
+            v.trim()
+                .parse()
+                .map_err(|_| E::custom(format!("{v:?} is not a non-negative integer")))
+        }
+    }
+    deserializer.deserialize_any(V)
 }
 
 /// A decimal bound, which must be written as a string: an unquoted `1.00` reaches serde as the
