@@ -368,6 +368,34 @@ impl Compiler<'_> {
             })
         });
 
+        if let Some(cd) = &t.change_date {
+            match t
+                .columns
+                .value
+                .get(&cd.value)
+                .map(|ty| PgType::parse(&ty.value))
+            {
+                Some(Ok(PgType::Date)) => {}
+                Some(Ok(other)) => self.error(
+                    cd,
+                    format!(
+                        "table {name}: change_date column {} is {}, not date",
+                        cd.value,
+                        other.sql()
+                    ),
+                    Some("derive a date column (e.g. in transform.derive) and name it here".into()),
+                ),
+                Some(Err(_)) => {} // already reported with the column
+                None => self.error(
+                    cd,
+                    format!(
+                        "table {name}: change_date column {:?} is not among its columns",
+                        cd.value
+                    ),
+                    None,
+                ),
+            }
+        }
         let target = match &t.target {
             Some(s) => match s.value.split_once('.') {
                 Some((schema, table)) if !schema.is_empty() && !table.is_empty() => {
@@ -416,6 +444,7 @@ impl Compiler<'_> {
                     columns,
                     primary_key,
                     incremental: inc_column,
+                    change_day: t.change_date.as_ref().map(|c| c.value.clone()),
                 },
                 incremental,
                 mode,

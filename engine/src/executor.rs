@@ -423,6 +423,13 @@ async fn run_table(
 }
 
 /// A SQL build: run its SQL in one transaction with its ledger row and data-version bump.
+///
+/// Incremental by days: the transaction first fills the temp table `pulso_flow_changed_days(day)`
+/// with the days its dependencies changed since this build last ran (from `pulso_flow.changes`),
+/// and sets `pulso_flow.full_refresh` to `true` when a dependency changed without day
+/// information, on `--full-refresh`, or on the build's first run. The SQL recomputes those days
+/// (or everything); the build then records the same days as its own changes for its dependants
+/// and moves its cursor — all in the same transaction. No changes upstream: the SQL is skipped.
 async fn run_build(
     node: &Node,
     build: &BuildNode,
@@ -460,10 +467,84 @@ async fn run_build(
             .await
             .map_err(|e| pg("waiting for the build lock", e))?;
     }
-    client
-        .batch_execute(&build.sql)
+
+    // What changed upstream since the last successful run of this build.
+    let cursor: Option<i64> = client
+        .query_opt(
+            "SELECT last_change_id FROM pulso_flow.build_cursors WHERE node = $1",
+            &[&node.name],
+        )
         .await
-        .map_err(|e| pg(&format!("running the SQL of {}", build.origin), e))?;
+        .map_err(|e| pg("reading the build cursor", e))?
+        .map(|r| r.get(0));
+    let upto: i64 = client
+        .query_one("SELECT coalesce(max(id), 0) FROM pulso_flow.changes", &[])
+        .await
+        .map_err(|e| pg("reading the change log", e))?
+        .get(0);
+    let since = cursor.unwrap_or(0);
+    client
+        .batch_execute(
+            "CREATE TEMP TABLE pulso_flow_changed_days (day date PRIMARY KEY) ON COMMIT DROP",
+        )
+        .await
+        .map_err(|e| pg("creating pulso_flow_changed_days", e))?;
+    let row = client
+        .query_one(
+            "WITH c AS (SELECT day FROM pulso_flow.changes WHERE node = ANY($1) AND id > $2 AND id <= $3), \
+                  ins AS (INSERT INTO pulso_flow_changed_days SELECT DISTINCT day FROM c WHERE day IS NOT NULL RETURNING 1) \
+             SELECT (SELECT count(*) FROM ins), EXISTS (SELECT 1 FROM c WHERE day IS NULL), EXISTS (SELECT 1 FROM c)",
+            &[&node.depends_on, &since, &upto],
+        )
+        .await
+        .map_err(|e| pg("collecting changed days", e))?;
+    let days: i64 = row.get(0);
+    let undated_change: bool = row.get(1);
+    let any_change: bool = row.get(2);
+    let full = opts.full_refresh || cursor.is_none() || undated_change;
+    client
+        .execute(
+            "SELECT set_config('pulso_flow.full_refresh', $1, true), set_config('pulso_flow.run_id', $2, true)",
+            &[&full.to_string(), &opts.run_id],
+        )
+        .await
+        .map_err(|e| pg("setting the build parameters", e))?;
+
+    let ran = full || any_change;
+    if ran {
+        client
+            .batch_execute(&build.sql)
+            .await
+            .map_err(|e| pg(&format!("running the SQL of {}", build.origin), e))?;
+        // Propagate: this build's output changed on the same days (or everywhere).
+        let propagate = if full {
+            "INSERT INTO pulso_flow.changes (node, run_id, day) VALUES ($1, $2, NULL)"
+        } else {
+            "INSERT INTO pulso_flow.changes (node, run_id, day) SELECT $1, $2, day FROM pulso_flow_changed_days"
+        };
+        client
+            .execute(propagate, &[&node.name, &opts.run_id])
+            .await
+            .map_err(|e| pg("recording the build's changes", e))?;
+    }
+    client
+        .execute(
+            "INSERT INTO pulso_flow.build_cursors (node, last_change_id) VALUES ($1, $2) \
+             ON CONFLICT (node) DO UPDATE SET last_change_id = EXCLUDED.last_change_id, updated_at = now()",
+            &[&node.name, &upto],
+        )
+        .await
+        .map_err(|e| pg("moving the build cursor", e))?;
+    let changed_days: Vec<String> = client
+        .query(
+            "SELECT day::text FROM pulso_flow_changed_days ORDER BY day",
+            &[],
+        )
+        .await
+        .map_err(|e| pg("listing changed days", e))?
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
     let target = format!("sql:{}", node.name);
     let version = state::write_watermark(
         &client,
@@ -473,7 +554,7 @@ async fn run_build(
             inc_column: None,
             value: None,
             run_id: &opts.run_id,
-            changed: true,
+            changed: ran,
         },
     )
     .await?;
@@ -482,20 +563,30 @@ async fn run_build(
         node: node.name.clone(),
         kind: "sql",
         target: Some(target.clone()),
+        mode: Some(if full { "full" } else { "incremental" }.to_string()),
         started_at: Some(started_at),
         duration_ms: i64::try_from(t0.elapsed().as_millis()).unwrap_or(i64::MAX),
         status: "ok",
-        details: serde_json::json!({ "data_version": version, "origin": build.origin }),
+        details: serde_json::json!({
+            "data_version": version,
+            "origin": build.origin,
+            "ran": ran,
+            "full": full,
+            "changed_days": if full { serde_json::Value::Null } else { serde_json::json!(changed_days) },
+            "changed_day_count": days,
+        }),
         ..NodeRun::default()
     };
     state::record_node_run(&client, &ledger).await?;
-    let payload =
-        serde_json::json!({ "node": node.name, "target": target, "data_version": version })
-            .to_string();
-    client
-        .execute("SELECT pg_notify('pulso_flow_loads', $1)", &[&payload])
-        .await
-        .map_err(|e| pg("notifying listeners", e))?;
+    if ran {
+        let payload =
+            serde_json::json!({ "node": node.name, "target": target, "data_version": version })
+                .to_string();
+        client
+            .execute("SELECT pg_notify('pulso_flow_loads', $1)", &[&payload])
+            .await
+            .map_err(|e| pg("notifying listeners", e))?;
+    }
     client
         .batch_execute("COMMIT")
         .await

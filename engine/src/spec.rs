@@ -77,6 +77,10 @@ pub struct TableSpec {
     pub batch_size: Option<usize>,
     #[serde(default)]
     pub create_target: Option<bool>,
+    /// A `date` column: the days of the rows a load writes are recorded so that builds
+    /// depending on this table recompute only those days.
+    #[serde(default)]
+    pub change_date: Option<Spanned<String>>,
     #[serde(default)]
     pub depends_on: Vec<Spanned<String>>,
 }

@@ -344,28 +344,48 @@ impl OpenLoad {
             .map_err(|e| SinkError::pg("checking whether the target is empty", e))?
             .get(0);
 
+        // Statements that record changed days bind the node and run id.
+        let tracked = shape.change_day.is_some();
+        let change_params: [&(dyn tokio_postgres::types::ToSql + Sync); 2] =
+            [&req.node, &req.run_id];
+        let params: &[&(dyn tokio_postgres::types::ToSql + Sync)] =
+            if tracked { &change_params } else { &[] };
         let (distinct, inserted, updated) = if target_empty {
-            let n = client
-                .execute(&shape.insert_into_empty(), &[])
+            let n = written_rows(&client, &shape.insert_into_empty(), params, tracked)
                 .await
                 .map_err(|e| SinkError::pg(format!("inserting into {}", shape.target), e))?;
             (n, n, 0)
         } else {
+            if let Some(sql) = shape.record_moved_days() {
+                client
+                    .execute(&sql, params)
+                    .await
+                    .map_err(|e| SinkError::pg("recording the days rows move away from", e))?;
+            }
             let row = client
-                .query_one(&shape.merge(), &[])
+                .query_one(&shape.merge(), params)
                 .await
                 .map_err(|e| SinkError::pg(format!("merging into {}", shape.target), e))?;
             let get = |i: usize| u64::try_from(row.get::<_, i64>(i)).unwrap_or(0);
             (get(0), get(1), get(2))
         };
         let deleted = if req.mode == LoadMode::FullRefresh && !target_empty {
-            client
-                .execute(&shape.delete_missing(), &[])
+            written_rows(&client, &shape.delete_missing(), params, tracked)
                 .await
                 .map_err(|e| SinkError::pg(format!("deleting stale rows of {}", shape.target), e))?
         } else {
             0
         };
+        if !tracked && inserted + updated + deleted > 0 {
+            // No day column to say what changed: dependants must treat everything as changed.
+            client
+                .execute(
+                    "INSERT INTO pulso_flow.changes (node, run_id, day) VALUES ($1, $2, NULL)",
+                    &[&req.node, &req.run_id],
+                )
+                .await
+                .map_err(|e| SinkError::pg("recording changes", e))?;
+        }
 
         // Watermarks only move forward on incremental loads (a lookback re-read must not pull
         // them back); a full refresh re-derives it from what the table now holds.
@@ -434,6 +454,22 @@ impl OpenLoad {
             .await
             .map_err(|e| SinkError::pg("committing the load", e))?;
         Ok(outcome)
+    }
+}
+
+/// Rows written by an INSERT/DELETE: its row count, or the `count(*)` it selects when it is
+/// wrapped in a change-recording CTE.
+async fn written_rows(
+    client: &Client,
+    sql: &str,
+    params: &[&(dyn tokio_postgres::types::ToSql + Sync)],
+    wrapped: bool,
+) -> Result<u64, tokio_postgres::Error> {
+    if wrapped {
+        let row = client.query_one(sql, params).await?;
+        Ok(u64::try_from(row.get::<_, i64>(0)).unwrap_or(0))
+    } else {
+        client.execute(sql, params).await
     }
 }
 

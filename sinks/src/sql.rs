@@ -59,6 +59,18 @@ pub struct LoadShape {
     pub primary_key: Vec<String>,
     /// Incremental column: among duplicates of a key the row with the greatest value wins.
     pub incremental: Option<String>,
+    /// A date column whose distinct values among written (inserted, updated, deleted) rows are
+    /// recorded in `pulso_flow.changes`, so builds recompute only those days. Statements that
+    /// record take two parameters: `$1` node, `$2` run id.
+    pub change_day: Option<String>,
+}
+
+/// CTE recording the distinct `day`s returned by the CTE `cte` as changes of node `$1` in run `$2`.
+fn record_changes(cte: &str) -> String {
+    format!(
+        "recorded AS (INSERT INTO pulso_flow.changes (node, run_id, day) \
+         SELECT DISTINCT $1::text, $2::text, day FROM {cte})"
+    )
 }
 
 /// Name of the per-load staging table (a TEMP table: private to the session, not WAL-logged).
@@ -141,12 +153,20 @@ impl LoadShape {
     /// Insert into a target known to be empty (first load or full refresh): no conflict handling,
     /// rows in key order.
     pub fn insert_into_empty(&self) -> String {
-        format!(
+        let insert = format!(
             "INSERT INTO {} ({}) {}",
             self.target.quoted(),
             self.column_list(""),
             self.deduplicated_source()
-        )
+        );
+        match &self.change_day {
+            None => insert,
+            Some(day) => format!(
+                "WITH written AS ({insert} RETURNING {day} AS day), {changes} SELECT count(*) FROM written",
+                day = ident(day),
+                changes = record_changes("written"),
+            ),
+        }
     }
 
     /// The merge: upsert the deduplicated staging rows, rewriting a target row only when some
@@ -173,14 +193,46 @@ impl LoadShape {
         format!(
             "WITH src AS MATERIALIZED ({src}), \
              merged AS (INSERT INTO {target} AS t ({cols}) SELECT {cols} FROM src \
-             ON CONFLICT ({keys}) {conflict} RETURNING (xmax = 0) AS inserted) \
+             ON CONFLICT ({keys}) {conflict} RETURNING (xmax = 0) AS inserted{day}){changes} \
              SELECT (SELECT count(*) FROM src), \
              count(*) FILTER (WHERE inserted), count(*) FILTER (WHERE NOT inserted) FROM merged",
             src = self.deduplicated_source(),
             target = self.target.quoted(),
             cols = self.column_list(""),
             keys = self.key_list(),
+            day = self
+                .change_day
+                .as_ref()
+                .map(|d| format!(", {} AS day", ident(d)))
+                .unwrap_or_default(),
+            changes = if self.change_day.is_some() {
+                format!(", {}", record_changes("merged"))
+            } else {
+                String::new()
+            },
         )
+    }
+
+    /// When the change day is not part of the key, an update can move a row to another day: the
+    /// day it leaves changes too. Records those old days (run before the merge).
+    pub fn record_moved_days(&self) -> Option<String> {
+        let day = self.change_day.as_ref()?;
+        if self.primary_key.contains(day) {
+            return None;
+        }
+        let on = self
+            .primary_key
+            .iter()
+            .map(|k| format!("s.{0} = t.{0}", ident(k)))
+            .collect::<Vec<_>>()
+            .join(" AND ");
+        Some(format!(
+            "INSERT INTO pulso_flow.changes (node, run_id, day) SELECT DISTINCT $1::text, $2::text, t.{day} \
+             FROM {target} AS t JOIN {stg} AS s ON {on} WHERE t.{day} IS DISTINCT FROM s.{day}",
+            day = ident(day),
+            target = self.target.quoted(),
+            stg = ident(STAGING),
+        ))
     }
 
     /// Greatest incremental value among the staged rows (the new watermark candidate).
@@ -202,11 +254,19 @@ impl LoadShape {
             .map(|k| format!("s.{0} = t.{0}", ident(k)))
             .collect::<Vec<_>>()
             .join(" AND ");
-        format!(
+        let delete = format!(
             "DELETE FROM {} AS t WHERE NOT EXISTS (SELECT 1 FROM {} AS s WHERE {cond})",
             self.target.quoted(),
             ident(STAGING)
-        )
+        );
+        match &self.change_day {
+            None => delete,
+            Some(day) => format!(
+                "WITH written AS ({delete} RETURNING t.{day} AS day), {changes} SELECT count(*) FROM written",
+                day = ident(day),
+                changes = record_changes("written"),
+            ),
+        }
     }
 }
 
@@ -240,6 +300,7 @@ mod tests {
             ],
             primary_key: vec!["nro_documento".into()],
             incremental: Some("creado_el".into()),
+            change_day: None,
         }
     }
 
@@ -263,6 +324,26 @@ mod tests {
         assert!(sql.contains(
             "WHERE (t.\"monto\", t.\"creado_el\") IS DISTINCT FROM (EXCLUDED.\"monto\", EXCLUDED.\"creado_el\")"
         ));
+    }
+
+    #[test]
+    fn change_days_are_recorded_with_bound_node_and_run() {
+        let mut s = shape();
+        s.columns.push(PgColumn {
+            name: "fecha".into(),
+            ty: PgType::Date,
+            nullable: true,
+        });
+        s.change_day = Some("fecha".into());
+        assert!(s.merge().contains(
+            "RETURNING (xmax = 0) AS inserted, \"fecha\" AS day), recorded AS (INSERT INTO pulso_flow.changes \
+             (node, run_id, day) SELECT DISTINCT $1::text, $2::text, day FROM merged)"
+        ));
+        assert!(
+            s.insert_into_empty()
+                .starts_with("WITH written AS (INSERT INTO \"raw\".\"pagos\"")
+        );
+        assert!(s.delete_missing().contains("RETURNING t.\"fecha\" AS day"));
     }
 
     #[test]
