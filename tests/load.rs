@@ -348,8 +348,26 @@ async fn duplicate_keys_keep_the_latest_incremental_value_then_the_last_row() {
          columns: { doc: text, monto: \"numeric(15,2)\", creado_el: timestamptz }\n    primary_key: [doc]\n    \
          incremental: { column: creado_el, type: timestamp }\n",
     );
+    // A pre-created empty target with a secondary index: the first load takes the direct path
+    // (indexes dropped, COPY, rebuilt) and must leave both the key and the index in place.
+    let client = db.client().await;
+    client
+        .batch_execute(
+            "CREATE SCHEMA t; CREATE TABLE t.pagos (doc text NOT NULL, monto numeric(15,2), creado_el timestamptz, \
+             CONSTRAINT pagos_pk PRIMARY KEY (doc)); CREATE INDEX pagos_monto_idx ON t.pagos (monto)",
+        )
+        .await
+        .unwrap();
     let out = run(&db, &file, &[]);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let indexes: Vec<String> = client
+        .query("SELECT indexname::text FROM pg_indexes WHERE schemaname = 't' AND tablename = 'pagos' ORDER BY 1", &[])
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    assert_eq!(indexes, ["pagos_monto_idx", "pagos_pk"]);
     let n = &summary_json(&out)["nodes"][0];
     assert_eq!(
         (
@@ -359,7 +377,6 @@ async fn duplicate_keys_keep_the_latest_incremental_value_then_the_last_row() {
         ),
         (Some(6), Some(3), Some(3))
     );
-    let client = db.client().await;
     let rows: Vec<(String, String)> = client
         .query("SELECT doc, monto::text FROM t.pagos ORDER BY doc", &[])
         .await

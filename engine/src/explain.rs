@@ -26,6 +26,9 @@ pub struct NodeExplain {
     pub source: Option<String>,
     pub window: String,
     pub plan: String,
+    /// What the source itself explains (label, text): for BigQuery the SQL with its parameters
+    /// resolved, the read path and a dry run (bytes, estimated cost) or why it was not reached.
+    pub source_details: Vec<(String, String)>,
     /// (step, SQL) in execution order.
     pub sql: Vec<(&'static str, String)>,
 }
@@ -57,6 +60,7 @@ pub async fn explain(
             }
         }
     };
+    let run_start = chrono::Utc::now();
     let mut nodes = Vec::with_capacity(pipeline.nodes.len());
     for &i in &pipeline.dag.order {
         let node = &pipeline.nodes[i];
@@ -69,6 +73,7 @@ pub async fn explain(
             source: None,
             window: String::new(),
             plan: String::new(),
+            source_details: Vec::new(),
             sql: Vec::new(),
         };
         match &node.kind {
@@ -78,15 +83,22 @@ pub async fn explain(
                 ex.mode = Some(if full { "full_refresh" } else { "incremental" });
                 ex.source = Some(t.source.describe());
                 let window = match &client {
-                    Ok(c) => resolve_window(c, &node.name, t, full).await,
+                    Ok(c) => {
+                        resolve_window(c, &node.name, t, full, run_start, pipeline.time_zone).await
+                    }
                     Err(reason) => Err(format!("unknown: no database ({reason})")),
                 };
                 ex.window = match &window {
                     Ok(w) => describe_window(w.as_ref()),
                     Err(text) => text.clone(),
                 };
-                ex.plan = plan_text(pipeline, t, window.ok().flatten().as_ref()).await;
+                let window = window.ok().flatten();
+                let ctx = source_context(pipeline, t, window.as_ref());
+                ex.source_details = t.source.explain(&ctx).await;
+                ex.plan = plan_text(&ctx, t, window.as_ref()).await;
                 let s = &t.shape;
+                ex.sql.push(("direct_load_if_target_empty", s.copy_into_target()));
+                ex.sql.push(("direct_load_dedup_if_key_collides", s.delete_duplicates_in_target()));
                 ex.sql.push(("staging", s.create_staging()));
                 ex.sql.push(("copy", s.copy_into_staging()));
                 ex.sql
@@ -131,6 +143,8 @@ async fn resolve_window(
     node: &str,
     table: &TableNode,
     full: bool,
+    run_start: chrono::DateTime<chrono::Utc>,
+    time_zone: chrono_tz::Tz,
 ) -> Result<Option<Window>, String> {
     // A database that was never migrated simply has no watermarks yet.
     let migrated: bool = client
@@ -152,7 +166,7 @@ async fn resolve_window(
     } else {
         None
     };
-    window_for(table, watermark, full).map_err(|e| format!("unknown: {e}"))
+    window_for(table, watermark, full, run_start, time_zone).map_err(|e| format!("unknown: {e}"))
 }
 
 fn describe_window(w: Option<&Window>) -> String {
@@ -175,12 +189,17 @@ fn describe_window(w: Option<&Window>) -> String {
     }
 }
 
-async fn plan_text(pipeline: &Pipeline, t: &TableNode, window: Option<&Window>) -> String {
-    let ctx = SourceContext {
+fn source_context(pipeline: &Pipeline, t: &TableNode, window: Option<&Window>) -> SourceContext {
+    SourceContext {
         batch_size: t.batch_size,
         base_dir: pipeline.base_dir.clone(),
-    };
-    match t.source.schema(&ctx).await {
+        window: window.cloned(),
+        bigquery: pipeline.bigquery.clone(),
+    }
+}
+
+async fn plan_text(ctx: &SourceContext, t: &TableNode, window: Option<&Window>) -> String {
+    match t.source.schema(ctx).await {
         Ok(schema) => transform::explain(schema, &t.transform, window)
             .await
             .unwrap_or_else(|e| format!("unknown: {e}")),
@@ -210,6 +229,16 @@ impl Explain {
             if let Some(s) = &n.source {
                 let _ = writeln!(out, "  source: {s}");
             }
+            for (label, text) in &n.source_details {
+                if text.contains('\n') {
+                    let _ = writeln!(out, "  {label}:");
+                    for line in text.lines() {
+                        let _ = writeln!(out, "    {line}");
+                    }
+                } else {
+                    let _ = writeln!(out, "  {label}: {text}");
+                }
+            }
             let _ = writeln!(out, "  window: {}", n.window);
             if !n.plan.is_empty() {
                 let _ = writeln!(out, "  transform plan:");
@@ -238,6 +267,7 @@ impl Explain {
                 "target": n.target,
                 "mode": n.mode,
                 "source": n.source,
+                "source_details": n.source_details.iter().map(|(k, v)| (k.clone(), json!(v))).collect::<serde_json::Map<_, _>>(),
                 "window": n.window,
                 "plan": n.plan,
                 "sql": n.sql.iter().map(|(k, v)| (k.to_string(), json!(v))).collect::<serde_json::Map<_, _>>(),

@@ -131,10 +131,6 @@ pub async fn open(url: &str, req: LoadRequest) -> Result<OpenLoad, SinkError> {
         },
         None => None,
     };
-    client
-        .batch_execute(&req.shape.create_staging())
-        .await
-        .map_err(|e| SinkError::pg("creating the staging table", e))?;
     Ok(OpenLoad {
         client,
         req,
@@ -331,51 +327,29 @@ impl OpenLoad {
             t0,
         } = self;
         let shape = &req.shape;
-        let staged = copy_batches(&client, &req, batches, &progress).await?;
-
         client
-            .batch_execute("SET LOCAL work_mem = '256MB'")
+            .batch_execute("SET LOCAL work_mem = '256MB'; SET LOCAL maintenance_work_mem = '512MB'")
             .await
-            .map_err(|e| SinkError::pg("configuring the merge", e))?;
-        let max_loaded = max_incremental(&client, shape).await?;
-        let target_empty: bool = client
-            .query_one(&shape.is_target_empty(), &[])
-            .await
-            .map_err(|e| SinkError::pg("checking whether the target is empty", e))?
-            .get(0);
-
+            .map_err(|e| SinkError::pg("configuring the load", e))?;
         // Statements that record changed days bind the node and run id.
         let tracked = shape.change_day.is_some();
-        let change_params: [&(dyn tokio_postgres::types::ToSql + Sync); 2] =
-            [&req.node, &req.run_id];
+        let change_params: [&(dyn tokio_postgres::types::ToSql + Sync); 2] = [&req.node, &req.run_id];
         let params: &[&(dyn tokio_postgres::types::ToSql + Sync)] =
             if tracked { &change_params } else { &[] };
-        let (distinct, inserted, updated) = if target_empty {
-            let n = written_rows(&client, &shape.insert_into_empty(), params, tracked)
-                .await
-                .map_err(|e| SinkError::pg(format!("inserting into {}", shape.target), e))?;
-            (n, n, 0)
+
+        let written = if let Some(indexes) = prepare_direct_load(&client, shape).await? {
+            direct_load(&client, &req, batches, &progress, indexes, params).await?
         } else {
-            if let Some(sql) = shape.record_moved_days() {
-                client
-                    .execute(&sql, params)
-                    .await
-                    .map_err(|e| SinkError::pg("recording the days rows move away from", e))?;
-            }
-            let row = client
-                .query_one(&shape.merge(), params)
-                .await
-                .map_err(|e| SinkError::pg(format!("merging into {}", shape.target), e))?;
-            let get = |i: usize| u64::try_from(row.get::<_, i64>(i)).unwrap_or(0);
-            (get(0), get(1), get(2))
+            staged_merge(&client, &req, batches, &progress, params).await?
         };
-        let deleted = if req.mode == LoadMode::FullRefresh && !target_empty {
-            written_rows(&client, &shape.delete_missing(), params, tracked)
-                .await
-                .map_err(|e| SinkError::pg(format!("deleting stale rows of {}", shape.target), e))?
-        } else {
-            0
-        };
+        let Written {
+            staged,
+            distinct,
+            inserted,
+            updated,
+            deleted,
+            max_loaded,
+        } = written;
         if !tracked && inserted + updated + deleted > 0 {
             // No day column to say what changed: dependants must treat everything as changed.
             client
@@ -473,6 +447,219 @@ async fn written_rows(
     }
 }
 
+/// What a load wrote, whichever path it took.
+struct Written {
+    staged: u64,
+    distinct: u64,
+    inserted: u64,
+    updated: u64,
+    deleted: u64,
+    max_loaded: Option<Watermark>,
+}
+
+type Params<'a> = &'a [&'a (dyn tokio_postgres::types::ToSql + Sync)];
+
+/// The usual path: COPY into a TEMP staging table, then one merge statement into the target
+/// (a plain sorted INSERT when the target is empty, e.g. a first load the direct path cannot
+/// take). Full refresh also deletes the keys that were not loaded.
+async fn staged_merge<S, E>(
+    client: &Client,
+    req: &LoadRequest,
+    batches: S,
+    progress: &LoadProgress,
+    params: Params<'_>,
+) -> Result<Written, SinkError>
+where
+    S: Stream<Item = Result<RecordBatch, E>> + Send,
+    E: std::fmt::Display,
+{
+    let shape = &req.shape;
+    let tracked = !params.is_empty();
+    client
+        .batch_execute(&shape.create_staging())
+        .await
+        .map_err(|e| SinkError::pg("creating the staging table", e))?;
+    let staged = copy_batches(client, req, &shape.copy_into_staging(), batches, progress).await?;
+    let max_loaded = max_incremental(client, shape, shape.max_incremental()).await?;
+    let target_empty: bool = client
+        .query_one(&shape.is_target_empty(), &[])
+        .await
+        .map_err(|e| SinkError::pg("checking whether the target is empty", e))?
+        .get(0);
+    let (distinct, inserted, updated) = if target_empty {
+        let n = written_rows(client, &shape.insert_into_empty(), params, tracked)
+            .await
+            .map_err(|e| SinkError::pg(format!("inserting into {}", shape.target), e))?;
+        (n, n, 0)
+    } else {
+        if let Some(sql) = shape.record_moved_days() {
+            client
+                .execute(&sql, params)
+                .await
+                .map_err(|e| SinkError::pg("recording the days rows move away from", e))?;
+        }
+        let row = client
+            .query_one(&shape.merge(), params)
+            .await
+            .map_err(|e| SinkError::pg(format!("merging into {}", shape.target), e))?;
+        let get = |i: usize| u64::try_from(row.get::<_, i64>(i)).unwrap_or(0);
+        (get(0), get(1), get(2))
+    };
+    let deleted = if req.mode == LoadMode::FullRefresh && !target_empty {
+        written_rows(client, &shape.delete_missing(), params, tracked)
+            .await
+            .map_err(|e| SinkError::pg(format!("deleting stale rows of {}", shape.target), e))?
+    } else {
+        0
+    };
+    Ok(Written {
+        staged,
+        distinct,
+        inserted,
+        updated,
+        deleted,
+        max_loaded,
+    })
+}
+
+/// An index or constraint of the target, dropped for a direct load and rebuilt after it.
+struct IndexDef {
+    /// `ALTER TABLE … DROP CONSTRAINT …` or `DROP INDEX …`.
+    drop: String,
+    /// The catalog's own definition: `ALTER TABLE … ADD CONSTRAINT … <def>` or `CREATE INDEX …`.
+    create: String,
+}
+
+/// Decide whether the load can COPY straight into the target: it must be empty, a plain table,
+/// and referenced by no foreign key. Then lock it, and return its indexes (dropped by the
+/// caller). Building an index once after the COPY is several times cheaper than maintaining it
+/// row by row, which is most of a first load's cost.
+async fn prepare_direct_load(client: &Client, shape: &LoadShape) -> Result<Option<Vec<IndexDef>>, SinkError> {
+    let pg = |what: &str, e| SinkError::pg(format!("{what} ({})", shape.target), e);
+    let eligible: bool = client
+        .query_one(
+            "SELECT c.relkind = 'r' AND NOT EXISTS (SELECT 1 FROM pg_constraint f WHERE f.confrelid = c.oid) \
+             FROM pg_class c WHERE c.oid = to_regclass(format('%I.%I', $1::text, $2::text))",
+            &[&shape.target.schema, &shape.target.table],
+        )
+        .await
+        .map_err(|e| pg("checking the target for a direct load", e))?
+        .get(0);
+    if !eligible {
+        return Ok(None);
+    }
+    if !is_empty(client, shape).await? {
+        return Ok(None);
+    }
+    // Readers of an empty table lose nothing by waiting for its first load.
+    client
+        .batch_execute(&format!("LOCK TABLE {} IN ACCESS EXCLUSIVE MODE", shape.target.quoted()))
+        .await
+        .map_err(|e| pg("locking the target", e))?;
+    if !is_empty(client, shape).await? {
+        return Ok(None);
+    }
+    let rows = client
+        .query(
+            "SELECT i.indexrelid::regclass::text, pg_get_indexdef(i.indexrelid), c.conname::text, \
+                    pg_get_constraintdef(c.oid) \
+             FROM pg_index i LEFT JOIN pg_constraint c ON c.conindid = i.indexrelid AND c.conrelid = i.indrelid \
+             WHERE i.indrelid = to_regclass(format('%I.%I', $1::text, $2::text)) \
+             ORDER BY c.contype = 'p' DESC NULLS LAST, c.conname NULLS LAST, 1",
+            &[&shape.target.schema, &shape.target.table],
+        )
+        .await
+        .map_err(|e| pg("reading the target's indexes", e))?;
+    let table = shape.target.quoted();
+    let defs = rows
+        .iter()
+        .map(|r| {
+            let index: String = r.get(0);
+            let index_def: String = r.get(1);
+            match (r.get::<_, Option<String>>(2), r.get::<_, Option<String>>(3)) {
+                (Some(con), Some(con_def)) => IndexDef {
+                    drop: format!("ALTER TABLE {table} DROP CONSTRAINT {}", crate::sql::ident(&con)),
+                    create: format!("ALTER TABLE {table} ADD CONSTRAINT {} {con_def}", crate::sql::ident(&con)),
+                },
+                _ => IndexDef {
+                    drop: format!("DROP INDEX {index}"),
+                    create: index_def,
+                },
+            }
+        })
+        .collect();
+    Ok(Some(defs))
+}
+
+/// The direct path: drop the empty target's indexes, COPY into it, rebuild them. If the rebuilt
+/// primary key finds duplicate keys, delete the rows that lose the dedup rule and rebuild again
+/// (a savepoint keeps the first attempt's failure from aborting the load).
+async fn direct_load<S, E>(
+    client: &Client,
+    req: &LoadRequest,
+    batches: S,
+    progress: &LoadProgress,
+    indexes: Vec<IndexDef>,
+    params: Params<'_>,
+) -> Result<Written, SinkError>
+where
+    S: Stream<Item = Result<RecordBatch, E>> + Send,
+    E: std::fmt::Display,
+{
+    let shape = &req.shape;
+    let pg = |what: &str, e| SinkError::pg(format!("{what} ({})", shape.target), e);
+    for ix in &indexes {
+        client.batch_execute(&ix.drop).await.map_err(|e| pg("dropping an index for the direct load", e))?;
+    }
+    let copied = copy_batches(client, req, &shape.copy_into_target(), batches, progress).await?;
+    client.batch_execute("SAVEPOINT pulso_flow_rebuild").await.map_err(|e| pg("savepoint", e))?;
+    let mut duplicates = 0;
+    if let Err(e) = rebuild_indexes(client, &indexes).await {
+        if e.code() != Some(&tokio_postgres::error::SqlState::UNIQUE_VIOLATION) {
+            return Err(pg("rebuilding indexes", e));
+        }
+        client
+            .batch_execute("ROLLBACK TO SAVEPOINT pulso_flow_rebuild")
+            .await
+            .map_err(|e| pg("rolling back to the savepoint", e))?;
+        duplicates = client
+            .execute(&shape.delete_duplicates_in_target(), &[])
+            .await
+            .map_err(|e| pg("deleting duplicate keys", e))?;
+        rebuild_indexes(client, &indexes)
+            .await
+            .map_err(|e| pg("rebuilding indexes", e))?;
+    }
+    if let Some(sql) = shape.record_all_target_days() {
+        client.execute(&sql, params).await.map_err(|e| pg("recording changes", e))?;
+    }
+    let max_loaded = max_incremental(client, shape, shape.max_incremental_in_target()).await?;
+    let inserted = copied - duplicates;
+    Ok(Written {
+        staged: copied,
+        distinct: inserted,
+        inserted,
+        updated: 0,
+        deleted: 0,
+        max_loaded,
+    })
+}
+
+async fn rebuild_indexes(client: &Client, indexes: &[IndexDef]) -> Result<(), tokio_postgres::Error> {
+    for ix in indexes {
+        client.batch_execute(&ix.create).await?;
+    }
+    Ok(())
+}
+
+async fn is_empty(client: &Client, shape: &LoadShape) -> Result<bool, SinkError> {
+    Ok(client
+        .query_one(&shape.is_target_empty(), &[])
+        .await
+        .map_err(|e| SinkError::pg(format!("checking whether {} is empty", shape.target), e))?
+        .get(0))
+}
+
 fn to_i64(n: u64) -> i64 {
     i64::try_from(n).unwrap_or(i64::MAX)
 }
@@ -482,6 +669,7 @@ fn to_i64(n: u64) -> i64 {
 async fn copy_batches<S, E>(
     client: &Client,
     req: &LoadRequest,
+    copy_sql: &str,
     batches: S,
     progress: &LoadProgress,
 ) -> Result<u64, SinkError>
@@ -497,9 +685,9 @@ where
         req.time_zone,
     )?;
     let copy = client
-        .copy_in::<_, bytes::Bytes>(&shape.copy_into_staging())
+        .copy_in::<_, bytes::Bytes>(copy_sql)
         .await
-        .map_err(|e| SinkError::pg("starting COPY into staging", e))?;
+        .map_err(|e| SinkError::pg("starting COPY", e))?;
     futures::pin_mut!(copy);
     futures::pin_mut!(batches);
     let mut buf = BytesMut::with_capacity(COPY_CHUNK * 2);
@@ -541,11 +729,13 @@ where
 }
 
 /// The greatest incremental value among the staged rows, typed by the column's PostgreSQL type.
+/// `sql` selects it from the staging table or, after a direct load, from the target.
 async fn max_incremental(
     client: &Client,
     shape: &LoadShape,
+    sql: Option<String>,
 ) -> Result<Option<Watermark>, SinkError> {
-    let (Some(sql), Some(inc)) = (shape.max_incremental(), shape.incremental.as_ref()) else {
+    let (Some(sql), Some(inc)) = (sql, shape.incremental.as_ref()) else {
         return Ok(None);
     };
     let ty = shape

@@ -242,6 +242,52 @@ impl LoadShape {
             .map(|inc| format!("SELECT max({}) FROM {}", ident(inc), ident(STAGING)))
     }
 
+    // ---- direct load: COPY straight into an empty target whose indexes are rebuilt after ----
+
+    /// COPY into the target itself (used only when it is empty and its indexes are dropped).
+    pub fn copy_into_target(&self) -> String {
+        format!(
+            "COPY {} ({}) FROM STDIN (FORMAT binary)",
+            self.target.quoted(),
+            self.column_list("")
+        )
+    }
+
+    /// After a direct COPY: delete every row that loses the dedup rule (same key, a greater
+    /// incremental value or a later arrival exists), so the primary key can be rebuilt.
+    pub fn delete_duplicates_in_target(&self) -> String {
+        let mut order = String::new();
+        if let Some(inc) = &self.incremental {
+            let _ = write!(order, "{} DESC NULLS LAST, ", ident(inc));
+        }
+        order.push_str("ctid DESC");
+        format!(
+            "DELETE FROM {target} AS t USING (SELECT c FROM (SELECT ctid AS c, row_number() OVER \
+             (PARTITION BY {keys} ORDER BY {order}) AS rn FROM {target}) AS ranked WHERE rn > 1) AS d \
+             WHERE t.ctid = d.c",
+            target = self.target.quoted(),
+            keys = self.key_list(),
+        )
+    }
+
+    /// Greatest incremental value in the target (after a direct load into it).
+    pub fn max_incremental_in_target(&self) -> Option<String> {
+        self.incremental.as_ref().map(|inc| {
+            format!("SELECT max({}) FROM {}", ident(inc), self.target.quoted())
+        })
+    }
+
+    /// Record every day present in the target as changed (after a direct load into it).
+    pub fn record_all_target_days(&self) -> Option<String> {
+        self.change_day.as_ref().map(|day| {
+            format!(
+                "INSERT INTO pulso_flow.changes (node, run_id, day) SELECT DISTINCT $1::text, $2::text, {} FROM {}",
+                ident(day),
+                self.target.quoted()
+            )
+        })
+    }
+
     pub fn is_target_empty(&self) -> String {
         format!("SELECT NOT EXISTS (SELECT 1 FROM {})", self.target.quoted())
     }
@@ -344,6 +390,16 @@ mod tests {
                 .starts_with("WITH written AS (INSERT INTO \"raw\".\"pagos\"")
         );
         assert!(s.delete_missing().contains("RETURNING t.\"fecha\" AS day"));
+    }
+
+    #[test]
+    fn direct_load_dedup_keeps_the_latest_then_last_arrived_row() {
+        assert_eq!(
+            shape().delete_duplicates_in_target(),
+            "DELETE FROM \"raw\".\"pagos\" AS t USING (SELECT c FROM (SELECT ctid AS c, row_number() OVER \
+             (PARTITION BY \"nro_documento\" ORDER BY \"creado_el\" DESC NULLS LAST, ctid DESC) AS rn \
+             FROM \"raw\".\"pagos\") AS ranked WHERE rn > 1) AS d WHERE t.ctid = d.c"
+        );
     }
 
     #[test]
