@@ -107,14 +107,15 @@ async fn second_run_changes_nothing_and_a_revision_reports_exact_counts() {
     );
 }
 
-/// Wait until the load's backend is inside `COPY … FROM STDIN`, then return its pid.
-async fn wait_for_copy(client: &tokio_postgres::Client, db: &str) -> i32 {
+/// Wait until the load's backend is inside `COPY <into> … FROM STDIN`, then return its pid.
+async fn wait_for_copy_into(client: &tokio_postgres::Client, db: &str, into: &str) -> i32 {
     let t0 = Instant::now();
+    let pattern = format!("COPY {into}%FROM STDIN%");
     loop {
         let rows = client
             .query(
-                "SELECT pid FROM pg_stat_activity WHERE datname = $1 AND query LIKE 'COPY %pulso_flow_staging%' AND state = 'active'",
-                &[&db],
+                "SELECT pid FROM pg_stat_activity WHERE datname = $1 AND query LIKE $2 AND state = 'active'",
+                &[&db, &pattern],
             )
             .await
             .unwrap();
@@ -157,7 +158,7 @@ async fn interrupted_copy_leaves_target_unchanged(kill_process: bool) {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    let pid = wait_for_copy(&client, &db.name).await;
+    let pid = wait_for_copy_into(&client, &db.name, "\"pulso_flow_staging\"").await;
     if kill_process {
         child.kill().unwrap(); // SIGKILL
         let _ = child.wait();
@@ -223,6 +224,62 @@ async fn sigkill_during_copy_leaves_target_and_watermark_unchanged() {
 #[tokio::test(flavor = "multi_thread")]
 async fn terminated_backend_during_copy_leaves_target_and_watermark_unchanged() {
     interrupted_copy_leaves_target_unchanged(false).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn sigkill_during_a_direct_first_load_leaves_the_empty_target_with_its_indexes() {
+    let db = TestDb::new("sigkill_direct").await;
+    let dir = tempfile::tempdir().unwrap();
+    let file = write(dir.path(), "p.yaml", PIPELINE);
+    let client = db.client().await;
+    client
+        .batch_execute(
+            "CREATE SCHEMA t; CREATE TABLE t.deuda (cuenta text PRIMARY KEY, monto numeric(15,2), vence date, \
+             nota text, creado_el timestamptz); CREATE INDEX deuda_vence ON t.deuda (vence)",
+        )
+        .await
+        .unwrap();
+    let mut child = Command::new(common::bin())
+        .args(["run", &file.display().to_string()])
+        .env("DATABASE_URL", &db.url)
+        .env("ROWS", "300000")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let pid = wait_for_copy_into(&client, &db.name, "\"t\".\"deuda\"").await;
+    child.kill().unwrap();
+    let _ = child.wait();
+    let t0 = Instant::now();
+    while client
+        .query_opt("SELECT 1 FROM pg_stat_activity WHERE pid = $1", &[&pid])
+        .await
+        .unwrap()
+        .is_some()
+    {
+        assert!(
+            t0.elapsed() < Duration::from_secs(30),
+            "backend {pid} did not end"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(checksum(&client, "t.deuda").await.0, 0);
+    let indexes: Vec<String> = client
+        .query(
+            "SELECT indexname::text FROM pg_indexes WHERE schemaname = 't' ORDER BY 1",
+            &[],
+        )
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    assert_eq!(indexes, ["deuda_pkey", "deuda_vence"]);
+    assert_eq!(watermark(&client, "deuda").await, None);
+    // And the next run loads everything.
+    let out = run(&db, &file, &[("ROWS", "300000")]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    assert_eq!(counts(&summary_json(&out), "deuda"), (300_000, 0, 0));
 }
 
 const BAD_ROWS: &str = "\
