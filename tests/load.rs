@@ -132,8 +132,22 @@ async fn wait_for_copy_into(client: &tokio_postgres::Client, db: &str, into: &st
 
 /// Kill the process (or the backend) during COPY of revision 1 and check nothing changed; then
 /// finish revision 1 and compare with an uninterrupted database.
-async fn interrupted_copy_leaves_target_unchanged(kill_process: bool) {
-    let tag = if kill_process { "sigkill" } else { "terminate" };
+#[derive(Clone, Copy, PartialEq)]
+enum Interruption {
+    /// SIGKILL the process.
+    Kill,
+    /// Ctrl-C: the process cancels, rolls back and exits 130.
+    Interrupt,
+    /// pg_terminate_backend on the load's connection.
+    TerminateBackend,
+}
+
+async fn interrupted_copy_leaves_target_unchanged(how: Interruption) {
+    let tag = match how {
+        Interruption::Kill => "sigkill",
+        Interruption::Interrupt => "sigint",
+        Interruption::TerminateBackend => "terminate",
+    };
     let db = TestDb::new(tag).await;
     let reference = TestDb::new(&format!("{tag}_ref")).await;
     let dir = tempfile::tempdir().unwrap();
@@ -159,21 +173,35 @@ async fn interrupted_copy_leaves_target_unchanged(kill_process: bool) {
         .spawn()
         .unwrap();
     let pid = wait_for_copy_into(&client, &db.name, "\"pulso_flow_staging\"").await;
-    if kill_process {
-        child.kill().unwrap(); // SIGKILL
-        let _ = child.wait();
-    } else {
-        client
-            .execute("SELECT pg_terminate_backend($1)", &[&pid])
-            .await
-            .unwrap();
-        let out = child.wait_with_output().unwrap();
-        assert_eq!(
-            out.status.code(),
-            Some(1),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+    match how {
+        Interruption::Kill => {
+            child.kill().unwrap(); // SIGKILL
+            let _ = child.wait();
+        }
+        Interruption::Interrupt => {
+            // SAFETY: sending a signal to our own child process.
+            unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
+            let out = child.wait_with_output().unwrap();
+            assert_eq!(
+                out.status.code(),
+                Some(130),
+                "{}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+        Interruption::TerminateBackend => {
+            client
+                .execute("SELECT pg_terminate_backend($1)", &[&pid])
+                .await
+                .unwrap();
+            let out = child.wait_with_output().unwrap();
+            assert_eq!(
+                out.status.code(),
+                Some(1),
+                "{}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
     }
     // The server notices the dead client and rolls back; wait for the backend to be gone.
     let t0 = Instant::now();
@@ -218,12 +246,17 @@ async fn interrupted_copy_leaves_target_unchanged(kill_process: bool) {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn sigkill_during_copy_leaves_target_and_watermark_unchanged() {
-    interrupted_copy_leaves_target_unchanged(true).await;
+    interrupted_copy_leaves_target_unchanged(Interruption::Kill).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn ctrl_c_during_copy_rolls_back_and_exits_130() {
+    interrupted_copy_leaves_target_unchanged(Interruption::Interrupt).await;
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn terminated_backend_during_copy_leaves_target_and_watermark_unchanged() {
-    interrupted_copy_leaves_target_unchanged(false).await;
+    interrupted_copy_leaves_target_unchanged(Interruption::TerminateBackend).await;
 }
 
 #[tokio::test(flavor = "multi_thread")]
