@@ -204,19 +204,7 @@ async fn interrupted_copy_leaves_target_unchanged(how: Interruption) {
         }
     }
     // The server notices the dead client and rolls back; wait for the backend to be gone.
-    let t0 = Instant::now();
-    while client
-        .query_opt("SELECT 1 FROM pg_stat_activity WHERE pid = $1", &[&pid])
-        .await
-        .unwrap()
-        .is_some()
-    {
-        assert!(
-            t0.elapsed() < Duration::from_secs(30),
-            "backend {pid} did not end"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    common::wait_until_backend_ends(&client, pid).await;
     assert_eq!(
         checksum(&client, "t.deuda").await,
         before,
@@ -283,19 +271,7 @@ async fn sigkill_during_a_direct_first_load_leaves_the_empty_target_with_its_ind
     let pid = wait_for_copy_into(&client, &db.name, "\"t\".\"deuda\"").await;
     child.kill().unwrap();
     let _ = child.wait();
-    let t0 = Instant::now();
-    while client
-        .query_opt("SELECT 1 FROM pg_stat_activity WHERE pid = $1", &[&pid])
-        .await
-        .unwrap()
-        .is_some()
-    {
-        assert!(
-            t0.elapsed() < Duration::from_secs(30),
-            "backend {pid} did not end"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    common::wait_until_backend_ends(&client, pid).await;
     assert_eq!(checksum(&client, "t.deuda").await.0, 0);
     let indexes: Vec<String> = client
         .query(

@@ -11,6 +11,7 @@ pub mod connect;
 pub mod encode;
 pub mod error;
 pub mod load;
+pub mod lock;
 pub mod migrate;
 pub mod pgtype;
 pub mod sql;

@@ -115,7 +115,8 @@ pub async fn open(url: &str, req: LoadRequest) -> Result<OpenLoad, SinkError> {
         .batch_execute("BEGIN")
         .await
         .map_err(|e| SinkError::pg("starting the load transaction", e))?;
-    lock_target(&client, &target, req.wait_for_lock).await?;
+    let key = format!("pulso-flow:{target}");
+    crate::lock::lock_for_transaction(&client, &key, &target, req.wait_for_lock).await?;
     ensure_target(&client, &req.shape, req.create_target).await?;
     let watermark = match state::read_watermark(&client, &req.node).await? {
         Some(row) => match (row.inc_type.as_deref(), row.value.as_deref()) {
@@ -159,48 +160,6 @@ async fn ensure_schema(client: &Client, schema: &str) -> Result<(), SinkError> {
         }
     }
     Ok(())
-}
-
-/// Take the per-target advisory lock for the rest of the transaction.
-async fn lock_target(client: &Client, target: &str, wait: bool) -> Result<(), SinkError> {
-    let key = format!("pulso-flow:{target}");
-    if wait {
-        let busy: bool = client
-            .query_one(
-                "SELECT NOT pg_try_advisory_xact_lock(hashtextextended($1, 0))",
-                &[&key],
-            )
-            .await
-            .map_err(|e| SinkError::pg("taking the table lock", e))?
-            .get(0);
-        if busy {
-            tracing::info!(target, "another run holds the table lock; waiting for it");
-            client
-                .execute(
-                    "SELECT pg_advisory_xact_lock(hashtextextended($1, 0))",
-                    &[&key],
-                )
-                .await
-                .map_err(|e| SinkError::pg("waiting for the table lock", e))?;
-        }
-        Ok(())
-    } else {
-        let got: bool = client
-            .query_one(
-                "SELECT pg_try_advisory_xact_lock(hashtextextended($1, 0))",
-                &[&key],
-            )
-            .await
-            .map_err(|e| SinkError::pg("taking the table lock", e))?
-            .get(0);
-        if got {
-            Ok(())
-        } else {
-            Err(SinkError::Locked {
-                target: target.to_string(),
-            })
-        }
-    }
 }
 
 /// The target's columns and primary key as the catalog has them, or `None` if it does not exist.
@@ -333,7 +292,8 @@ impl OpenLoad {
             .map_err(|e| SinkError::pg("configuring the load", e))?;
         // Statements that record changed days bind the node and run id.
         let tracked = shape.change_day.is_some();
-        let change_params: [&(dyn tokio_postgres::types::ToSql + Sync); 2] = [&req.node, &req.run_id];
+        let change_params: [&(dyn tokio_postgres::types::ToSql + Sync); 2] =
+            [&req.node, &req.run_id];
         let params: &[&(dyn tokio_postgres::types::ToSql + Sync)] =
             if tracked { &change_params } else { &[] };
 
@@ -534,7 +494,10 @@ struct IndexDef {
 /// and referenced by no foreign key. Then lock it, and return its indexes (dropped by the
 /// caller). Building an index once after the COPY is several times cheaper than maintaining it
 /// row by row, which is most of a first load's cost.
-async fn prepare_direct_load(client: &Client, shape: &LoadShape) -> Result<Option<Vec<IndexDef>>, SinkError> {
+async fn prepare_direct_load(
+    client: &Client,
+    shape: &LoadShape,
+) -> Result<Option<Vec<IndexDef>>, SinkError> {
     let pg = |what: &str, e| SinkError::pg(format!("{what} ({})", shape.target), e);
     let eligible: bool = client
         .query_one(
@@ -553,7 +516,10 @@ async fn prepare_direct_load(client: &Client, shape: &LoadShape) -> Result<Optio
     }
     // Readers of an empty table lose nothing by waiting for its first load.
     client
-        .batch_execute(&format!("LOCK TABLE {} IN ACCESS EXCLUSIVE MODE", shape.target.quoted()))
+        .batch_execute(&format!(
+            "LOCK TABLE {} IN ACCESS EXCLUSIVE MODE",
+            shape.target.quoted()
+        ))
         .await
         .map_err(|e| pg("locking the target", e))?;
     if !is_empty(client, shape).await? {
@@ -578,8 +544,14 @@ async fn prepare_direct_load(client: &Client, shape: &LoadShape) -> Result<Optio
             let index_def: String = r.get(1);
             match (r.get::<_, Option<String>>(2), r.get::<_, Option<String>>(3)) {
                 (Some(con), Some(con_def)) => IndexDef {
-                    drop: format!("ALTER TABLE {table} DROP CONSTRAINT {}", crate::sql::ident(&con)),
-                    create: format!("ALTER TABLE {table} ADD CONSTRAINT {} {con_def}", crate::sql::ident(&con)),
+                    drop: format!(
+                        "ALTER TABLE {table} DROP CONSTRAINT {}",
+                        crate::sql::ident(&con)
+                    ),
+                    create: format!(
+                        "ALTER TABLE {table} ADD CONSTRAINT {} {con_def}",
+                        crate::sql::ident(&con)
+                    ),
                 },
                 _ => IndexDef {
                     drop: format!("DROP INDEX {index}"),
@@ -609,10 +581,16 @@ where
     let shape = &req.shape;
     let pg = |what: &str, e| SinkError::pg(format!("{what} ({})", shape.target), e);
     for ix in &indexes {
-        client.batch_execute(&ix.drop).await.map_err(|e| pg("dropping an index for the direct load", e))?;
+        client
+            .batch_execute(&ix.drop)
+            .await
+            .map_err(|e| pg("dropping an index for the direct load", e))?;
     }
     let copied = copy_batches(client, req, &shape.copy_into_target(), batches, progress).await?;
-    client.batch_execute("SAVEPOINT pulso_flow_rebuild").await.map_err(|e| pg("savepoint", e))?;
+    client
+        .batch_execute("SAVEPOINT pulso_flow_rebuild")
+        .await
+        .map_err(|e| pg("savepoint", e))?;
     let mut duplicates = 0;
     if let Err(e) = rebuild_indexes(client, &indexes).await {
         if e.code() != Some(&tokio_postgres::error::SqlState::UNIQUE_VIOLATION) {
@@ -631,7 +609,10 @@ where
             .map_err(|e| pg("rebuilding indexes", e))?;
     }
     if let Some(sql) = shape.record_all_target_days() {
-        client.execute(&sql, params).await.map_err(|e| pg("recording changes", e))?;
+        client
+            .execute(&sql, params)
+            .await
+            .map_err(|e| pg("recording changes", e))?;
     }
     let max_loaded = max_incremental(client, shape, shape.max_incremental_in_target()).await?;
     let inserted = copied - duplicates;
@@ -645,7 +626,10 @@ where
     })
 }
 
-async fn rebuild_indexes(client: &Client, indexes: &[IndexDef]) -> Result<(), tokio_postgres::Error> {
+async fn rebuild_indexes(
+    client: &Client,
+    indexes: &[IndexDef],
+) -> Result<(), tokio_postgres::Error> {
     for ix in indexes {
         client.batch_execute(&ix.create).await?;
     }

@@ -166,3 +166,21 @@ pub fn counts(summary: &serde_json::Value, node: &str) -> (u64, u64, u64) {
     };
     (g("inserted"), g("updated"), g("unchanged"))
 }
+
+/// Wait (at most 30 s) until the backend `pid` has ended: the server has rolled back whatever
+/// it had open.
+pub async fn wait_until_backend_ends(client: &Client, pid: i32) {
+    let t0 = std::time::Instant::now();
+    while client
+        .query_opt("SELECT 1 FROM pg_stat_activity WHERE pid = $1", &[&pid])
+        .await
+        .expect("pg_stat_activity")
+        .is_some()
+    {
+        assert!(
+            t0.elapsed() < std::time::Duration::from_secs(30),
+            "backend {pid} did not end"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+}
