@@ -107,6 +107,12 @@ pub enum Command {
     },
     /// Apply the versioned SQL migrations.
     Migrate,
+    /// Serve the dashboard HTTP API (settings from the environment: see .env.example).
+    Serve {
+        /// Address to listen on.
+        #[arg(long, env = "PULSO_API_BIND")]
+        bind: Option<std::net::SocketAddr>,
+    },
 }
 
 #[derive(Subcommand, Debug)]
@@ -174,6 +180,7 @@ pub async fn dispatch(cli: Cli) -> ExitCode {
         Command::List { file } => list(&file),
         Command::Watermarks { action } => watermarks(action, cli.database_url).await,
         Command::Migrate => migrate(cli.database_url).await,
+        Command::Serve { bind } => serve(cli.database_url, bind).await,
     };
     match result {
         Ok(code) => code,
@@ -410,5 +417,18 @@ async fn migrate(cli_url: Option<String>) -> Result<ExitCode> {
     for m in applied {
         println!("applied V{} {}", m.version, m.name);
     }
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn serve(cli_url: Option<String>, bind: Option<std::net::SocketAddr>) -> Result<ExitCode> {
+    let mut cfg = pulso_api::ApiConfig::from_lookup(|k| match k {
+        "DATABASE_URL" => cli_url.clone(),
+        _ => std::env::var(k).ok(),
+    })
+    .map_err(|e| anyhow!(EngineError::Usage(e.to_string())))?;
+    if let Some(bind) = bind {
+        cfg.bind = bind;
+    }
+    pulso_api::serve(cfg).await?;
     Ok(ExitCode::SUCCESS)
 }

@@ -5,6 +5,8 @@
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
+use indexmap::IndexMap;
+use pulso_operators::source::{BigQueryConnection, BigQueryConnections, SourceSpec};
 use pulso_operators::window::{IncType, IncValue};
 use pulso_sinks::load::LoadMode;
 use pulso_sinks::pgtype::{PgColumn, PgType};
@@ -112,6 +114,7 @@ impl Compiler<'_> {
             }),
         };
         let target_url = self.target_url(&spec);
+        let bigquery = self.bigquery_connections(&spec);
         let default_lookback = spec.defaults.lookback.as_ref().and_then(|l| {
             parse_duration(&l.value)
                 .map_err(|m| self.error(l, m, None))
@@ -124,7 +127,7 @@ impl Compiler<'_> {
         for t in spec.tables {
             let deps = t.depends_on.clone();
             let name = t.name.clone();
-            if let Some(node) = self.table(t, &spec.defaults, default_lookback) {
+            if let Some(node) = self.table(t, &spec.defaults, default_lookback, &spec.connections) {
                 nodes.push(node);
                 deps_spanned.push(deps);
                 name_spans.push(name);
@@ -211,17 +214,113 @@ impl Compiler<'_> {
             base_dir: self.base_dir.to_path_buf(),
             target_url,
             time_zone,
+            bigquery,
             nodes,
             dag,
         })
     }
 
+    /// The `kind: bigquery` connections, checked offline (a project is required).
+    fn bigquery_connections(&mut self, spec: &PipelineSpec) -> BigQueryConnections {
+        let mut map: IndexMap<String, BigQueryConnection> = IndexMap::new();
+        for (name, c) in &spec.connections {
+            if let ConnectionSpec::Bigquery(bq) = &c.value {
+                if bq.project.trim().is_empty() {
+                    self.error(
+                        c,
+                        format!("connection {name}: `project` is empty"),
+                        Some("set the GCP project that holds the data, e.g. project: \"${BQ_PROJECT}\"".into()),
+                    );
+                }
+                map.insert(name.clone(), (**bq).clone());
+            }
+        }
+        BigQueryConnections::new(map)
+    }
+
+    /// Offline checks of a BigQuery source: its spec, its connection, and that the window
+    /// column it pushes down is the source's own column (not one derived by `transform`).
+    fn check_bigquery_source(
+        &mut self,
+        t: &TableSpec,
+        connections: &IndexMap<String, Spanned<ConnectionSpec>>,
+    ) {
+        let SourceSpec::Bigquery(bq) = &t.source.value else {
+            return;
+        };
+        let name = &t.name.value;
+        if let Err(e) = t.source.value.validate() {
+            self.error(
+                &t.source,
+                format!("table {name}: {e}"),
+                Some("see \"BigQuery\" in docs/pipeline.md".into()),
+            );
+        }
+        match connections.get(&bq.connection).map(|c| &c.value) {
+            Some(ConnectionSpec::Bigquery(conn)) => {
+                if bq.query.is_some()
+                    && bq.read_api(Some(conn))
+                        == pulso_operators::source::bigquery::ReadApi::Storage
+                {
+                    self.error(
+                        &t.source,
+                        format!(
+                            "table {name}: connection {:?} reads with read_api: storage, which reads plain tables, but this source has a query",
+                            bq.connection
+                        ),
+                        Some("add `read_api: rest` to this source, or use `table:` and `columns:`".into()),
+                    );
+                }
+            }
+            Some(_) => self.error(
+                &t.source,
+                format!(
+                    "table {name}: connection {:?} is not a bigquery connection",
+                    bq.connection
+                ),
+                None,
+            ),
+            None => {
+                let known: Vec<&String> = connections.keys().collect();
+                self.error(
+                    &t.source,
+                    format!("table {name}: unknown connection {:?}", bq.connection),
+                    Some(format!(
+                        "defined connections: {known:?}; add one with `kind: bigquery`"
+                    )),
+                );
+            }
+        }
+        if let (Some(inc), Some(tr)) = (&t.incremental, &t.transform)
+            && tr.derive.contains_key(&inc.value.column.value)
+        {
+            self.error(
+                &inc.value.column,
+                format!(
+                    "table {name}: the incremental column {:?} is derived by `transform`, but a bigquery source filters its own column {:?} at the source",
+                    inc.value.column.value, inc.value.column.value
+                ),
+                Some("compute the column in the BigQuery query instead".into()),
+            );
+        }
+    }
+
     fn target_url(&mut self, spec: &PipelineSpec) -> Option<String> {
         let target = spec.defaults.target.as_ref()?;
         match spec.connections.get(&target.value) {
-            Some(c) => match &c.value {
-                ConnectionSpec::Postgres { url } => Some(url.clone()),
-            },
+            Some(c) => {
+                match &c.value {
+                    ConnectionSpec::Postgres { url } => Some(url.clone()),
+                    ConnectionSpec::Bigquery(_) => {
+                        self.error(
+                        target,
+                        format!("connection {:?} is a bigquery connection; the target must be postgres", target.value),
+                        None,
+                    );
+                        None
+                    }
+                }
+            }
             None => {
                 let known: Vec<&String> = spec.connections.keys().collect();
                 self.error(
@@ -239,10 +338,12 @@ impl Compiler<'_> {
         t: TableSpec,
         defaults: &crate::spec::DefaultsSpec,
         default_lookback: Option<chrono::Duration>,
+        connections: &IndexMap<String, Spanned<ConnectionSpec>>,
     ) -> Option<Node> {
         let errors_before = self.errors.len();
         let name = t.name.value.clone();
         let line = t.name.referenced.line();
+        self.check_bigquery_source(&t, connections);
 
         // Columns and their types.
         let mut columns = Vec::new();

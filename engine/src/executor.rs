@@ -10,7 +10,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use chrono::Utc;
+use chrono::{DateTime, Utc};
 use futures::StreamExt;
 use pulso_operators::source::SourceContext;
 use pulso_operators::transform;
@@ -119,6 +119,8 @@ pub async fn run(
     mut cancel: watch::Receiver<bool>,
 ) -> Result<RunReport, EngineError> {
     let t0 = Instant::now();
+    // Upper bound of pushed-down windows (BigQuery): fixed once for the whole run.
+    let run_start = Utc::now();
     let selected = select(&pipeline, opts.only.as_deref())?;
     let mut control = pulso_sinks::connect::connect(&opts.database_url).await?;
     pulso_sinks::migrate::migrate(&mut control).await?;
@@ -186,7 +188,7 @@ pub async fn run(
                 let node = &pipeline.nodes[i];
                 observer.node_started(&node.name, node.kind.as_str(), counters.clone());
                 let (p, o) = (pipeline.clone(), opts.clone());
-                tasks.spawn(async move { (i, run_node(&p, i, &o, counters).await) });
+                tasks.spawn(async move { (i, run_node(&p, i, &o, counters, run_start).await) });
             }
         }
         if tasks.is_empty() {
@@ -311,6 +313,7 @@ async fn run_node(
     i: usize,
     opts: &RunOptions,
     counters: Arc<NodeCounters>,
+    run_start: DateTime<Utc>,
 ) -> NodeReport {
     let node = &pipeline.nodes[i];
     let t0 = Instant::now();
@@ -319,7 +322,16 @@ async fn run_node(
     report.error = None;
     let result = match &node.kind {
         NodeKind::Table(table) => {
-            run_table(pipeline, node, table, opts, &counters, &mut report).await
+            run_table(
+                pipeline,
+                node,
+                table,
+                opts,
+                &counters,
+                &mut report,
+                run_start,
+            )
+            .await
         }
         NodeKind::Build(build) => run_build(node, build, opts).await,
     };
@@ -364,6 +376,7 @@ async fn run_table(
     opts: &RunOptions,
     counters: &Arc<NodeCounters>,
     report: &mut NodeReport,
+    run_start: DateTime<Utc>,
 ) -> Result<Option<LoadOutcome>, EngineError> {
     let full_refresh = opts.full_refresh || table.mode == LoadMode::FullRefresh;
     let request = LoadRequest {
@@ -380,7 +393,13 @@ async fn run_table(
         run_id: opts.run_id.clone(),
     };
     let open = load::open(&opts.database_url, request).await?;
-    let window = window_for(table, open.watermark(), full_refresh)?;
+    let window = window_for(
+        table,
+        open.watermark(),
+        full_refresh,
+        run_start,
+        pipeline.time_zone,
+    )?;
     report.window_lower = window.as_ref().and_then(|w| bound_text(w.lower.as_ref()));
     report.window_upper = window.as_ref().and_then(|w| bound_text(w.upper.as_ref()));
     tracing::info!(node = %node.name, lower = ?report.window_lower, upper = ?report.window_upper, "loading");
@@ -388,6 +407,8 @@ async fn run_table(
     let ctx = SourceContext {
         batch_size: table.batch_size,
         base_dir: pipeline.base_dir.clone(),
+        window: window.clone(),
+        bigquery: pipeline.bigquery.clone(),
     };
     let (schema, batches) = table.source.open(&ctx).await?;
     let read_counter = counters.clone();
@@ -443,30 +464,13 @@ async fn run_build(
         .batch_execute("BEGIN")
         .await
         .map_err(|e| pg("starting the build transaction", e))?;
-    let lock = format!("pulso-flow:build:{}", node.name);
-    let got: bool = client
-        .query_one(
-            "SELECT pg_try_advisory_xact_lock(hashtextextended($1, 0))",
-            &[&lock],
-        )
-        .await
-        .map_err(|e| pg("taking the build lock", e))?
-        .get(0);
-    if !got {
-        if !opts.wait_for_lock {
-            return Err(pulso_sinks::SinkError::Locked {
-                target: format!("build {}", node.name),
-            }
-            .into());
-        }
-        client
-            .execute(
-                "SELECT pg_advisory_xact_lock(hashtextextended($1, 0))",
-                &[&lock],
-            )
-            .await
-            .map_err(|e| pg("waiting for the build lock", e))?;
-    }
+    pulso_sinks::lock::lock_for_transaction(
+        &client,
+        &format!("pulso-flow:build:{}", node.name),
+        &format!("build {}", node.name),
+        opts.wait_for_lock,
+    )
+    .await?;
 
     // What changed upstream since the last successful run of this build.
     let cursor: Option<i64> = client
@@ -511,6 +515,7 @@ async fn run_build(
         .map_err(|e| pg("setting the build parameters", e))?;
 
     let ran = full || any_change;
+    let received_days = list_changed_days(&client).await?;
     if ran {
         client
             .batch_execute(&build.sql)
@@ -535,16 +540,9 @@ async fn run_build(
         )
         .await
         .map_err(|e| pg("moving the build cursor", e))?;
-    let changed_days: Vec<String> = client
-        .query(
-            "SELECT day::text FROM pulso_flow_changed_days ORDER BY day",
-            &[],
-        )
-        .await
-        .map_err(|e| pg("listing changed days", e))?
-        .iter()
-        .map(|r| r.get(0))
-        .collect();
+    // The SQL may have narrowed or widened the temp table to the days its output actually
+    // changed; that is what dependants receive.
+    let changed_days = list_changed_days(&client).await?;
     let target = format!("sql:{}", node.name);
     let version = state::write_watermark(
         &client,
@@ -572,6 +570,7 @@ async fn run_build(
             "origin": build.origin,
             "ran": ran,
             "full": full,
+            "received_days": if full { serde_json::Value::Null } else { serde_json::json!(received_days) },
             "changed_days": if full { serde_json::Value::Null } else { serde_json::json!(changed_days) },
             "changed_day_count": days,
         }),
@@ -592,6 +591,19 @@ async fn run_build(
         .await
         .map_err(|e| pg("committing the build", e))?;
     Ok(None)
+}
+
+async fn list_changed_days(client: &tokio_postgres::Client) -> Result<Vec<String>, EngineError> {
+    Ok(client
+        .query(
+            "SELECT day::text FROM pulso_flow_changed_days ORDER BY day",
+            &[],
+        )
+        .await
+        .map_err(|e| pulso_sinks::SinkError::pg("listing changed days", e))?
+        .iter()
+        .map(|r| r.get(0))
+        .collect())
 }
 
 async fn record_not_run(opts: &RunOptions, node: &Node, report: &NodeReport) {

@@ -97,8 +97,12 @@ pub async fn explain(
                 ex.source_details = t.source.explain(&ctx).await;
                 ex.plan = plan_text(&ctx, t, window.as_ref()).await;
                 let s = &t.shape;
-                ex.sql.push(("direct_load_if_target_empty", s.copy_into_target()));
-                ex.sql.push(("direct_load_dedup_if_key_collides", s.delete_duplicates_in_target()));
+                ex.sql
+                    .push(("direct_load_if_target_empty", s.copy_into_target()));
+                ex.sql.push((
+                    "direct_load_dedup_if_key_collides",
+                    s.delete_duplicates_in_target(),
+                ));
                 ex.sql.push(("staging", s.create_staging()));
                 ex.sql.push(("copy", s.copy_into_staging()));
                 ex.sql

@@ -3,7 +3,7 @@
 use std::path::PathBuf;
 
 use chrono::Duration;
-use pulso_operators::source::SourceSpec;
+use pulso_operators::source::{BigQueryConnections, SourceSpec};
 use pulso_operators::transform::TransformSpec;
 use pulso_operators::window::{IncType, IncValue};
 use pulso_sinks::load::LoadMode;
@@ -21,6 +21,8 @@ pub struct Pipeline {
     /// Target database URL from a `postgres` connection, if the file names one.
     pub target_url: Option<String>,
     pub time_zone: chrono_tz::Tz,
+    /// The `kind: bigquery` connections, handed to BigQuery sources.
+    pub bigquery: BigQueryConnections,
     pub nodes: Vec<Node>,
     pub dag: Dag,
 }

@@ -5,7 +5,7 @@
 //! meaning (types, durations, dependencies) is checked in `compile`.
 
 use indexmap::IndexMap;
-use pulso_operators::source::SourceSpec;
+use pulso_operators::source::{BigQueryConnection, SourceSpec};
 use pulso_operators::transform::TransformSpec;
 use serde::Deserialize;
 use serde_saphyr::Spanned;
@@ -32,7 +32,11 @@ pub struct PipelineSpec {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
 pub enum ConnectionSpec {
-    Postgres { url: String },
+    Postgres {
+        url: String,
+    },
+    /// A BigQuery project/dataset read by `kind: bigquery` sources (see docs/pipeline.md).
+    Bigquery(Box<BigQueryConnection>),
 }
 
 #[derive(Debug, Default, Deserialize)]

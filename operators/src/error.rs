@@ -58,6 +58,10 @@ pub enum OperatorError {
     #[error("arrow: {0}")]
     Arrow(#[from] arrow::error::ArrowError),
 
+    /// The BigQuery source failed (API error after retries, job error, short read, bad cell).
+    #[error("{0}")]
+    BigQuery(Box<crate::source::bigquery::BigQueryError>),
+
     /// A background reader task died (panic or cancellation) before finishing its input.
     #[error("source task for {what} failed: {message}")]
     Task { what: String, message: String },

@@ -272,9 +272,9 @@ impl LoadShape {
 
     /// Greatest incremental value in the target (after a direct load into it).
     pub fn max_incremental_in_target(&self) -> Option<String> {
-        self.incremental.as_ref().map(|inc| {
-            format!("SELECT max({}) FROM {}", ident(inc), self.target.quoted())
-        })
+        self.incremental
+            .as_ref()
+            .map(|inc| format!("SELECT max({}) FROM {}", ident(inc), self.target.quoted()))
     }
 
     /// Record every day present in the target as changed (after a direct load into it).

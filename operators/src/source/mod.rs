@@ -3,6 +3,7 @@
 //! A [`SourceSpec`] is deserialised from the `source:` block of a table in `pipelines.yaml`;
 //! [`SourceSpec::open`] turns it into an Arrow schema and a lazy [`BatchStream`].
 
+pub mod bigquery;
 pub mod csv;
 pub mod generate;
 pub mod ndjson;
@@ -14,8 +15,10 @@ use std::path::{Path, PathBuf};
 
 use arrow::datatypes::SchemaRef;
 
+use crate::window::Window;
 use crate::{BatchStream, OperatorError};
 
+pub use self::bigquery::{BigQueryConnection, BigQueryConnections, BigQuerySpec};
 pub use self::csv::CsvSpec;
 pub use self::generate::{ColumnSpec, GenerateSpec, Generator, changed_rows};
 pub use self::ndjson::NdjsonSpec;
@@ -37,6 +40,8 @@ pub enum SourceSpec {
     Csv(CsvSpec),
     /// One newline-delimited JSON file; every column is read as nullable text.
     Ndjson(NdjsonSpec),
+    /// A BigQuery query or table (REST pages or the Storage Read API); see [`bigquery`].
+    Bigquery(BigQuerySpec),
 }
 
 /// What a source needs from the run that opens it.
@@ -46,6 +51,11 @@ pub struct SourceContext {
     pub batch_size: usize,
     /// Folder that relative paths resolve against: the folder of the pipeline file.
     pub base_dir: PathBuf,
+    /// The run's incremental window, for sources that push it down (BigQuery); others ignore
+    /// it (the transform applies the window to every source anyway).
+    pub window: Option<Window>,
+    /// The pipeline's `kind: bigquery` connections, by name.
+    pub bigquery: BigQueryConnections,
 }
 
 impl SourceContext {
@@ -77,6 +87,7 @@ impl SourceSpec {
             SourceSpec::Parquet(spec) => spec.open(ctx).await,
             SourceSpec::Csv(spec) => spec.open(ctx).await,
             SourceSpec::Ndjson(spec) => spec.open(ctx).await,
+            SourceSpec::Bigquery(spec) => spec.open(ctx).await,
         }
     }
 
@@ -89,6 +100,7 @@ impl SourceSpec {
             SourceSpec::Parquet(spec) => spec.schema(ctx).await,
             SourceSpec::Csv(spec) => spec.schema(ctx).await,
             SourceSpec::Ndjson(spec) => spec.schema(ctx).await,
+            SourceSpec::Bigquery(spec) => spec.schema(ctx).await,
         }
     }
 
@@ -98,6 +110,7 @@ impl SourceSpec {
         match self {
             SourceSpec::Generate(spec) => spec.validate(),
             SourceSpec::Csv(spec) => spec.validate(),
+            SourceSpec::Bigquery(spec) => spec.validate(),
             SourceSpec::Parquet(_) | SourceSpec::Ndjson(_) => Ok(()),
         }
     }
@@ -109,6 +122,27 @@ impl SourceSpec {
             SourceSpec::Parquet(spec) => format!("parquet {}", spec.path.display()),
             SourceSpec::Csv(spec) => spec.describe(),
             SourceSpec::Ndjson(spec) => format!("ndjson {}", spec.path.display()),
+            SourceSpec::Bigquery(spec) => spec.describe(),
+        }
+    }
+
+    /// True when the source reads only the window it is given ([`SourceContext::window`]):
+    /// the engine then fixes the window's upper bound at run start.
+    pub fn pushes_window_down(&self) -> bool {
+        matches!(self, SourceSpec::Bigquery(_))
+    }
+
+    /// Extra `explain` items of the source (label, text): for BigQuery the SQL with its
+    /// parameters, the read path and a dry run. Empty for file sources and the generator.
+    pub async fn explain(&self, ctx: &SourceContext) -> Vec<(String, String)> {
+        match self {
+            SourceSpec::Bigquery(spec) => spec
+                .explain(ctx)
+                .await
+                .into_iter()
+                .map(|l| (l.label, l.value))
+                .collect(),
+            _ => Vec::new(),
         }
     }
 }

@@ -13,6 +13,8 @@ pub fn ctx(batch_size: usize, base_dir: &Path) -> SourceContext {
     SourceContext {
         batch_size,
         base_dir: base_dir.to_path_buf(),
+        window: None,
+        bigquery: Default::default(),
     }
 }
 

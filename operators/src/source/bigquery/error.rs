@@ -38,7 +38,11 @@ pub enum BigQueryError {
         "BigQuery job {job_id}: read {read} rows but the job reported totalRows = {total}; \
          the result is incomplete and nothing is loaded"
     )]
-    RowCount { job_id: String, read: u64, total: u64 },
+    RowCount {
+        job_id: String,
+        read: u64,
+        total: u64,
+    },
 
     /// A response was well-formed JSON/protobuf but not what the API promises.
     #[error("BigQuery {what}: unexpected response: {message}")]

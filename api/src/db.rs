@@ -1,0 +1,99 @@
+//! The PostgreSQL read pool.
+//!
+//! Connections are opened read-only (`default_transaction_read_only`), in UTC, with a server-side
+//! `statement_timeout`; the settings travel in the startup packet, so they cost no round trip.
+//! Every query goes through [`Db::query`]: a cached prepared statement with bound parameters (no
+//! value is ever spliced into SQL text) and its time recorded in `pulso_api_db_query_seconds`.
+
+use std::time::{Duration, Instant};
+
+use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod, Runtime};
+use tokio_postgres::types::ToSql;
+use tokio_postgres::{NoTls, Row};
+
+use crate::error::{ApiError, ServeError};
+use crate::metrics::Metrics;
+
+#[derive(Clone)]
+pub struct Db {
+    pool: Pool,
+    metrics: Metrics,
+}
+
+impl Db {
+    pub fn new(
+        url: &str,
+        size: usize,
+        statement_timeout: Duration,
+        wait: Duration,
+        metrics: Metrics,
+    ) -> Result<Self, ServeError> {
+        let mut pg: tokio_postgres::Config = url
+            .parse()
+            .map_err(|e| ServeError::Database(format!("DATABASE_URL: {e}")))?;
+        pg.application_name("pulso-flow-api");
+        pg.options(format!(
+            "-c statement_timeout={} -c default_transaction_read_only=on -c TimeZone=UTC",
+            statement_timeout.as_millis()
+        ));
+        if pg.get_connect_timeout().is_none() {
+            pg.connect_timeout(Duration::from_secs(5));
+        }
+        let manager = Manager::from_config(
+            pg,
+            NoTls,
+            ManagerConfig {
+                recycling_method: RecyclingMethod::Fast,
+            },
+        );
+        let pool = Pool::builder(manager)
+            .max_size(size)
+            .wait_timeout(Some(wait))
+            .create_timeout(Some(Duration::from_secs(5)))
+            .recycle_timeout(Some(Duration::from_secs(5)))
+            .runtime(Runtime::Tokio1)
+            .build()
+            .map_err(|e| ServeError::Database(e.to_string()))?;
+        Ok(Db { pool, metrics })
+    }
+
+    /// Run `sql` (a static statement) with bound `params`; `name` labels the timing metric.
+    pub async fn query(
+        &self,
+        name: &'static str,
+        sql: &str,
+        params: &[&(dyn ToSql + Sync)],
+    ) -> Result<Vec<Row>, ApiError> {
+        let client = self.pool.get().await?;
+        let t0 = Instant::now();
+        let stmt = client.prepare_cached(sql).await?;
+        let rows = client.query(&stmt, params).await;
+        self.metrics
+            .db_query_seconds
+            .with_label_values(&[name])
+            .observe(t0.elapsed().as_secs_f64());
+        Ok(rows?)
+    }
+
+    /// `SELECT 1` with a deadline: is the database reachable?
+    pub async fn ping(&self, deadline: Duration) -> Result<Duration, String> {
+        let t0 = Instant::now();
+        let work = async {
+            let client = self.pool.get().await.map_err(|e| e.to_string())?;
+            client
+                .simple_query("SELECT 1")
+                .await
+                .map_err(|e| pulso_sinks::error::describe_pg_error(&e))?;
+            Ok::<_, String>(())
+        };
+        match tokio::time::timeout(deadline, work).await {
+            Ok(Ok(())) => Ok(t0.elapsed()),
+            Ok(Err(e)) => Err(e),
+            Err(_) => Err(format!("no answer within {} ms", deadline.as_millis())),
+        }
+    }
+
+    pub fn pool(&self) -> &Pool {
+        &self.pool
+    }
+}

@@ -1,0 +1,126 @@
+//! Prometheus metrics, served at `/metrics` on the API port.
+
+use std::sync::Arc;
+
+use prometheus::{
+    Encoder, HistogramOpts, HistogramVec, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry,
+    TextEncoder,
+};
+
+/// Handles to every metric; cheap to clone.
+#[derive(Clone)]
+pub struct Metrics(Arc<Inner>);
+
+pub struct Inner {
+    registry: Registry,
+    /// `http_requests_total{method,endpoint,status}`; `endpoint` is the route template.
+    pub requests: IntCounterVec,
+    /// `http_request_duration_seconds{method,endpoint}`: time to the response head.
+    pub latency: HistogramVec,
+    /// `http_requests_active`.
+    pub active: IntGauge,
+    /// `pulso_api_cache_total{level,result}`: level `memory` or `redis`, result `hit`/`miss`/`error`.
+    pub cache: IntCounterVec,
+    /// `pulso_api_db_query_seconds{query}`.
+    pub db_query_seconds: HistogramVec,
+    /// `pulso_api_data_version`: the data version caches are keyed by.
+    pub data_version: IntGauge,
+    /// `pulso_api_dependency_up{dependency}`: 1 reachable, 0 not (postgres, redis, listener).
+    pub up: IntGaugeVec,
+}
+
+impl std::ops::Deref for Metrics {
+    type Target = Inner;
+    fn deref(&self) -> &Inner {
+        &self.0
+    }
+}
+
+const LATENCY_BUCKETS: &[f64] = &[
+    0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5,
+    5.0, 10.0,
+];
+
+impl Metrics {
+    pub fn new() -> Self {
+        let registry = Registry::new();
+        let requests = IntCounterVec::new(
+            Opts::new("http_requests_total", "HTTP requests answered"),
+            &["method", "endpoint", "status"],
+        )
+        .expect("metric");
+        let latency = HistogramVec::new(
+            HistogramOpts::new(
+                "http_request_duration_seconds",
+                "Time from request to response head",
+            )
+            .buckets(LATENCY_BUCKETS.to_vec()),
+            &["method", "endpoint"],
+        )
+        .expect("metric");
+        let active = IntGauge::new("http_requests_active", "Requests in flight").expect("metric");
+        let cache = IntCounterVec::new(
+            Opts::new(
+                "pulso_api_cache_total",
+                "Cache look-ups by level (memory, redis) and result (hit, miss, error)",
+            ),
+            &["level", "result"],
+        )
+        .expect("metric");
+        let db_query_seconds = HistogramVec::new(
+            HistogramOpts::new("pulso_api_db_query_seconds", "PostgreSQL query time")
+                .buckets(LATENCY_BUCKETS.to_vec()),
+            &["query"],
+        )
+        .expect("metric");
+        let data_version = IntGauge::new(
+            "pulso_api_data_version",
+            "Data version (sum of pulso_flow.watermarks.data_version) the caches are keyed by",
+        )
+        .expect("metric");
+        let up = IntGaugeVec::new(
+            Opts::new(
+                "pulso_api_dependency_up",
+                "Whether a dependency answered at the last check",
+            ),
+            &["dependency"],
+        )
+        .expect("metric");
+        for m in [
+            Box::new(requests.clone()) as Box<dyn prometheus::core::Collector>,
+            Box::new(latency.clone()),
+            Box::new(active.clone()),
+            Box::new(cache.clone()),
+            Box::new(db_query_seconds.clone()),
+            Box::new(data_version.clone()),
+            Box::new(up.clone()),
+        ] {
+            registry.register(m).expect("register metric");
+        }
+        Metrics(Arc::new(Inner {
+            registry,
+            requests,
+            latency,
+            active,
+            cache,
+            db_query_seconds,
+            data_version,
+            up,
+        }))
+    }
+
+    /// The text exposition format.
+    pub fn render(&self) -> String {
+        let mut buf = Vec::new();
+        TextEncoder::new()
+            .encode(&self.registry.gather(), &mut buf)
+            .expect("encode metrics");
+        String::from_utf8(buf).unwrap_or_default()
+    }
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}

@@ -1,0 +1,93 @@
+//! The route table. Every data path is served with and without a trailing slash.
+
+use axum::Router;
+use axum::routing::{MethodRouter, get, post};
+
+use crate::app::Shared;
+
+pub mod assignment;
+pub mod dashboard;
+pub mod etl;
+pub mod evolution;
+pub mod operation;
+pub mod productivity;
+pub mod system;
+
+/// `path` and `path/` (or the reverse) to the same handlers.
+fn both(router: Router<Shared>, path: &str, handler: MethodRouter<Shared>) -> Router<Shared> {
+    let other = match path.strip_suffix('/') {
+        Some(p) => p.to_string(),
+        None => format!("{path}/"),
+    };
+    router.route(path, handler.clone()).route(&other, handler)
+}
+
+pub fn routes() -> Router<Shared> {
+    let r = Router::new()
+        .route("/", get(system::root))
+        .route("/health", get(system::health))
+        .route("/ready", get(system::ready))
+        .route("/metrics", get(system::metrics))
+        .route("/api/v1/openapi.json", get(system::openapi))
+        .route("/docs", get(system::docs))
+        .route("/docs/", get(system::docs))
+        .route("/redoc", get(system::redoc));
+    let table: Vec<(&str, MethodRouter<Shared>)> = vec![
+        ("/api/v1/health", get(system::api_health)),
+        (
+            "/api/v1/dashboard",
+            get(dashboard::get_dashboard).post(dashboard::post_dashboard),
+        ),
+        ("/api/v1/filters", get(dashboard::filters)),
+        (
+            "/api/v1/evolution",
+            get(evolution::get_evolution).post(evolution::post_evolution),
+        ),
+        ("/api/v1/evolution/carteras", get(evolution::carteras)),
+        ("/api/v1/evolution/metrics", get(evolution::metrics)),
+        (
+            "/api/v1/assignment",
+            get(assignment::get_assignment).post(assignment::post_assignment),
+        ),
+        ("/api/v1/assignment/summary", get(assignment::summary)),
+        (
+            "/api/v1/operation",
+            get(operation::get_operation).post(operation::post_operation),
+        ),
+        ("/api/v1/operation/kpis", get(operation::kpis)),
+        ("/api/v1/operation/channels", get(operation::channels)),
+        (
+            "/api/v1/productivity",
+            get(productivity::get_productivity).post(productivity::post_productivity),
+        ),
+        ("/api/v1/productivity/agents", get(productivity::agents)),
+        (
+            "/api/v1/productivity/agents/{agent_id}",
+            get(productivity::agent_detail),
+        ),
+        ("/api/v1/productivity/metrics", get(productivity::metrics)),
+        ("/api/v1/etl/status", get(etl::status)),
+        (
+            "/api/v1/etl/status/table/{table_name}",
+            get(etl::table_status_handler),
+        ),
+        (
+            "/api/v1/etl/refresh/dashboard",
+            post(etl::refresh_dashboard),
+        ),
+        (
+            "/api/v1/etl/refresh/table/{table_name}",
+            post(etl::refresh_table),
+        ),
+        ("/api/v1/refresh", post(etl::refresh_all)),
+        // Per-group liveness aliases of Pulso-Back.
+        ("/api/v1/evolution/health", get(system::group_health)),
+        ("/api/v1/assignment/health", get(system::group_health)),
+        ("/api/v1/operation/health", get(system::group_health)),
+        ("/api/v1/productivity/health", get(system::group_health)),
+        ("/api/v1/etl/health", get(system::group_health)),
+    ];
+    table
+        .into_iter()
+        .fold(r, |r, (path, handler)| both(r, path, handler))
+}

@@ -1,0 +1,317 @@
+//! Liveness, readiness, metrics, OpenAPI and the interactive docs.
+
+use std::time::Duration;
+
+use axum::extract::State;
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{Html, IntoResponse, Response};
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+use utoipa::ToSchema;
+
+use crate::app::Shared;
+use crate::error::ApiError;
+
+/// `/health`: the process is up. Never touches a dependency.
+#[derive(Serialize, ToSchema)]
+pub struct Health {
+    /// Always `healthy`.
+    pub status: &'static str,
+    pub service: &'static str,
+    pub version: &'static str,
+}
+
+#[utoipa::path(get, path = "/health", tag = "system",
+    responses((status = 200, description = "The process is alive", body = Health)))]
+pub async fn health() -> axum::Json<Health> {
+    axum::Json(Health {
+        status: "healthy",
+        service: "pulso-flow",
+        version: env!("CARGO_PKG_VERSION"),
+    })
+}
+
+/// State of one dependency.
+#[derive(Serialize, ToSchema, Clone)]
+#[serde(rename_all = "camelCase")]
+pub struct DependencyCheck {
+    /// `up`, `down` or `disabled`.
+    pub status: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub latency_ms: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ReadyChecks {
+    pub postgres: DependencyCheck,
+    /// Down means degraded: answers come from memory and PostgreSQL.
+    pub redis: DependencyCheck,
+    /// The LISTEN connection that learns of committed loads.
+    pub listener: DependencyCheck,
+}
+
+/// Freshness of one pipeline node's data.
+#[derive(Serialize, ToSchema, Clone)]
+#[serde(rename_all = "camelCase")]
+pub struct TableFreshness {
+    pub node: String,
+    /// When its last successful load or build finished.
+    #[serde(serialize_with = "crate::ser::ts_opt::serialize")]
+    pub last_success_at: Option<DateTime<Utc>>,
+    pub age_seconds: Option<i64>,
+    pub max_age_seconds: i64,
+    /// Loaded successfully within `maxAgeSeconds`.
+    pub fresh: bool,
+}
+
+/// `/ready`.
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Ready {
+    /// `ready`; `degraded` (Redis down, listener down or stale tables: answers still served);
+    /// `unavailable` (PostgreSQL unreachable or not migrated: HTTP 503).
+    pub status: &'static str,
+    pub checks: ReadyChecks,
+    /// The data version caches are keyed by.
+    pub data_version: i64,
+    pub tables: Vec<TableFreshness>,
+    pub stale_tables: Vec<String>,
+}
+
+#[utoipa::path(get, path = "/ready", tag = "system",
+    responses(
+        (status = 200, description = "Ready or degraded", body = Ready),
+        (status = 503, description = "PostgreSQL unreachable", body = Ready)))]
+pub async fn ready(State(st): State<Shared>) -> Response {
+    let deadline = Duration::from_secs(2);
+    let (pg, redis) = tokio::join!(st.db.ping(deadline), async {
+        match st.cache.redis() {
+            None => None,
+            Some(r) => Some(r.ping().await),
+        }
+    });
+    st.metrics
+        .up
+        .with_label_values(&["postgres"])
+        .set(i64::from(pg.is_ok()));
+    let postgres = match &pg {
+        Ok(d) => DependencyCheck {
+            status: "up",
+            latency_ms: Some(d.as_secs_f64() * 1000.0),
+            error: None,
+        },
+        Err(e) => DependencyCheck {
+            status: "down",
+            latency_ms: None,
+            error: Some(e.clone()),
+        },
+    };
+    let redis = match redis {
+        None => DependencyCheck {
+            status: "disabled",
+            latency_ms: None,
+            error: None,
+        },
+        Some(Ok(d)) => DependencyCheck {
+            status: "up",
+            latency_ms: Some(d.as_secs_f64() * 1000.0),
+            error: None,
+        },
+        Some(Err(e)) => DependencyCheck {
+            status: "down",
+            latency_ms: None,
+            error: Some(e),
+        },
+    };
+    let listener = DependencyCheck {
+        status: if st.version.is_live() { "up" } else { "down" },
+        latency_ms: None,
+        error: None,
+    };
+    let mut unavailable = pg.is_err();
+    let mut postgres = postgres;
+    let tables = if pg.is_ok() {
+        match crate::routes::etl::freshness(&st).await {
+            Ok(t) => t,
+            Err(e) => {
+                unavailable = true;
+                postgres.error = Some(match e {
+                    ApiError::Internal(_) => {
+                        "pulso_flow state tables unreadable (run `pulso-flow migrate`)".into()
+                    }
+                    other => other.to_string(),
+                });
+                Vec::new()
+            }
+        }
+    } else {
+        Vec::new()
+    };
+    let stale_tables: Vec<String> = tables
+        .iter()
+        .filter(|t| !t.fresh)
+        .map(|t| t.node.clone())
+        .collect();
+    let degraded = redis.status == "down" || listener.status == "down" || !stale_tables.is_empty();
+    let status = if unavailable {
+        "unavailable"
+    } else if degraded {
+        "degraded"
+    } else {
+        "ready"
+    };
+    let body = Ready {
+        status,
+        checks: ReadyChecks {
+            postgres,
+            redis,
+            listener,
+        },
+        data_version: st.version.last_known(),
+        tables,
+        stale_tables,
+    };
+    let code = if unavailable {
+        StatusCode::SERVICE_UNAVAILABLE
+    } else {
+        StatusCode::OK
+    };
+    (code, axum::Json(body)).into_response()
+}
+
+#[utoipa::path(get, path = "/metrics", tag = "system",
+    responses((status = 200, description = "Prometheus text exposition format", content_type = "text/plain")))]
+pub async fn metrics(State(st): State<Shared>) -> impl IntoResponse {
+    (
+        [(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("text/plain; version=0.0.4"),
+        )],
+        st.metrics.render(),
+    )
+}
+
+pub async fn openapi(State(st): State<Shared>) -> impl IntoResponse {
+    (
+        [(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        )],
+        st.openapi.clone(),
+    )
+}
+
+const DOCS_CSP: &str = "default-src 'none'; script-src 'unsafe-inline' https://cdn.jsdelivr.net; \
+     style-src 'unsafe-inline' https://cdn.jsdelivr.net https://fonts.googleapis.com; \
+     font-src https://cdn.jsdelivr.net https://fonts.gstatic.com data:; img-src 'self' data: https:; \
+     connect-src 'self'; worker-src blob:; frame-ancestors 'none'";
+
+/// `/docs`: Scalar, loaded by the browser, reading `/api/v1/openapi.json`.
+pub async fn docs() -> impl IntoResponse {
+    (
+        [(
+            header::CONTENT_SECURITY_POLICY,
+            HeaderValue::from_static(DOCS_CSP),
+        )],
+        Html(
+            r#"<!doctype html>
+<html lang="en">
+<head>
+  <meta charset="utf-8">
+  <meta name="viewport" content="width=device-width, initial-scale=1">
+  <title>pulso-flow API</title>
+</head>
+<body>
+  <script id="api-reference" data-url="/api/v1/openapi.json"></script>
+  <script src="https://cdn.jsdelivr.net/npm/@scalar/api-reference@1"></script>
+</body>
+</html>
+"#,
+        ),
+    )
+}
+
+/// `/redoc`: the same document in ReDoc.
+pub async fn redoc() -> impl IntoResponse {
+    (
+        [(
+            header::CONTENT_SECURITY_POLICY,
+            HeaderValue::from_static(DOCS_CSP),
+        )],
+        Html(
+            r#"<!doctype html>
+<html lang="en">
+<head>
+  <meta charset="utf-8">
+  <meta name="viewport" content="width=device-width, initial-scale=1">
+  <title>pulso-flow API</title>
+</head>
+<body>
+  <redoc spec-url="/api/v1/openapi.json"></redoc>
+  <script src="https://cdn.jsdelivr.net/npm/redoc@2/bundles/redoc.standalone.js"></script>
+</body>
+</html>
+"#,
+        ),
+    )
+}
+
+/// `GET /`.
+#[derive(Serialize, ToSchema)]
+pub struct Welcome {
+    pub message: &'static str,
+    pub docs_url: &'static str,
+}
+
+pub async fn root() -> axum::Json<Welcome> {
+    axum::Json(Welcome {
+        message: "Bienvenido a pulso-flow API",
+        docs_url: "/docs",
+    })
+}
+
+/// `GET /api/v1/health` (and the per-group `…/health` aliases): static, like `/health`.
+#[derive(Serialize, ToSchema)]
+pub struct ApiHealth {
+    pub status: &'static str,
+    pub api_version: &'static str,
+    pub openapi_docs: &'static str,
+    #[serde(serialize_with = "crate::ser::ts::serialize")]
+    pub timestamp: DateTime<Utc>,
+}
+
+#[utoipa::path(get, path = "/api/v1/health", tag = "system",
+    responses((status = 200, description = "Static liveness of the API", body = ApiHealth)))]
+pub async fn api_health() -> axum::Json<ApiHealth> {
+    axum::Json(ApiHealth {
+        status: "healthy",
+        api_version: "v1",
+        openapi_docs: "/docs",
+        timestamp: Utc::now(),
+    })
+}
+
+/// `…/health` of each endpoint group (Pulso-Back's aliases): static.
+pub async fn group_health(
+    uri: axum::http::Uri,
+) -> axum::Json<crate::routes::dashboard::Envelope<serde_json::Value>> {
+    let service = uri
+        .path()
+        .trim_end_matches('/')
+        .trim_end_matches("/health")
+        .rsplit('/')
+        .next()
+        .unwrap_or("api")
+        .to_string();
+    axum::Json(crate::routes::dashboard::envelope(
+        "Service is healthy",
+        serde_json::json!({
+            "status": "healthy",
+            "service": service,
+            "timestamp": Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+        }),
+    ))
+}

@@ -1,0 +1,376 @@
+//! An in-process fake of the BigQuery REST API (jobs.insert, jobs.getQueryResults with paging,
+//! jobs.query for dry runs, jobs.cancel) with fault injection: HTTP 429/5xx with Google's JSON
+//! error body, a 502 with an HTML body, a connection reset mid-body, a truncated JSON body, a
+//! hang longer than the client's timeout, slow pages, a job that completes late, a job error,
+//! and results shorter than their totalRows.
+//!
+//! Shared by `operators/tests/bigquery_fake.rs` and the CLI test `tests/bigquery_e2e.rs`.
+#![allow(dead_code)]
+
+use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use axum::Router;
+use axum::body::Body;
+use axum::extract::{Json, Path, Query, State};
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use serde_json::{Value, json};
+
+/// Which call a fault hits.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum On {
+    Insert,
+    /// getQueryResults of the page with this 0-based index (0 = the first page).
+    Page(usize),
+    /// Any getQueryResults call.
+    AnyPage,
+    DryRun,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum FaultKind {
+    /// An HTTP error with Google's JSON error body (reason and message).
+    Status(u16, &'static str, &'static str),
+    /// An HTTP error whose body is an HTML page (a proxy's).
+    Html(u16),
+    /// The connection is cut in the middle of the body.
+    Reset,
+    /// A 200 whose JSON body is cut short.
+    Truncated,
+    /// No answer for this long (longer than the client's timeout), then the normal answer.
+    Hang(Duration),
+    /// jobs.insert creates the job, then answers this status (the retry then gets a 409).
+    AfterCreate(u16),
+}
+
+#[derive(Debug, Clone)]
+pub struct Fault {
+    pub on: On,
+    pub kind: FaultKind,
+    /// How many times it fires (u32::MAX: always).
+    pub times: u32,
+}
+
+#[derive(Debug, Default)]
+pub struct FakeState {
+    /// Result schema (`fields`).
+    pub fields: Value,
+    /// Result rows in REST form (`{"f": [{"v": …}]}`).
+    pub rows: Vec<Value>,
+    /// totalRows to report instead of the real count (a short result).
+    pub report_total: Option<u64>,
+    /// Stop handing out page tokens after this page index (a short result).
+    pub last_page: Option<usize>,
+    pub faults: Vec<Fault>,
+    /// getQueryResults answers jobComplete=false this many times per job.
+    pub polls_before_complete: u32,
+    /// Every getQueryResults page takes this long.
+    pub page_delay: Duration,
+    /// jobs.insert answers with the job DONE and this error (reason, message).
+    pub job_error: Option<(String, String)>,
+    /// totalBytesProcessed of a dry run.
+    pub dry_run_bytes: u64,
+
+    // What the fake saw.
+    /// Bodies of jobs.insert calls.
+    pub inserts: Vec<Value>,
+    pub created: HashSet<String>,
+    /// (job id, page index) of every getQueryResults call, faulty ones included.
+    pub results_calls: Vec<(String, Option<usize>)>,
+    /// Pages answered successfully with rows (page index).
+    pub pages_served: Vec<usize>,
+    pub dry_runs: Vec<Value>,
+    pub polls: HashMap<String, u32>,
+}
+
+pub type Shared = Arc<Mutex<FakeState>>;
+
+pub struct FakeBigQuery {
+    /// Base URL to use as the connection's `endpoint:` (http://127.0.0.1:port).
+    pub url: String,
+    pub state: Shared,
+    server: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for FakeBigQuery {
+    fn drop(&mut self) {
+        self.server.abort();
+    }
+}
+
+impl FakeBigQuery {
+    pub async fn start(state: FakeState) -> FakeBigQuery {
+        let state: Shared = Arc::new(Mutex::new(state));
+        let app = Router::new()
+            .route("/bigquery/v2/projects/{project}/jobs", post(insert))
+            .route(
+                "/bigquery/v2/projects/{project}/jobs/{job}/cancel",
+                post(cancel),
+            )
+            .route("/bigquery/v2/projects/{project}/queries", post(query))
+            .route(
+                "/bigquery/v2/projects/{project}/queries/{job}",
+                get(results),
+            )
+            .with_state(state.clone());
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind the fake");
+        let addr = listener.local_addr().expect("address");
+        let server = tokio::spawn(async move {
+            let _ = axum::serve(listener, app).await;
+        });
+        FakeBigQuery {
+            url: format!("http://{addr}"),
+            state,
+            server,
+        }
+    }
+
+    pub fn with<R>(&self, f: impl FnOnce(&mut FakeState) -> R) -> R {
+        f(&mut self.state.lock().expect("fake state"))
+    }
+}
+
+/// Google's JSON error body.
+pub fn error_body(code: u16, reason: &str, message: &str) -> Value {
+    let status = match code {
+        400 => "INVALID_ARGUMENT",
+        403 => "PERMISSION_DENIED",
+        404 => "NOT_FOUND",
+        409 => "ALREADY_EXISTS",
+        429 => "RESOURCE_EXHAUSTED",
+        503 => "UNAVAILABLE",
+        _ => "INTERNAL",
+    };
+    json!({"error": {"code": code, "message": message, "status": status,
+        "errors": [{"domain": "global", "reason": reason, "message": message}]}})
+}
+
+fn status_response(code: u16, body: Value) -> Response {
+    (
+        StatusCode::from_u16(code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
+        axum::Json(body),
+    )
+        .into_response()
+}
+
+/// Takes the first fault that matches `on` (and counts it down).
+fn take_fault(state: &mut FakeState, on: On) -> Option<FaultKind> {
+    let i = state.faults.iter().position(|f| {
+        f.times > 0 && (f.on == on || (f.on == On::AnyPage && matches!(on, On::Page(_))))
+    })?;
+    let f = &mut state.faults[i];
+    if f.times != u32::MAX {
+        f.times -= 1;
+    }
+    Some(f.kind.clone())
+}
+
+/// Answers a fault, or `None` to continue normally (after a hang).
+async fn fault_response(kind: FaultKind, ok_body: impl FnOnce() -> Value) -> Option<Response> {
+    match kind {
+        FaultKind::Status(code, reason, message) => {
+            Some(status_response(code, error_body(code, reason, message)))
+        }
+        FaultKind::AfterCreate(code) => Some(status_response(
+            code,
+            error_body(code, "backendError", "Backend error"),
+        )),
+        FaultKind::Html(code) => Some(
+            Response::builder()
+                .status(code)
+                .header(header::CONTENT_TYPE, "text/html")
+                .body(Body::from("<html><body>502 Bad Gateway</body></html>"))
+                .expect("response"),
+        ),
+        FaultKind::Reset => {
+            let text = ok_body().to_string();
+            let half = text.as_bytes()[..text.len() / 2].to_vec();
+            let chunks: Vec<Result<Vec<u8>, std::io::Error>> = vec![
+                Ok(half),
+                Err(std::io::Error::new(
+                    std::io::ErrorKind::ConnectionReset,
+                    "connection reset by fake",
+                )),
+            ];
+            Some(
+                Response::builder()
+                    .status(200)
+                    .header(header::CONTENT_TYPE, "application/json")
+                    .body(Body::from_stream(futures::stream::iter(chunks)))
+                    .expect("response"),
+            )
+        }
+        FaultKind::Truncated => {
+            let text = ok_body().to_string();
+            let half = text[..text.len() / 2].to_string();
+            Some(
+                Response::builder()
+                    .status(200)
+                    .header(header::CONTENT_TYPE, "application/json")
+                    .body(Body::from(half))
+                    .expect("response"),
+            )
+        }
+        FaultKind::Hang(d) => {
+            tokio::time::sleep(d).await;
+            None
+        }
+    }
+}
+
+async fn insert(
+    State(state): State<Shared>,
+    Path(project): Path<String>,
+    Json(body): Json<Value>,
+) -> Response {
+    let job_id = body["jobReference"]["jobId"]
+        .as_str()
+        .unwrap_or("anonymous")
+        .to_string();
+    let (fault, duplicate, job_error) = {
+        let mut s = state.lock().expect("state");
+        s.inserts.push(body.clone());
+        let fault = take_fault(&mut s, On::Insert);
+        let duplicate = s.created.contains(&job_id);
+        let creates = !matches!(
+            fault,
+            Some(FaultKind::Status(..) | FaultKind::Html(_) | FaultKind::Hang(_))
+        );
+        if creates && !duplicate {
+            s.created.insert(job_id.clone());
+        }
+        (fault, duplicate, s.job_error.clone())
+    };
+    let job = |error: Option<(String, String)>| {
+        let mut status = json!({"state": "DONE"});
+        if let Some((reason, message)) = error {
+            status["errorResult"] = json!({"reason": reason, "message": message});
+            status["errors"] = json!([{"reason": reason, "message": message}]);
+        }
+        json!({"kind": "bigquery#job", "id": format!("{project}:{job_id}"),
+            "jobReference": {"projectId": project, "jobId": job_id, "location": "US"},
+            "configuration": body["configuration"], "status": status})
+    };
+    if let Some(kind) = fault
+        && let Some(resp) = fault_response(kind, || job(None)).await
+    {
+        return resp;
+    }
+    if duplicate {
+        return status_response(
+            409,
+            error_body(
+                409,
+                "duplicate",
+                &format!("Already Exists: Job {project}:US.{job_id}"),
+            ),
+        );
+    }
+    axum::Json(job(job_error)).into_response()
+}
+
+async fn cancel(Path((_project, job)): Path<(String, String)>) -> Response {
+    axum::Json(
+        json!({"kind": "bigquery#jobCancelResponse", "job": {"jobReference": {"jobId": job}}}),
+    )
+    .into_response()
+}
+
+async fn query(State(state): State<Shared>, Json(body): Json<Value>) -> Response {
+    let (fault, fields, bytes) = {
+        let mut s = state.lock().expect("state");
+        s.dry_runs.push(body.clone());
+        (
+            take_fault(&mut s, On::DryRun),
+            s.fields.clone(),
+            s.dry_run_bytes,
+        )
+    };
+    let ok = || {
+        json!({"kind": "bigquery#queryResponse", "jobComplete": true,
+            "totalBytesProcessed": bytes.to_string(), "schema": {"fields": fields},
+            "jobReference": {"projectId": "p"}})
+    };
+    if let Some(kind) = fault
+        && let Some(resp) = fault_response(kind, ok).await
+    {
+        return resp;
+    }
+    axum::Json(ok()).into_response()
+}
+
+async fn results(
+    State(state): State<Shared>,
+    Path((project, job)): Path<(String, String)>,
+    Query(q): Query<HashMap<String, String>>,
+) -> Response {
+    let max: usize = q
+        .get("maxResults")
+        .and_then(|m| m.parse().ok())
+        .unwrap_or(1000)
+        .max(1);
+    let offset: usize = q
+        .get("pageToken")
+        .and_then(|t| t.strip_prefix("offset-"))
+        .and_then(|o| o.parse().ok())
+        .unwrap_or(0);
+    let page = offset / max;
+    let (fault, complete, delay) = {
+        let mut s = state.lock().expect("state");
+        if !s.created.contains(&job) {
+            return status_response(
+                404,
+                error_body(404, "notFound", &format!("Not found: Job {project}:{job}")),
+            );
+        }
+        s.results_calls.push((job.clone(), Some(page)));
+        let fault = take_fault(&mut s, On::Page(page));
+        let needed = s.polls_before_complete;
+        let polls = s.polls.entry(job.clone()).or_insert(0);
+        let complete = *polls >= needed;
+        *polls += 1;
+        (fault, complete, s.page_delay)
+    };
+    if !complete {
+        return axum::Json(json!({"kind": "bigquery#getQueryResultsResponse",
+            "jobReference": {"projectId": project, "jobId": job}, "jobComplete": false}))
+        .into_response();
+    }
+    if !delay.is_zero() {
+        tokio::time::sleep(delay).await;
+    }
+    let body = {
+        let s = state.lock().expect("state");
+        let end = (offset + max).min(s.rows.len());
+        let rows: Vec<Value> = s.rows[offset.min(end)..end].to_vec();
+        let more = end < s.rows.len() && s.last_page.is_none_or(|l| page < l);
+        let mut body = json!({"kind": "bigquery#getQueryResultsResponse",
+            "jobReference": {"projectId": project, "jobId": job, "location": "US"},
+            "jobComplete": true,
+            "schema": {"fields": s.fields},
+            "totalRows": s.report_total.unwrap_or(s.rows.len() as u64).to_string(),
+            "rows": rows});
+        if more {
+            body["pageToken"] = json!(format!("offset-{end}"));
+        }
+        body
+    };
+    if let Some(kind) = fault {
+        let b = body.clone();
+        if let Some(resp) = fault_response(kind, move || b).await {
+            return resp;
+        }
+    }
+    state.lock().expect("state").pages_served.push(page);
+    axum::Json(body).into_response()
+}
+
+/// A REST row from cell values (`None` = NULL).
+pub fn rest_row(cells: Vec<Option<Value>>) -> Value {
+    json!({"f": cells.into_iter().map(|c| json!({"v": c.unwrap_or(Value::Null)})).collect::<Vec<_>>()})
+}

@@ -1,0 +1,499 @@
+//! BigQuery → PostgreSQL through `pulso-flow run`:
+//!
+//! - against the BigQuery emulator of `../shared/bqemu` (REST pages and the Storage Read API):
+//!   a 50,000-row table with every scalar type round-trips with identical values, then an
+//!   incremental run loads exactly the new rows plus the lookback window;
+//! - against the in-process fake of the REST API: a read that fails past its retry budget
+//!   commits nothing (target and watermark unchanged).
+//!
+//! The emulator tests need it running (`bash ../shared/bqemu/setup.sh`). Without it they print
+//! why they are skipped, unless `BQEMU_REQUIRED=1` (set by `.ci/run`), which makes them fail.
+
+mod common;
+
+#[path = "../operators/tests/bigquery_support/mod.rs"]
+mod bigquery_support;
+
+use std::path::Path;
+use std::process::Output;
+use std::sync::atomic::{AtomicU32, Ordering};
+
+use bigquery_support::{FakeBigQuery, FakeState, Fault, FaultKind, On, rest_row};
+use common::{TestDb, checksum, cli, counts, summary_json, text, watermark, write};
+use serde_json::{Value, json};
+
+const ROWS: usize = 50_000;
+const NEW_ROWS: usize = 1_000;
+/// 2025-01-01T00:00:00Z in seconds.
+const BASE_SECONDS: i64 = 1_735_689_600;
+
+struct Emulator {
+    rest: String,
+    grpc: String,
+    project: String,
+    http: reqwest::Client,
+}
+
+/// The emulator, or `None` (with the reason printed) when it is down and not required.
+async fn emulator() -> Option<Emulator> {
+    let rest = std::env::var("BQEMU_REST").unwrap_or_else(|_| "http://127.0.0.1:9050".into());
+    let grpc = std::env::var("BQEMU_GRPC").unwrap_or_else(|_| "http://127.0.0.1:9060".into());
+    let project = std::env::var("BQEMU_PROJECT").unwrap_or_else(|_| "test-proj".into());
+    let http = reqwest::Client::new();
+    let up = http
+        .get(format!("{rest}/bigquery/v2/projects/{project}/datasets"))
+        .timeout(std::time::Duration::from_secs(3))
+        .send()
+        .await
+        .is_ok();
+    if up {
+        return Some(Emulator {
+            rest,
+            grpc,
+            project,
+            http,
+        });
+    }
+    let why = format!(
+        "the BigQuery emulator is not reachable at {rest}; start it with `bash ../shared/bqemu/setup.sh`"
+    );
+    if std::env::var("BQEMU_REQUIRED").is_ok_and(|v| v == "1") {
+        panic!("BQEMU_REQUIRED=1 but {why}");
+    }
+    eprintln!("SKIPPED: {why} (set BQEMU_REQUIRED=1 to make this a failure)");
+    None
+}
+
+impl Emulator {
+    async fn post(&self, path: &str, body: Value) -> Value {
+        let url = format!("{}/bigquery/v2/projects/{}{path}", self.rest, self.project);
+        let resp = self
+            .http
+            .post(&url)
+            .json(&body)
+            .send()
+            .await
+            .expect("emulator request");
+        let status = resp.status();
+        let v: Value = resp.json().await.expect("emulator JSON");
+        assert!(status.is_success(), "{url}: {status}: {v}");
+        v
+    }
+
+    async fn insert_rows(&self, dataset: &str, table: &str, rows: impl Iterator<Item = Value>) {
+        let rows: Vec<Value> = rows.map(|r| json!({ "json": r })).collect();
+        for chunk in rows.chunks(10_000) {
+            let v = self
+                .post(
+                    &format!("/datasets/{dataset}/tables/{table}/insertAll"),
+                    json!({ "rows": chunk }),
+                )
+                .await;
+            assert!(
+                v["insertErrors"].as_array().is_none_or(|e| e.is_empty()),
+                "insertAll: {v}"
+            );
+        }
+    }
+}
+
+static DATASETS: AtomicU32 = AtomicU32::new(0);
+
+/// One source row: every scalar type the emulator stores (BIGNUMERIC and GEOGRAPHY aside, which
+/// it cannot hold; the REST fake covers BIGNUMERIC).
+struct Row {
+    id: i64,
+    s: Option<String>,
+    f: Option<f64>,
+    n: Option<String>,
+    b: Option<bool>,
+    d: Option<String>,
+    dt: Option<String>,
+    ts_micros: i64,
+    t: Option<String>,
+    bin: Option<Vec<u8>>,
+    j: Option<String>,
+}
+
+fn make_row(i: usize) -> Row {
+    let null = i % 11 == 10;
+    let opt = |v: String| (!null).then_some(v);
+    let ts_micros = (BASE_SECONDS + i as i64) * 1_000_000 + (i as i64 * 7919) % 1_000_000;
+    Row {
+        id: i as i64,
+        s: opt(format!("fila {i}: it's \"q\" ñ")),
+        f: (!null).then_some(i as f64 / 4.0 - 100.0),
+        n: opt(format!(
+            "{}{}.{:09}",
+            if i % 3 == 0 { "-" } else { "" },
+            i * 1_234_567,
+            (i * 987_654_321) % 1_000_000_000
+        )),
+        b: (!null).then_some(i % 2 == 0),
+        d: opt(format!("2024-{:02}-{:02}", 1 + i % 12, 1 + i % 28)),
+        dt: opt(format!(
+            "2024-03-10T{:02}:{:02}:{:02}.{:06}",
+            i % 24,
+            i % 60,
+            (i / 60) % 60,
+            i % 1_000_000
+        )),
+        ts_micros,
+        t: opt(format!(
+            "{:02}:{:02}:{:02}.{:06}",
+            i % 24,
+            (i / 7) % 60,
+            i % 60,
+            (i * 13) % 1_000_000
+        )),
+        bin: (!null).then(|| (i as u32).to_le_bytes().to_vec()),
+        j: opt(format!("{{\"i\": {i}, \"tag\": \"x'y\"}}")),
+    }
+}
+
+fn ts_text(micros: i64) -> String {
+    chrono::DateTime::from_timestamp_micros(micros)
+        .expect("timestamp")
+        .format("%Y-%m-%dT%H:%M:%S%.6fZ")
+        .to_string()
+}
+
+fn bq_json(r: &Row) -> Value {
+    use base64::Engine as _;
+    json!({
+        "id": r.id, "s": r.s, "f": r.f, "num": r.n, "b": r.b, "d": r.d, "dt": r.dt,
+        "ts": ts_text(r.ts_micros), "t": r.t,
+        "bin": r.bin.as_ref().map(|b| base64::engine::general_purpose::STANDARD.encode(b)),
+        "j": r.j,
+    })
+}
+
+const PG_COLUMNS: &str = "id bigint PRIMARY KEY, s text, f double precision, num numeric(38,9), b boolean, d date, dt timestamp, ts timestamptz, t time, bin bytea, j jsonb";
+
+/// The expected table, written straight into PostgreSQL from the same values.
+async fn reference(client: &tokio_postgres::Client, rows: &[Row]) {
+    client
+        .batch_execute(&format!(
+            "CREATE SCHEMA IF NOT EXISTS t; CREATE TABLE IF NOT EXISTS t.reference ({PG_COLUMNS})"
+        ))
+        .await
+        .unwrap();
+    let col =
+        |f: &dyn Fn(&Row) -> Option<String>| rows.iter().map(f).collect::<Vec<Option<String>>>();
+    let ids = col(&|r| Some(r.id.to_string()));
+    let s = col(&|r| r.s.clone());
+    let f = col(&|r| r.f.map(|x| x.to_string()));
+    let n = col(&|r| r.n.clone());
+    let b = col(&|r| r.b.map(|x| x.to_string()));
+    let d = col(&|r| r.d.clone());
+    let dt = col(&|r| r.dt.clone());
+    let ts = col(&|r| Some(ts_text(r.ts_micros)));
+    let t = col(&|r| r.t.clone());
+    let bin = col(&|r| {
+        r.bin.as_ref().map(|b| {
+            format!(
+                "\\x{}",
+                b.iter().map(|x| format!("{x:02x}")).collect::<String>()
+            )
+        })
+    });
+    let j = col(&|r| r.j.clone());
+    client
+        .execute(
+            "INSERT INTO t.reference SELECT id::bigint, s, f::float8, num::numeric, b::boolean, d::date, dt::timestamp, ts::timestamptz, t::time, bin::bytea, j::jsonb \
+             FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[], $8::text[], $9::text[], $10::text[], $11::text[]) \
+             AS u(id, s, f, num, b, d, dt, ts, t, bin, j)",
+            &[&ids, &s, &f, &n, &b, &d, &dt, &ts, &t, &bin, &j],
+        )
+        .await
+        .unwrap();
+}
+
+fn pipeline(dataset: &str, project: &str) -> String {
+    let columns = "{ id: bigint, s: text, f: double precision, num: \"numeric(38,9)\", b: boolean, d: date, dt: timestamp, ts: timestamptz, t: time, bin: bytea, j: jsonb }";
+    format!(
+        r#"
+connections:
+  bq:
+    kind: bigquery
+    project: {project}
+    dataset: {dataset}
+    location: US
+    endpoint: "${{BQ_REST}}"
+    storage_endpoint: "${{BQ_GRPC}}"
+    retry: {{ attempts: 3, initial_backoff_ms: 50 }}
+defaults: {{ schema: t }}
+tables:
+  - name: via_rest
+    source:
+      kind: bigquery
+      connection: bq
+      query: |
+        SELECT id, s, f, num, b, d, dt, ts, t, bin, j
+        FROM `{project}.{dataset}.all_types`
+        WHERE id >= @min_id
+      params: {{ min_id: {{ type: INT64, value: 0 }} }}
+      page_size: 2000
+    columns: {columns}
+    primary_key: [id]
+    incremental: {{ column: ts, type: timestamp, lookback: 1h }}
+  - name: via_storage
+    source:
+      kind: bigquery
+      connection: bq
+      table: all_types
+      columns: [id, s, f, num, b, d, dt, ts, t, bin, j]
+      filter: "id >= 0"
+      read_api: storage
+      streams: 3
+    columns: {columns}
+    primary_key: [id]
+    incremental: {{ column: ts, type: timestamp, lookback: 1h }}
+"#
+    )
+}
+
+async fn run_cli(
+    db_url: String,
+    file: &Path,
+    env: Vec<(String, String)>,
+    extra: &[&str],
+) -> Output {
+    let mut args: Vec<String> = vec![
+        "run".into(),
+        file.display().to_string(),
+        "--summary".into(),
+        "json".into(),
+    ];
+    args.extend(extra.iter().map(|s| s.to_string()));
+    tokio::task::spawn_blocking(move || {
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+        cli(&db_url, &args, &env)
+    })
+    .await
+    .expect("cli task")
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn emulator_round_trip_by_both_read_paths_then_an_incremental_run() {
+    let Some(emu) = emulator().await else { return };
+    let n = DATASETS.fetch_add(1, Ordering::SeqCst);
+    let dataset = format!("pf_e2e_{}_{n}", std::process::id());
+    emu.post(
+        "/datasets",
+        json!({"datasetReference": {"projectId": emu.project, "datasetId": dataset}, "location": "US"}),
+    )
+    .await;
+    emu.post(
+        &format!("/datasets/{dataset}/tables"),
+        json!({"tableReference": {"projectId": emu.project, "datasetId": dataset, "tableId": "all_types"},
+               "schema": {"fields": [
+                   {"name": "id", "type": "INT64", "mode": "REQUIRED"},
+                   {"name": "s", "type": "STRING"}, {"name": "f", "type": "FLOAT64"},
+                   {"name": "num", "type": "NUMERIC"}, {"name": "b", "type": "BOOL"},
+                   {"name": "d", "type": "DATE"}, {"name": "dt", "type": "DATETIME"},
+                   {"name": "ts", "type": "TIMESTAMP"}, {"name": "t", "type": "TIME"},
+                   {"name": "bin", "type": "BYTES"}, {"name": "j", "type": "JSON"}]}}),
+    )
+    .await;
+    let rows: Vec<Row> = (0..ROWS).map(make_row).collect();
+    emu.insert_rows(&dataset, "all_types", rows.iter().map(bq_json))
+        .await;
+
+    let db = TestDb::new("bq_e2e").await;
+    let client = db.client().await;
+    reference(&client, &rows).await;
+    let dir = tempfile::tempdir().unwrap();
+    let file = write(dir.path(), "p.yaml", &pipeline(&dataset, &emu.project));
+    let env = vec![
+        ("BQ_REST".to_string(), emu.rest.clone()),
+        ("BQ_GRPC".to_string(), emu.grpc.clone()),
+    ];
+
+    // First run: everything, by both paths, 25 REST pages of 2000 rows.
+    let out = run_cli(db.url.clone(), &file, env.clone(), &[]).await;
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let summary = summary_json(&out);
+    for table in ["via_rest", "via_storage"] {
+        assert_eq!(
+            counts(&summary, table),
+            (ROWS as u64, 0, 0),
+            "{table}: {}",
+            text(&out)
+        );
+    }
+    let want = checksum(&client, "t.reference").await;
+    assert_eq!(want.0, ROWS as i64);
+    assert_eq!(
+        checksum(&client, "t.via_rest").await,
+        want,
+        "REST values differ from the source"
+    );
+    assert_eq!(
+        checksum(&client, "t.via_storage").await,
+        want,
+        "Storage Read values differ from the source"
+    );
+    for table in ["via_rest", "via_storage"] {
+        let wm = watermark(&client, table).await.expect("watermark");
+        let wm = chrono::DateTime::parse_from_rfc3339(&wm).expect("RFC 3339 watermark");
+        assert_eq!(
+            wm.timestamp_micros(),
+            rows[ROWS - 1].ts_micros,
+            "{table}: watermark = greatest loaded ts"
+        );
+    }
+
+    // New rows arrive at the source; the next run reads them plus the one-hour lookback.
+    let new: Vec<Row> = (ROWS..ROWS + NEW_ROWS).map(make_row).collect();
+    emu.insert_rows(&dataset, "all_types", new.iter().map(bq_json))
+        .await;
+    reference(&client, &new).await;
+    let lookback_start = rows[ROWS - 1].ts_micros - 3_600_000_000;
+    let in_lookback = rows
+        .iter()
+        .filter(|r| r.ts_micros >= lookback_start)
+        .count() as u64;
+    let out = run_cli(db.url.clone(), &file, env.clone(), &[]).await;
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let summary = summary_json(&out);
+    for table in ["via_rest", "via_storage"] {
+        assert_eq!(
+            counts(&summary, table),
+            (NEW_ROWS as u64, 0, in_lookback),
+            "{table}: exactly the new rows plus the lookback window\n{}",
+            text(&out)
+        );
+    }
+    let want = checksum(&client, "t.reference").await;
+    assert_eq!(want.0, (ROWS + NEW_ROWS) as i64);
+    assert_eq!(checksum(&client, "t.via_rest").await, want);
+    assert_eq!(checksum(&client, "t.via_storage").await, want);
+
+    // explain reaches the emulator: SQL, parameters, read path, dry run.
+    let explain = tokio::task::spawn_blocking({
+        let (url, file, env) = (db.url.clone(), file.clone(), env.clone());
+        move || {
+            let env: Vec<(&str, &str)> =
+                env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+            cli(&url, &["explain", &file.display().to_string()], &env)
+        }
+    })
+    .await
+    .unwrap();
+    let shown = String::from_utf8_lossy(&explain.stdout);
+    assert_eq!(explain.status.code(), Some(0), "{}", text(&explain));
+    assert!(
+        shown.contains("WHERE `ts` >= @lower AND `ts` < @upper"),
+        "{shown}"
+    );
+    assert!(shown.contains("@min_id INT64 = \"0\""), "{shown}");
+    assert!(shown.contains("@lower TIMESTAMP = "), "{shown}");
+    assert!(
+        shown.contains("read path: storage: Storage Read API session"),
+        "{shown}"
+    );
+    assert!(
+        shown.contains("row restriction: (id >= 0) AND `ts` >= TIMESTAMP '"),
+        "{shown}"
+    );
+    assert!(
+        shown.contains("dry run: ") && shown.contains("processed"),
+        "{shown}"
+    );
+}
+
+fn fake_rows(revision: u64) -> Vec<Value> {
+    (0..1_000)
+        .map(|i: u64| {
+            rest_row(vec![
+                Some(json!(i.to_string())),
+                Some(json!(((BASE_SECONDS as u64 + i) * 1_000_000).to_string())),
+                Some(json!(format!("v{revision}-{i}"))),
+            ])
+        })
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_read_that_fails_past_its_retry_budget_commits_nothing() {
+    let fake = FakeBigQuery::start(FakeState {
+        fields: json!([{"name": "id", "type": "INTEGER"}, {"name": "ts", "type": "TIMESTAMP"}, {"name": "v", "type": "STRING"}]),
+        rows: fake_rows(0),
+        ..FakeState::default()
+    })
+    .await;
+    let yaml = r#"
+connections:
+  bq: { kind: bigquery, project: p, dataset: d, endpoint: "${BQ_REST}", retry: { attempts: 3, initial_backoff_ms: 5 } }
+defaults: { schema: t }
+tables:
+  - name: fake
+    source: { kind: bigquery, connection: bq, query: "SELECT id, ts, v FROM `p.d.t`", page_size: 100 }
+    columns: { id: bigint, ts: timestamptz, v: text }
+    primary_key: [id]
+    incremental: { column: ts, type: timestamp, lookback: 1d }
+"#;
+    let db = TestDb::new("bq_fault").await;
+    let dir = tempfile::tempdir().unwrap();
+    let file = write(dir.path(), "p.yaml", yaml);
+    let env = vec![("BQ_REST".to_string(), fake.url.clone())];
+    let out = run_cli(db.url.clone(), &file, env.clone(), &[]).await;
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    assert_eq!(counts(&summary_json(&out), "fake"), (1_000, 0, 0));
+    let client = db.client().await;
+    let before = checksum(&client, "t.fake").await;
+    let wm_before = watermark(&client, "fake").await;
+
+    // Every row changes at the source, but page 4 keeps failing: nothing may be committed.
+    fake.with(|s| {
+        s.rows = fake_rows(1);
+        s.faults.push(Fault {
+            on: On::Page(4),
+            kind: FaultKind::Status(503, "backendError", "The service is currently unavailable."),
+            times: u32::MAX,
+        });
+    });
+    let out = run_cli(db.url.clone(), &file, env.clone(), &[]).await;
+    assert_ne!(out.status.code(), Some(0), "{}", text(&out));
+    let summary = summary_json(&out);
+    let node = &summary["nodes"][0];
+    assert_eq!(node["status"], "failed", "{summary}");
+    let error = node["error"].as_str().unwrap_or_default();
+    assert!(
+        error
+            .contains("failed after 3 attempt(s): The service is currently unavailable. (HTTP 503"),
+        "{error}"
+    );
+    assert_eq!(
+        checksum(&client, "t.fake").await,
+        before,
+        "the failed run changed the target"
+    );
+    assert_eq!(watermark(&client, "fake").await, wm_before);
+
+    // A short result (totalRows larger than the rows served) is refused the same way.
+    fake.with(|s| {
+        s.faults.clear();
+        s.report_total = Some(1_001);
+    });
+    let out = run_cli(db.url.clone(), &file, env.clone(), &[]).await;
+    assert_ne!(out.status.code(), Some(0), "{}", text(&out));
+    let summary = summary_json(&out);
+    let error = summary["nodes"][0]["error"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    assert!(
+        error.contains("read 1000 rows but the job reported totalRows = 1001"),
+        "{error}"
+    );
+    assert_eq!(checksum(&client, "t.fake").await, before);
+
+    // Once BigQuery answers fully again, the changes load.
+    fake.with(|s| s.report_total = None);
+    let out = run_cli(db.url.clone(), &file, env, &[]).await;
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    assert_eq!(counts(&summary_json(&out), "fake"), (0, 1_000, 0));
+}
