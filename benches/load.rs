@@ -86,21 +86,27 @@ fn server_url() -> String {
     }
 }
 
-/// Wall seconds and peak RSS (KiB) of one `pulso-flow run`.
+/// Wall seconds and peak RSS (KiB) of one `pulso-flow run`. The RSS comes from GNU time
+/// (`/usr/bin/time -f %M`), whose child is a fresh process: getrusage(RUSAGE_CHILDREN) from this
+/// bench would count the pages a forked child shares with this (large) process before exec.
 fn run_pulso(
     db_url: &str,
     file: &std::path::Path,
     rev: &str,
     expect_written: Option<u64>,
 ) -> (f64, i64) {
+    let rss_file = tempfile::NamedTempFile::new().expect("temp file");
     let t0 = Instant::now();
-    let out = Command::new(env!("CARGO_BIN_EXE_pulso-flow"))
+    let out = Command::new("/usr/bin/time")
+        .args(["-f", "%M", "-o"])
+        .arg(rss_file.path())
+        .arg(env!("CARGO_BIN_EXE_pulso-flow"))
         .args(["run", &file.display().to_string(), "--summary", "json"])
         .env("DATABASE_URL", db_url)
         .env("REV", rev)
         .env("PULSO_LOG", "warn")
         .output()
-        .expect("run pulso-flow");
+        .expect("run pulso-flow under /usr/bin/time (apt-get install time)");
     let secs = t0.elapsed().as_secs_f64();
     assert!(
         out.status.success(),
@@ -113,10 +119,11 @@ fn run_pulso(
         let written = n["inserted"].as_u64().unwrap_or(0) + n["updated"].as_u64().unwrap_or(0);
         assert_eq!(written, expected, "unexpected counts: {n}");
     }
-    // SAFETY: getrusage only writes into the struct we pass.
-    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
-    unsafe { libc::getrusage(libc::RUSAGE_CHILDREN, &mut usage) };
-    (secs, usage.ru_maxrss)
+    let rss = std::fs::read_to_string(rss_file.path())
+        .ok()
+        .and_then(|t| t.trim().lines().last().and_then(|l| l.trim().parse().ok()))
+        .unwrap_or(0);
+    (secs, rss)
 }
 
 /// The ceiling: binary COPY of `data` into UNLOGGED staging + INSERT … ON CONFLICT, one transaction.
