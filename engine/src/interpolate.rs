@@ -198,7 +198,7 @@ mod tests {
         assert!(errs[0].message.contains("USER_X"));
         assert_eq!((errs[1].line, errs[1].column), (2, 29));
         assert!(
-            errs[1]
+            errs[0]
                 .to_string()
                 .starts_with("p.yaml:2:11: error: environment variable USER_X")
         );
