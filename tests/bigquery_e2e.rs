@@ -125,11 +125,11 @@ fn make_row(i: usize) -> Row {
         f: (!null).then_some(i as f64 / 4.0 - 100.0),
         n: opt(format!(
             "{}{}.{:09}",
-            if i % 3 == 0 { "-" } else { "" },
+            if i.is_multiple_of(3) { "-" } else { "" },
             i * 1_234_567,
             (i * 987_654_321) % 1_000_000_000
         )),
-        b: (!null).then_some(i % 2 == 0),
+        b: (!null).then_some(i.is_multiple_of(2)),
         d: opt(format!("2024-{:02}-{:02}", 1 + i % 12, 1 + i % 28)),
         dt: opt(format!(
             "2024-03-10T{:02}:{:02}:{:02}.{:06}",
