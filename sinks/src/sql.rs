@@ -175,7 +175,8 @@ impl LoadShape {
     /// `ON CONFLICT … DO UPDATE … WHERE` would lock (and WAL-log) every one of them. One statement,
     /// so the update and the insert see the same snapshot. Returns one row:
     /// (distinct keys, inserted, updated). Concurrent pulso-flow runs are excluded by the table
-    /// lock; the target is assumed to have no other writers during the load.
+    /// lock; the target is assumed to have no other writers during the load. Only the joined
+    /// rows are materialised (once): the deduplicated source streams into the join.
     pub fn merge(&self) -> String {
         let non_key = self.non_key_columns();
         let keys_match = |a: &str, b: &str| {
@@ -231,12 +232,12 @@ impl LoadShape {
             String::new()
         };
         format!(
-            "WITH src AS MATERIALIZED ({src}), \
+            "WITH src AS ({src}), \
              j AS MATERIALIZED (SELECT s.*, t.{first_key} IS NULL AS pulso_flow_new, {differs} AS pulso_flow_differs \
              FROM src AS s LEFT JOIN {target} AS t ON {on}), \
              {update}, \
              ins AS (INSERT INTO {target} ({cols}) SELECT {cols} FROM j WHERE j.pulso_flow_new{ins_ret}){changes} \
-             SELECT (SELECT count(*) FROM src), (SELECT count(*) FROM ins), (SELECT count(*) FROM upd)",
+             SELECT (SELECT count(*) FROM j), (SELECT count(*) FROM ins), (SELECT count(*) FROM upd)",
             src = self.deduplicated_source(),
             target = self.target.quoted(),
             on = keys_match("s", "t"),
