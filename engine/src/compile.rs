@@ -20,7 +20,7 @@ use crate::interpolate::interpolate;
 use crate::pipeline::{BuildNode, Incremental, Node, NodeKind, Pipeline, TableNode};
 use crate::spec::{BuildSpec, ConnectionSpec, ModeSpec, PipelineSpec, TableSpec};
 
-pub const DEFAULT_BATCH_SIZE: usize = 65_536;
+pub const DEFAULT_BATCH_SIZE: usize = 16_384;
 pub const DEFAULT_TIME_ZONE: chrono_tz::Tz = chrono_tz::America::Lima;
 
 /// Read, interpolate from the process environment, parse and validate a pipeline file.
