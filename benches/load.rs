@@ -20,7 +20,12 @@ use std::time::Instant;
 
 use bytes::Bytes;
 use futures::SinkExt;
-use tokio_postgres::{Client, NoTls};
+use tokio_postgres::Client;
+
+// The integration tests' helpers: server URL from DATABASE_URL, connecting, the CLI binary.
+#[path = "../tests/common/mod.rs"]
+mod common;
+use common::{connect, server_url};
 
 const COLUMNS: &str = "cod_cuenta text NOT NULL, nro_documento text NOT NULL, archivo text NOT NULL, \
     fecha_vencimiento date, monto_exigible numeric(15,2), creado_el timestamptz, \
@@ -66,24 +71,6 @@ tables:
 ",
         grow = rows * 4 / 5
     )
-}
-
-async fn connect(url: &str) -> Client {
-    let (client, conn) = tokio_postgres::connect(url, NoTls).await.expect("connect");
-    tokio::spawn(async move {
-        let _ = conn.await;
-    });
-    client
-}
-
-fn server_url() -> String {
-    let url = std::env::var("DATABASE_URL")
-        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into());
-    let host_start = url.find("://").map(|i| i + 3).unwrap_or(0);
-    match url[host_start..].find('/') {
-        Some(j) => url[..host_start + j].to_string(),
-        None => url,
-    }
 }
 
 /// Wall seconds and peak RSS (KiB) of one `pulso-flow run`. The RSS comes from GNU time
