@@ -134,25 +134,20 @@ async fn next_request_after_a_load_sees_the_new_numbers() {
 async fn listener_loss_falls_back_to_reading_the_version() {
     let db = TestDb::migrated("listener").await;
     let server = TestServer::start(config(&db.url)).await;
-    let admin = connect(&format!("{}/postgres", server_url())).await;
     let (_, r) = get_json(&server.url("/api/v1/etl/status")).await;
     let v0 = r["data_version"].as_i64().unwrap();
-    // Kill the listener's backend; commit a data-version bump before it reconnects.
-    admin
-        .execute(
-            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
-             WHERE application_name = 'pulso-flow-api-listener' AND datname = $1",
-            &[&db.name],
-        )
-        .await
-        .unwrap();
+    // Kill the listener's backend and, in the same batch (microseconds later, long before its
+    // reconnect back-off), commit a data-version bump that nobody notifies.
     let c = db.client().await;
     c.batch_execute(
-        "INSERT INTO pulso_flow.watermarks (node, target, last_status, data_version) \
+        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
+          WHERE application_name = 'pulso-flow-api-listener' AND datname = current_database(); \
+         INSERT INTO pulso_flow.watermarks (node, target, last_status, data_version) \
          VALUES ('x', 'raw.x', 'ok', 5)",
     )
     .await
     .unwrap();
+    // Seen either per request while the listener is down, or by its re-read on reconnecting.
     eventually(10, "the version includes the commit", || async {
         server
             .state
