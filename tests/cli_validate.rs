@@ -149,8 +149,7 @@ fn explain_json_works_without_a_database() {
     let merge = v["nodes"][0]["sql"]["merge"].as_str().unwrap();
     assert!(
         merge.contains(
-            "LEFT JOIN \"raw\".\"pagos\" AS t ON s.\"nro_documento\" = t.\"nro_documento\" \
-             AND s.\"fecha_pago\" = t.\"fecha_pago\" AND s.\"monto_cancelado\" = t.\"monto_cancelado\""
+            "ON CONFLICT (\"nro_documento\", \"fecha_pago\", \"monto_cancelado\") DO UPDATE"
         ),
         "{merge}"
     );

@@ -256,12 +256,12 @@ fn production_files_hold_no_literal_ids_or_dates() {
     }
 }
 
-/// The key columns of a table node (from its merge's DISTINCT ON), its change-date column (from
+/// The key columns of a table node (from its merge's ON CONFLICT), its change-date column (from
 /// the RETURNING of its change log) and its staged columns with their types.
 fn table_shape(n: &Value) -> (String, Option<String>, BTreeMap<String, String>) {
     let merge = n["sql"]["merge"].as_str().unwrap();
     let key = merge
-        .split("SELECT DISTINCT ON (")
+        .split("ON CONFLICT (")
         .nth(1)
         .unwrap()
         .split(')')
@@ -269,7 +269,7 @@ fn table_shape(n: &Value) -> (String, Option<String>, BTreeMap<String, String>) 
         .unwrap()
         .to_string();
     let day = merge
-        .split("RETURNING t.")
+        .split("AS inserted, ")
         .nth(1)
         .map(|s| s.split(" AS day").next().unwrap().to_string());
     let staging = n["sql"]["staging"].as_str().unwrap();

@@ -169,80 +169,47 @@ impl LoadShape {
         }
     }
 
-    /// The merge (PeerDB-style, no `ON CONFLICT`): join the deduplicated staging rows to the
-    /// target once by key, UPDATE the matched rows whose non-key columns differ, INSERT the
-    /// unmatched ones, and count what happened. Unchanged rows are never locked or rewritten —
-    /// `ON CONFLICT … DO UPDATE … WHERE` would lock (and WAL-log) every one of them. One statement,
-    /// so the update and the insert see the same snapshot. Returns one row:
-    /// (distinct keys, inserted, updated). Concurrent pulso-flow runs are excluded by the table
-    /// lock; the target is assumed to have no other writers during the load. Only the joined
-    /// rows are materialised (once): the deduplicated source streams into the join.
+    /// The merge: upsert the deduplicated staging rows, rewriting a target row only when some
+    /// column actually differs, and count what happened. Returns one row:
+    /// (distinct keys, inserted, updated).
     pub fn merge(&self) -> String {
         let non_key = self.non_key_columns();
-        let keys_match = |a: &str, b: &str| {
-            self.primary_key
-                .iter()
-                .map(|k| format!("{a}.{0} = {b}.{0}", ident(k)))
-                .collect::<Vec<_>>()
-                .join(" AND ")
-        };
-        let first_key = ident(
-            self.primary_key
-                .first()
-                .map(String::as_str)
-                .unwrap_or_default(),
-        );
-        let differs = if non_key.is_empty() {
-            "false".to_string()
-        } else {
-            let old = join(non_key.iter().map(|c| format!("t.{}", ident(&c.name))));
-            let new = join(non_key.iter().map(|c| format!("s.{}", ident(&c.name))));
-            format!("({old}) IS DISTINCT FROM ({new})")
-        };
-        // `prefix` qualifies the column ("t." inside the UPDATE, nothing for the INSERT).
-        let returning_day = |prefix: &str| {
-            self.change_day
-                .as_ref()
-                .map(|d| format!(" RETURNING {prefix}{} AS day", ident(d)))
-                .unwrap_or_else(|| " RETURNING 1".to_string())
-        };
-        let update = if non_key.is_empty() {
-            // Key-only tables have nothing to update; keep the CTE so counting stays uniform.
-            "upd AS (SELECT NULL::date AS day WHERE false)".to_string()
+        let conflict = if non_key.is_empty() {
+            "DO NOTHING".to_string()
         } else {
             let set = join(
                 non_key
                     .iter()
-                    .map(|c| format!("{0} = j.{0}", ident(&c.name))),
+                    .map(|c| format!("{0} = EXCLUDED.{0}", ident(&c.name))),
             );
-            format!(
-                "upd AS (UPDATE {target} AS t SET {set} FROM j WHERE NOT j.pulso_flow_new AND j.pulso_flow_differs \
-                 AND {on}{ret})",
-                target = self.target.quoted(),
-                on = keys_match("t", "j"),
-                ret = returning_day("t."),
-            )
-        };
-        let changes = if self.change_day.is_some() {
-            format!(
-                ", {}",
-                record_changes("(SELECT day FROM upd UNION ALL SELECT day FROM ins) AS written")
-            )
-        } else {
-            String::new()
+            let old = join(non_key.iter().map(|c| format!("t.{}", ident(&c.name))));
+            let new = join(
+                non_key
+                    .iter()
+                    .map(|c| format!("EXCLUDED.{}", ident(&c.name))),
+            );
+            format!("DO UPDATE SET {set} WHERE ({old}) IS DISTINCT FROM ({new})")
         };
         format!(
-            "WITH src AS ({src}), \
-             j AS MATERIALIZED (SELECT s.*, t.{first_key} IS NULL AS pulso_flow_new, {differs} AS pulso_flow_differs \
-             FROM src AS s LEFT JOIN {target} AS t ON {on}), \
-             {update}, \
-             ins AS (INSERT INTO {target} ({cols}) SELECT {cols} FROM j WHERE j.pulso_flow_new{ins_ret}){changes} \
-             SELECT (SELECT count(*) FROM j), (SELECT count(*) FROM ins), (SELECT count(*) FROM upd)",
+            "WITH src AS MATERIALIZED ({src}), \
+             merged AS (INSERT INTO {target} AS t ({cols}) SELECT {cols} FROM src \
+             ON CONFLICT ({keys}) {conflict} RETURNING (xmax = 0) AS inserted{day}){changes} \
+             SELECT (SELECT count(*) FROM src), \
+             count(*) FILTER (WHERE inserted), count(*) FILTER (WHERE NOT inserted) FROM merged",
             src = self.deduplicated_source(),
             target = self.target.quoted(),
-            on = keys_match("s", "t"),
             cols = self.column_list(""),
-            ins_ret = returning_day(""),
+            keys = self.key_list(),
+            day = self
+                .change_day
+                .as_ref()
+                .map(|d| format!(", {} AS day", ident(d)))
+                .unwrap_or_default(),
+            changes = if self.change_day.is_some() {
+                format!(", {}", record_changes("merged"))
+            } else {
+                String::new()
+            },
         )
     }
 
@@ -398,17 +365,11 @@ mod tests {
              FROM \"pulso_flow_staging\" ORDER BY \"nro_documento\", \"creado_el\" DESC NULLS LAST, ctid DESC"
         ));
         assert!(sql.contains(
-            "(t.\"monto\", t.\"creado_el\") IS DISTINCT FROM (s.\"monto\", s.\"creado_el\") AS pulso_flow_differs \
-             FROM src AS s LEFT JOIN \"raw\".\"pagos\" AS t ON s.\"nro_documento\" = t.\"nro_documento\""
+            "ON CONFLICT (\"nro_documento\") DO UPDATE SET \"monto\" = EXCLUDED.\"monto\""
         ));
         assert!(sql.contains(
-            "UPDATE \"raw\".\"pagos\" AS t SET \"monto\" = j.\"monto\", \"creado_el\" = j.\"creado_el\" FROM j \
-             WHERE NOT j.pulso_flow_new AND j.pulso_flow_differs AND t.\"nro_documento\" = j.\"nro_documento\""
+            "WHERE (t.\"monto\", t.\"creado_el\") IS DISTINCT FROM (EXCLUDED.\"monto\", EXCLUDED.\"creado_el\")"
         ));
-        assert!(sql.contains(
-            "INSERT INTO \"raw\".\"pagos\" (\"nro_documento\", \"monto\", \"creado_el\") SELECT"
-        ));
-        assert!(!sql.contains("ON CONFLICT"));
     }
 
     #[test]
@@ -421,8 +382,8 @@ mod tests {
         });
         s.change_day = Some("fecha".into());
         assert!(s.merge().contains(
-            "recorded AS (INSERT INTO pulso_flow.changes (node, run_id, day) SELECT DISTINCT $1::text, $2::text, day \
-             FROM (SELECT day FROM upd UNION ALL SELECT day FROM ins) AS written)"
+            "RETURNING (xmax = 0) AS inserted, \"fecha\" AS day), recorded AS (INSERT INTO pulso_flow.changes \
+             (node, run_id, day) SELECT DISTINCT $1::text, $2::text, day FROM merged)"
         ));
         assert!(
             s.insert_into_empty()
@@ -442,15 +403,13 @@ mod tests {
     }
 
     #[test]
-    fn key_only_tables_only_insert() {
+    fn key_only_tables_do_nothing_on_conflict() {
         let mut s = shape();
         s.columns.truncate(1);
-        let sql = s.merge();
         assert!(
-            sql.contains("upd AS (SELECT NULL::date AS day WHERE false)"),
-            "{sql}"
+            s.merge()
+                .contains("ON CONFLICT (\"nro_documento\") DO NOTHING")
         );
-        assert!(sql.contains("false AS pulso_flow_differs"), "{sql}");
     }
 
     #[test]
