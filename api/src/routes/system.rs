@@ -209,53 +209,34 @@ const DOCS_CSP: &str = "default-src 'none'; script-src 'unsafe-inline' https://c
      font-src https://cdn.jsdelivr.net https://fonts.gstatic.com data:; img-src 'self' data: https:; \
      connect-src 'self'; worker-src blob:; frame-ancestors 'none'";
 
-/// `/docs`: Scalar, loaded by the browser, reading `/api/v1/openapi.json`.
-pub async fn docs() -> impl IntoResponse {
+/// An HTML page that loads an OpenAPI viewer in the browser, under the docs' CSP.
+fn viewer_page(body: &str) -> impl IntoResponse + use<> {
     (
         [(
             header::CONTENT_SECURITY_POLICY,
             HeaderValue::from_static(DOCS_CSP),
         )],
-        Html(
-            r#"<!doctype html>
-<html lang="en">
-<head>
-  <meta charset="utf-8">
-  <meta name="viewport" content="width=device-width, initial-scale=1">
-  <title>pulso-flow API</title>
-</head>
-<body>
-  <script id="api-reference" data-url="/api/v1/openapi.json"></script>
-  <script src="https://cdn.jsdelivr.net/npm/@scalar/api-reference@1"></script>
-</body>
-</html>
-"#,
-        ),
+        Html(format!(
+            "<!doctype html>\n<html lang=\"en\">\n<head>\n  <meta charset=\"utf-8\">\n  \
+             <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\n  \
+             <title>pulso-flow API</title>\n</head>\n<body>\n{body}\n</body>\n</html>\n"
+        )),
+    )
+}
+
+/// `/docs`: Scalar, loaded by the browser, reading `/api/v1/openapi.json`.
+pub async fn docs() -> impl IntoResponse {
+    viewer_page(
+        r#"  <script id="api-reference" data-url="/api/v1/openapi.json"></script>
+  <script src="https://cdn.jsdelivr.net/npm/@scalar/api-reference@1"></script>"#,
     )
 }
 
 /// `/redoc`: the same document in ReDoc.
 pub async fn redoc() -> impl IntoResponse {
-    (
-        [(
-            header::CONTENT_SECURITY_POLICY,
-            HeaderValue::from_static(DOCS_CSP),
-        )],
-        Html(
-            r#"<!doctype html>
-<html lang="en">
-<head>
-  <meta charset="utf-8">
-  <meta name="viewport" content="width=device-width, initial-scale=1">
-  <title>pulso-flow API</title>
-</head>
-<body>
-  <redoc spec-url="/api/v1/openapi.json"></redoc>
-  <script src="https://cdn.jsdelivr.net/npm/redoc@2/bundles/redoc.standalone.js"></script>
-</body>
-</html>
-"#,
-        ),
+    viewer_page(
+        r#"  <redoc spec-url="/api/v1/openapi.json"></redoc>
+  <script src="https://cdn.jsdelivr.net/npm/redoc@2/bundles/redoc.standalone.js"></script>"#,
     )
 }
 
