@@ -3,8 +3,8 @@
 //! - against the BigQuery emulator of `../shared/bqemu` (REST pages and the Storage Read API):
 //!   a 50,000-row table with every scalar type round-trips with identical values, then an
 //!   incremental run loads exactly the new rows plus the lookback window;
-//! - against the in-process fake of the REST API: a read that fails past its retry budget
-//!   commits nothing (target and watermark unchanged).
+//! - against the in-process fakes of the REST and Storage Read APIs: a read that fails past its
+//!   retry budget, or ends short, commits nothing (target and watermark unchanged).
 //!
 //! The emulator tests need it running (`bash ../shared/bqemu/setup.sh`). Without it they print
 //! why they are skipped, unless `BQEMU_REQUIRED=1` (set by `.ci/run`), which makes them fail.
@@ -493,6 +493,156 @@ tables:
 
     // Once BigQuery answers fully again, the changes load.
     fake.with(|s| s.report_total = None);
+    let out = run_cli(db.url.clone(), &file, env, &[]).await;
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    assert_eq!(counts(&summary_json(&out), "fake"), (0, 1_000, 0));
+}
+
+/// The fake table of the Storage Read test: id, ts, v (revision `revision` of every row).
+fn fake_table(revision: u64) -> arrow::record_batch::RecordBatch {
+    use arrow::array::{ArrayRef, Int64Array, StringArray, TimestampMicrosecondArray};
+    use std::sync::Arc;
+    let ids: Vec<i64> = (0..1_000).collect();
+    let ts = TimestampMicrosecondArray::from(
+        ids.iter()
+            .map(|i| (BASE_SECONDS + i) * 1_000_000)
+            .collect::<Vec<_>>(),
+    )
+    .with_timezone("UTC");
+    let v = StringArray::from(
+        ids.iter()
+            .map(|i| format!("v{revision}-{i}"))
+            .collect::<Vec<_>>(),
+    );
+    arrow::record_batch::RecordBatch::try_from_iter([
+        ("id", Arc::new(Int64Array::from(ids)) as ArrayRef),
+        ("ts", Arc::new(ts) as ArrayRef),
+        ("v", Arc::new(v) as ArrayRef),
+    ])
+    .expect("fake table")
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_storage_read_that_fails_or_ends_short_commits_nothing() {
+    use bigquery_support::storage::{
+        FakeStorageRead, StorageFault, StorageFaultKind, StorageOn, StorageState,
+    };
+    let rest = FakeBigQuery::start(FakeState {
+        fields: json!([{"name": "id", "type": "INTEGER"}, {"name": "ts", "type": "TIMESTAMP"}, {"name": "v", "type": "STRING"}]),
+        ..FakeState::default()
+    })
+    .await;
+    let storage = FakeStorageRead::start(StorageState {
+        table: Some(fake_table(0)),
+        rows_per_response: 100,
+        report_progress: true,
+        ..StorageState::default()
+    })
+    .await;
+    let yaml = r#"
+connections:
+  bq: { kind: bigquery, project: p, dataset: d, endpoint: "${BQ_REST}", storage_endpoint: "${BQ_GRPC}", retry: { attempts: 3, initial_backoff_ms: 5 } }
+defaults: { schema: t }
+tables:
+  - name: fake
+    source: { kind: bigquery, connection: bq, table: t, columns: [id, ts, v], read_api: storage, streams: 2 }
+    columns: { id: bigint, ts: timestamptz, v: text }
+    primary_key: [id]
+    incremental: { column: ts, type: timestamp, lookback: 1d }
+"#;
+    let db = TestDb::new("bq_storage_fault").await;
+    let dir = tempfile::tempdir().unwrap();
+    let file = write(dir.path(), "p.yaml", yaml);
+    let env = vec![
+        ("BQ_REST".to_string(), rest.url.clone()),
+        ("BQ_GRPC".to_string(), storage.url.clone()),
+    ];
+    // A stream broken once in the middle is resumed; every row arrives once.
+    storage.with(|s| {
+        s.faults.push(StorageFault {
+            on: StorageOn::Stream(1),
+            kind: StorageFaultKind::StatusAfter(250, tonic::Code::Unavailable, "stream reset"),
+            times: 1,
+        })
+    });
+    let out = run_cli(db.url.clone(), &file, env.clone(), &[]).await;
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    assert_eq!(counts(&summary_json(&out), "fake"), (1_000, 0, 0));
+    assert_eq!(storage.with(|s| s.rows_sent), 1_000);
+    let client = db.client().await;
+    let before = checksum(&client, "t.fake").await;
+    let wm_before = watermark(&client, "fake").await;
+
+    // Every row changes, but stream 0 keeps failing after 300 rows: nothing may be committed.
+    storage.with(|s| {
+        s.table = Some(fake_table(1));
+        s.faults = vec![
+            StorageFault {
+                on: StorageOn::Stream(0),
+                kind: StorageFaultKind::StatusAfter(300, tonic::Code::Unavailable, "stream reset"),
+                times: 1,
+            },
+            StorageFault {
+                on: StorageOn::Stream(0),
+                kind: StorageFaultKind::Status(
+                    tonic::Code::Unavailable,
+                    "The service is currently unavailable.",
+                ),
+                times: u32::MAX,
+            },
+        ];
+    });
+    let out = run_cli(db.url.clone(), &file, env.clone(), &[]).await;
+    assert_ne!(out.status.code(), Some(0), "{}", text(&out));
+    let summary = summary_json(&out);
+    let error = summary["nodes"][0]["error"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    assert!(
+        error.contains(
+            "at row 300) failed after 3 attempt(s): The service is currently unavailable."
+        ),
+        "{error}"
+    );
+    assert_eq!(
+        checksum(&client, "t.fake").await,
+        before,
+        "the failed run changed the target"
+    );
+    assert_eq!(watermark(&client, "fake").await, wm_before);
+
+    // A stream that ends cleanly short of its rows (by the server's own progress) is refused.
+    storage.with(|s| {
+        s.faults = vec![
+            StorageFault {
+                on: StorageOn::Stream(1),
+                kind: StorageFaultKind::EndAfter(200),
+                times: 1,
+            },
+            StorageFault {
+                on: StorageOn::Stream(1),
+                kind: StorageFaultKind::EndAfter(0),
+                times: u32::MAX,
+            },
+        ];
+    });
+    let out = run_cli(db.url.clone(), &file, env.clone(), &[]).await;
+    assert_ne!(out.status.code(), Some(0), "{}", text(&out));
+    let summary = summary_json(&out);
+    let error = summary["nodes"][0]["error"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    assert!(
+        error.contains("ended after 200 rows with 40.000% of it processed"),
+        "{error}"
+    );
+    assert_eq!(checksum(&client, "t.fake").await, before);
+    assert_eq!(watermark(&client, "fake").await, wm_before);
+
+    // Once the server answers fully again, the changes load.
+    storage.with(|s| s.faults.clear());
     let out = run_cli(db.url.clone(), &file, env, &[]).await;
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
     assert_eq!(counts(&summary_json(&out), "fake"), (0, 1_000, 0));

@@ -485,6 +485,53 @@ async fn permanent_errors_fail_at_once_with_bigquerys_message() {
 }
 
 #[tokio::test]
+async fn a_job_that_fails_for_a_backend_error_is_run_again_as_a_new_job() {
+    let backend_error = || {
+        Some((
+            "backendError".to_string(),
+            "Error encountered during execution. Retrying may solve the problem.".to_string(),
+        ))
+    };
+    let mut st = state(1_000);
+    st.job_error = backend_error();
+    st.job_error_limit = Some(2);
+    let fake = FakeBigQuery::start(st).await;
+    let batches = read(&fake, 400).await.expect("read");
+    assert_eq!(ids(&batches), (0..1_000).collect::<Vec<i64>>());
+    // Three jobs, each with its own id: a failed job is never resumed, only replaced.
+    let job_ids: std::collections::HashSet<String> = fake.with(|s| {
+        s.inserts
+            .iter()
+            .map(|b| b["jobReference"]["jobId"].as_str().unwrap().to_string())
+            .collect()
+    });
+    assert_eq!(job_ids.len(), 3);
+
+    // A job that keeps failing: the budget runs out, with BigQuery's message.
+    let mut st = state(10);
+    st.job_error = backend_error();
+    let fake = FakeBigQuery::start(st).await;
+    let e = bq_error(read(&fake, 5).await.unwrap_err());
+    assert!(
+        matches!(
+            e,
+            BigQueryError::Job {
+                transient: true,
+                ..
+            }
+        ),
+        "{e}"
+    );
+    assert!(
+        e.to_string().ends_with(
+            "Retrying may solve the problem. (reason backendError); gave up after 4 job(s)"
+        ),
+        "{e}"
+    );
+    assert_eq!(fake.with(|s| s.inserts.len()), 4);
+}
+
+#[tokio::test]
 async fn a_job_that_completes_late_is_waited_for() {
     let mut st = state(1_000);
     st.polls_before_complete = 3;

@@ -7,6 +7,8 @@
 //! Shared by `operators/tests/bigquery_fake.rs` and the CLI test `tests/bigquery_e2e.rs`.
 #![allow(dead_code)]
 
+pub mod storage;
+
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -71,6 +73,8 @@ pub struct FakeState {
     pub page_delay: Duration,
     /// jobs.insert answers with the job DONE and this error (reason, message).
     pub job_error: Option<(String, String)>,
+    /// Only this many jobs fail with `job_error` (None: every job).
+    pub job_error_limit: Option<u32>,
     /// totalBytesProcessed of a dry run.
     pub dry_run_bytes: u64,
 
@@ -111,6 +115,10 @@ impl FakeBigQuery {
                 post(cancel),
             )
             .route("/bigquery/v2/projects/{project}/queries", post(query))
+            .route(
+                "/bigquery/v2/projects/{project}/datasets/{dataset}/tables/{table}",
+                get(table_get),
+            )
             .route(
                 "/bigquery/v2/projects/{project}/queries/{job}",
                 get(results),
@@ -244,7 +252,15 @@ async fn insert(
         if creates && !duplicate {
             s.created.insert(job_id.clone());
         }
-        (fault, duplicate, s.job_error.clone())
+        let job_error = match s.job_error_limit.as_mut() {
+            Some(0) => None,
+            Some(n) => {
+                *n -= 1;
+                s.job_error.clone()
+            }
+            None => s.job_error.clone(),
+        };
+        (fault, duplicate, job_error)
     };
     let job = |error: Option<(String, String)>| {
         let mut status = json!({"state": "DONE"});
@@ -272,6 +288,18 @@ async fn insert(
         );
     }
     axum::Json(job(job_error)).into_response()
+}
+
+/// tables.get: the table's schema is the result schema (`fields`).
+async fn table_get(
+    State(state): State<Shared>,
+    Path((project, dataset, table)): Path<(String, String, String)>,
+) -> Response {
+    let fields = state.lock().expect("state").fields.clone();
+    axum::Json(json!({"kind": "bigquery#table",
+        "tableReference": {"projectId": project, "datasetId": dataset, "tableId": table},
+        "schema": {"fields": fields}}))
+    .into_response()
 }
 
 async fn cancel(Path((_project, job)): Path<(String, String)>) -> Response {

@@ -26,8 +26,14 @@ pub enum BigQueryError {
     },
 
     /// The query job finished with an error (bad SQL, permission denied, quota, ...).
+    /// `transient` jobs (reason backendError, internalError, rateLimitExceeded) are re-run as a
+    /// new job before this error is returned.
     #[error("BigQuery job {job_id} failed: {message}")]
-    Job { job_id: String, message: String },
+    Job {
+        job_id: String,
+        message: String,
+        transient: bool,
+    },
 
     /// The job did not complete within the configured time.
     #[error("BigQuery job {job_id} did not complete within {seconds} s")]
@@ -42,6 +48,19 @@ pub enum BigQueryError {
         job_id: String,
         read: u64,
         total: u64,
+    },
+
+    /// A Storage Read stream ended cleanly while the server's progress said rows remained
+    /// (the Storage Read counterpart of [`BigQueryError::RowCount`]).
+    #[error(
+        "BigQuery Storage Read stream {stream} ended after {read} rows with {percent:.3}% of it \
+         processed, {attempts} time(s); the read is incomplete and nothing is loaded"
+    )]
+    ShortStream {
+        stream: String,
+        read: i64,
+        percent: f64,
+        attempts: u32,
     },
 
     /// A response was well-formed JSON/protobuf but not what the API promises.

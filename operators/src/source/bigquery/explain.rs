@@ -68,15 +68,12 @@ async fn dry_run(
     })
     .await?;
     if let Some(errors) = resp.errors.as_ref().filter(|e| !e.is_empty()) {
-        let message = errors
-            .iter()
-            .filter_map(|e| e.message.clone())
-            .collect::<Vec<_>>()
-            .join("; ");
-        return Err(BigQueryError::Job {
-            job_id: "dry run".into(),
-            message,
-        });
+        return Err(super::rest::job_error(
+            "dry run",
+            errors
+                .iter()
+                .map(|e| (e.message.as_deref(), e.reason.as_deref())),
+        ));
     }
     Ok(resp)
 }

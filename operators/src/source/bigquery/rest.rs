@@ -79,6 +79,81 @@ pub fn query_job(bq: &Bq, plan: &ReadPlan, job_id: Option<&str>, dry_run: bool) 
     }
 }
 
+/// Job error reasons that BigQuery documents as retryable by re-running the job (a new job id).
+fn transient_job_reason(reason: &str) -> bool {
+    matches!(
+        reason,
+        "backendError" | "internalError" | "rateLimitExceeded"
+    )
+}
+
+/// A failed job's error from its (message, reason) pairs. It is transient only when every
+/// reason is: a job that failed for bad SQL and a backend hiccup still has bad SQL.
+pub(crate) fn job_error<'a>(
+    job_id: &str,
+    errors: impl Iterator<Item = (Option<&'a str>, Option<&'a str>)>,
+) -> BigQueryError {
+    let mut messages = Vec::new();
+    let mut transient = true;
+    for (message, reason) in errors {
+        let mut m = message.unwrap_or("unknown error").to_string();
+        match reason {
+            Some(r) => {
+                m.push_str(&format!(" (reason {r})"));
+                transient &= transient_job_reason(r);
+            }
+            None => transient = false,
+        }
+        messages.push(m);
+    }
+    BigQueryError::Job {
+        job_id: job_id.to_string(),
+        transient: transient && !messages.is_empty(),
+        message: messages.join("; "),
+    }
+}
+
+/// Runs the plan's query to its first page. A job that fails for a transient reason is re-run
+/// as a new job (with backoff) within the retry budget; its partial work is never read.
+async fn run_query(
+    bq: &Bq,
+    plan: &ReadPlan,
+) -> Result<(JobHandle, GetQueryResultsResponse), BigQueryError> {
+    let policy = &bq.conn.retry;
+    let mut attempt = 1;
+    loop {
+        let outcome = match insert_job(bq, plan).await {
+            Ok(job) => wait_for_first_page(bq, &job, plan.page_size)
+                .await
+                .map(|first| (job, first)),
+            Err(e) => Err(e),
+        };
+        match outcome {
+            Err(BigQueryError::Job {
+                job_id,
+                message,
+                transient: true,
+            }) if attempt < policy.attempts() => {
+                tracing::warn!(%job_id, attempt, error = %message, "BigQuery job failed for a transient reason; running it again");
+                tokio::time::sleep(policy.backoff(attempt)).await;
+                attempt += 1;
+            }
+            Err(BigQueryError::Job {
+                job_id,
+                message,
+                transient: true,
+            }) => {
+                return Err(BigQueryError::Job {
+                    job_id,
+                    message: format!("{message}; gave up after {attempt} job(s)"),
+                    transient: true,
+                });
+            }
+            other => return other,
+        }
+    }
+}
+
 /// jobs.insert with retries; a failed job (bad SQL, permission denied) is a [`BigQueryError::Job`].
 pub async fn insert_job(bq: &Bq, plan: &ReadPlan) -> Result<JobHandle, BigQueryError> {
     let job_id = new_job_id();
@@ -107,14 +182,10 @@ pub async fn insert_job(bq: &Bq, plan: &ReadPlan) -> Result<JobHandle, BigQueryE
     if let Some(status) = inserted.as_ref().and_then(|j| j.status.as_ref())
         && let Some(err) = &status.error_result
     {
-        let mut message = err
-            .message
-            .clone()
-            .unwrap_or_else(|| "unknown error".into());
-        if let Some(reason) = &err.reason {
-            message.push_str(&format!(" (reason {reason})"));
-        }
-        return Err(BigQueryError::Job { job_id, message });
+        return Err(job_error(
+            &job_id,
+            std::iter::once((err.message.as_deref(), err.reason.as_deref())),
+        ));
     }
     let location = inserted
         .as_ref()
@@ -170,21 +241,12 @@ pub async fn wait_for_first_page(
                 .and_then(|s| s.fields.as_ref())
                 .is_none_or(Vec::is_empty);
             if no_schema && let Some(errors) = resp.errors.as_ref().filter(|e| !e.is_empty()) {
-                let message = errors
-                    .iter()
-                    .map(|e| {
-                        let mut m = e.message.clone().unwrap_or_default();
-                        if let Some(r) = &e.reason {
-                            m.push_str(&format!(" (reason {r})"));
-                        }
-                        m
-                    })
-                    .collect::<Vec<_>>()
-                    .join("; ");
-                return Err(BigQueryError::Job {
-                    job_id: job.job_id.clone(),
-                    message,
-                });
+                return Err(job_error(
+                    &job.job_id,
+                    errors
+                        .iter()
+                        .map(|e| (e.message.as_deref(), e.reason.as_deref())),
+                ));
             }
             return Ok(resp);
         }
@@ -233,8 +295,7 @@ impl Drop for AbortOnDrop {
 
 /// Runs the plan's query and streams its pages.
 pub async fn open(bq: Bq, plan: ReadPlan) -> Result<(SchemaRef, BatchStream), BigQueryError> {
-    let job = insert_job(&bq, &plan).await?;
-    let first = wait_for_first_page(&bq, &job, plan.page_size).await?;
+    let (job, first) = run_query(&bq, &plan).await?;
     let fields = first
         .schema
         .as_ref()

@@ -6,6 +6,9 @@
 //! - ReadRows failures that are transient are retried with backoff, resuming the stream at the
 //!   offset of the first row not yet read.
 //! - Each response's row count must match the rows decoded from it.
+//! - A stream that ends cleanly while the server's own progress (`at_response_end`) says rows
+//!   remain is a short read: it is resumed at the offset, and fails the table if it stays short.
+//! - A stream silent for longer than the connection's `timeout_ms` is resumed at the offset.
 //! - RECORD and REPEATED columns are not read here: select them through a query (REST) with
 //!   `TO_JSON_STRING`, or read them with `read_api: rest`.
 
@@ -31,7 +34,7 @@ use super::decode::ResultSchema;
 use super::error::BigQueryError;
 use super::query::{ReadPlan, TableRef};
 use super::rest::into_stream;
-use super::retry::{classify, classify_status, retry};
+use super::retry::{Failure, classify, classify_status, retry};
 use crate::{BatchStream, OperatorError};
 
 /// Largest gRPC message accepted (a ReadRows response is at most ~128 MiB).
@@ -276,7 +279,7 @@ pub async fn open(bq: Bq, plan: ReadPlan) -> Result<(SchemaRef, BatchStream), Bi
             let req = client
                 .request(request, &routing)
                 .await
-                .map_err(|e| super::retry::Failure::permanent(e.to_string()))?;
+                .map_err(|e| Failure::permanent(e.to_string()))?;
             client
                 .client()
                 .create_read_session(req)
@@ -327,7 +330,39 @@ pub async fn open(bq: Bq, plan: ReadPlan) -> Result<(SchemaRef, BatchStream), Bi
     ))
 }
 
+/// How one ReadRows call ended.
+enum Outcome {
+    /// The server closed the stream cleanly (gRPC status OK).
+    End,
+    /// The call failed; transient failures resume at the offset.
+    Failed(Failure),
+    /// The consumer went away, or an error was already sent to it.
+    Stop,
+}
+
+/// The read position of one stream.
+struct StreamCursor {
+    name: String,
+    /// Rows read so far: where a resumed ReadRows starts.
+    offset: i64,
+    /// The server's last reported fraction of the stream processed (`at_response_end`), when
+    /// it reports one.
+    progress: Option<f64>,
+}
+
+impl StreamCursor {
+    /// A clean end is a short read when the server's own progress says rows remain.
+    fn short_read(&self) -> Option<f64> {
+        self.progress.filter(|p| *p < 1.0)
+    }
+}
+
 /// Reads one stream to its end, resuming at the current offset after transient failures.
+///
+/// A clean end before the server reports the whole stream processed is treated like a
+/// transient failure (the stream is resumed at the offset); if it stays short past the retry
+/// budget the read fails with [`BigQueryError::ShortStream`]. A stream that makes no progress
+/// within the connection's `timeout_ms` is resumed the same way.
 async fn read_stream(
     client: ReadClient,
     name: String,
@@ -336,7 +371,6 @@ async fn read_stream(
     tx: mpsc::Sender<Result<RecordBatch, OperatorError>>,
 ) {
     let policy = client.bq.conn.retry.clone();
-    let routing = format!("read_stream={name}");
     let mut decoder = match IpcDecoder::new(&schema_bytes) {
         Ok(d) => d,
         Err(e) => {
@@ -344,89 +378,141 @@ async fn read_stream(
             return;
         }
     };
-    let mut offset: i64 = 0;
+    let mut cursor = StreamCursor {
+        name,
+        offset: 0,
+        progress: None,
+    };
     let mut attempt: u32 = 1;
-    'reconnect: loop {
-        let request = match client
-            .request(
-                ReadRowsRequest {
-                    read_stream: name.clone(),
-                    offset,
-                },
-                &routing,
-            )
-            .await
+    loop {
+        let offset_before = cursor.offset;
+        // `short`: the server's progress when the stream ended cleanly but short.
+        let (failure, short) = match read_rows_once(
+            &client,
+            &mut cursor,
+            &mut decoder,
+            &target,
+            &tx,
+        )
+        .await
         {
-            Ok(r) => r,
-            Err(e) => {
-                let _ = tx.send(Err(e.into())).await;
-                return;
-            }
-        };
-        let failure = match client.client().read_rows(request).await {
-            Ok(response) => {
-                let mut messages = response.into_inner();
-                loop {
-                    match messages.message().await {
-                        Ok(Some(resp)) => {
-                            let Some(read_rows_response::Rows::ArrowRecordBatch(rows)) = resp.rows
-                            else {
-                                continue;
-                            };
-                            let batches = match decoder.decode(rows.serialized_record_batch) {
-                                Ok(b) => b,
-                                Err(e) => {
-                                    let _ = tx.send(Err(e.into())).await;
-                                    return;
-                                }
-                            };
-                            let n: usize = batches.iter().map(RecordBatch::num_rows).sum();
-                            if resp.row_count != 0 && resp.row_count != n as i64 {
-                                let e = BigQueryError::protocol(
-                                    format!("ReadRows {name}"),
-                                    format!("response says {} rows but holds {n}", resp.row_count),
-                                );
-                                let _ = tx.send(Err(e.into())).await;
-                                return;
-                            }
-                            for batch in batches {
-                                let item = conform(&batch, &target).map_err(OperatorError::from);
-                                let failed = item.is_err();
-                                if tx.send(item).await.is_err() || failed {
-                                    return;
-                                }
-                            }
-                            offset += n as i64;
-                            // Progress was made: a later failure gets a fresh retry budget.
-                            attempt = 1;
-                        }
-                        Ok(None) => {
-                            tracing::debug!(stream = %name, rows = offset, "stream read to its end");
-                            return;
-                        }
-                        Err(status) => break classify_status(&status),
-                    }
+            Outcome::Stop => return,
+            Outcome::End => match cursor.short_read() {
+                None => {
+                    tracing::debug!(stream = %cursor.name, rows = cursor.offset, "stream read to its end");
+                    return;
                 }
-            }
-            Err(status) => classify_status(&status),
+                Some(progress) => (
+                    Failure::transient(format!(
+                        "the stream ended cleanly after {} rows with {:.3}% of it processed",
+                        cursor.offset,
+                        progress * 100.0
+                    )),
+                    Some(progress),
+                ),
+            },
+            Outcome::Failed(failure) => (failure, None),
         };
-        if failure.transient && attempt < policy.attempts() {
-            let pause = policy.backoff(attempt);
-            tracing::warn!(stream = %name, offset, attempt, error = %failure.message, "ReadRows failed; resuming at the offset");
-            tokio::time::sleep(pause).await;
-            attempt += 1;
-            continue 'reconnect;
+        if cursor.offset > offset_before {
+            // Progress was made: a later failure gets a fresh retry budget.
+            attempt = 1;
         }
-        let _ = tx
-            .send(Err(BigQueryError::Api {
-                call: format!("ReadRows ({name} at row {offset})"),
+        if failure.transient && attempt < policy.attempts() {
+            tracing::warn!(stream = %cursor.name, offset = cursor.offset, attempt, error = %failure.message, "ReadRows failed; resuming at the offset");
+            tokio::time::sleep(policy.backoff(attempt)).await;
+            attempt += 1;
+            continue;
+        }
+        let error = match short {
+            Some(progress) => BigQueryError::ShortStream {
+                stream: cursor.name.clone(),
+                read: cursor.offset,
+                percent: progress * 100.0,
+                attempts: attempt,
+            },
+            _ => BigQueryError::Api {
+                call: format!("ReadRows ({} at row {})", cursor.name, cursor.offset),
                 attempts: attempt,
                 message: failure.message,
                 transient: failure.transient,
-            }
-            .into()))
-            .await;
+            },
+        };
+        let _ = tx.send(Err(error.into())).await;
         return;
+    }
+}
+
+/// One ReadRows call from the cursor's offset, sending each decoded batch downstream.
+async fn read_rows_once(
+    client: &ReadClient,
+    cursor: &mut StreamCursor,
+    decoder: &mut IpcDecoder,
+    target: &SchemaRef,
+    tx: &mpsc::Sender<Result<RecordBatch, OperatorError>>,
+) -> Outcome {
+    let idle = client.bq.conn.timeout;
+    let timed_out = || {
+        Outcome::Failed(Failure::transient(format!(
+            "no response within {} ms",
+            idle.as_millis()
+        )))
+    };
+    let routing = format!("read_stream={}", cursor.name);
+    let request = ReadRowsRequest {
+        read_stream: cursor.name.clone(),
+        offset: cursor.offset,
+    };
+    let request = match client.request(request, &routing).await {
+        Ok(r) => r,
+        Err(e) => {
+            let _ = tx.send(Err(e.into())).await;
+            return Outcome::Stop;
+        }
+    };
+    let mut messages = match tokio::time::timeout(idle, client.client().read_rows(request)).await {
+        Err(_) => return timed_out(),
+        Ok(Err(status)) => return Outcome::Failed(classify_status(&status)),
+        Ok(Ok(response)) => response.into_inner(),
+    };
+    loop {
+        let resp = match tokio::time::timeout(idle, messages.message()).await {
+            Err(_) => return timed_out(),
+            Ok(Err(status)) => return Outcome::Failed(classify_status(&status)),
+            Ok(Ok(None)) => return Outcome::End,
+            Ok(Ok(Some(resp))) => resp,
+        };
+        if let Some(progress) = resp.stats.as_ref().and_then(|s| s.progress.as_ref())
+            && progress.at_response_end > 0.0
+        {
+            cursor.progress = Some(progress.at_response_end);
+        }
+        let Some(read_rows_response::Rows::ArrowRecordBatch(rows)) = resp.rows else {
+            continue;
+        };
+        let batches = match decoder.decode(rows.serialized_record_batch) {
+            Ok(b) => b,
+            Err(e) => {
+                let _ = tx.send(Err(e.into())).await;
+                return Outcome::Stop;
+            }
+        };
+        let n: usize = batches.iter().map(RecordBatch::num_rows).sum();
+        if resp.row_count != 0 && resp.row_count != n as i64 {
+            let e = BigQueryError::protocol(
+                format!("ReadRows {}", cursor.name),
+                format!("response says {} rows but holds {n}", resp.row_count),
+            );
+            let _ = tx.send(Err(e.into())).await;
+            return Outcome::Stop;
+        }
+        for batch in batches {
+            let item = conform(&batch, target).map_err(OperatorError::from);
+            let failed = item.is_err();
+            if tx.send(item).await.is_err() || failed {
+                return Outcome::Stop;
+            }
+        }
+        cursor.offset += n as i64;
     }
 }
 

@@ -1,0 +1,392 @@
+//! The Storage Read path against an in-process fake of the Storage Read gRPC API (and the REST
+//! fake for tables.get): parallel streams, session options, and each fault: statuses before and
+//! in the middle of a stream (resumed at the offset), a retry budget that runs out, permanent
+//! statuses, a stream that ends cleanly but short, and a stalled stream.
+mod bigquery_support;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use arrow::array::{
+    ArrayRef, AsArray, Decimal128Array, Int64Array, RecordBatch, StringArray,
+    TimestampMicrosecondArray,
+};
+use arrow::datatypes::{DataType, Int64Type, TimeUnit};
+use bigquery_support::storage::{
+    FakeStorageRead, StorageFault, StorageFaultKind, StorageOn, StorageState,
+};
+use bigquery_support::{FakeBigQuery, FakeState};
+use futures::StreamExt;
+use indexmap::IndexMap;
+use pulso_operators::OperatorError;
+use pulso_operators::source::bigquery::BigQueryError;
+use pulso_operators::source::{BigQueryConnection, BigQueryConnections, SourceContext, SourceSpec};
+use pulso_operators::window::{IncType, IncValue, Window};
+use serde_json::json;
+use tonic::Code;
+
+const ROWS: usize = 9_000;
+const STREAMS: usize = 3;
+/// 2024-01-01T00:00:00Z in microseconds.
+const BASE_MICROS: i64 = 1_704_067_200_000_000;
+
+/// The table as the server holds it: id, s, n NUMERIC, ts TIMESTAMP.
+fn table() -> RecordBatch {
+    let ids: Vec<i64> = (0..ROWS as i64).collect();
+    let s: Vec<Option<String>> = ids
+        .iter()
+        .map(|i| (i % 7 != 0).then(|| format!("s-{i}")))
+        .collect();
+    let n = Decimal128Array::from(
+        ids.iter()
+            .map(|i| i128::from(*i) * 1_000_000_001)
+            .collect::<Vec<_>>(),
+    )
+    .with_precision_and_scale(38, 9)
+    .unwrap();
+    let ts = TimestampMicrosecondArray::from(
+        ids.iter()
+            .map(|i| BASE_MICROS + i * 1_000_001)
+            .collect::<Vec<_>>(),
+    )
+    .with_timezone("UTC");
+    RecordBatch::try_from_iter([
+        ("id", Arc::new(Int64Array::from(ids)) as ArrayRef),
+        ("s", Arc::new(StringArray::from(s)) as ArrayRef),
+        ("n", Arc::new(n) as ArrayRef),
+        ("ts", Arc::new(ts) as ArrayRef),
+    ])
+    .unwrap()
+}
+
+struct Fakes {
+    rest: FakeBigQuery,
+    storage: FakeStorageRead,
+}
+
+async fn fakes() -> Fakes {
+    let rest = FakeBigQuery::start(FakeState {
+        fields: json!([
+            {"name": "id", "type": "INTEGER"},
+            {"name": "s", "type": "STRING"},
+            {"name": "n", "type": "NUMERIC"},
+            {"name": "ts", "type": "TIMESTAMP"},
+        ]),
+        ..FakeState::default()
+    })
+    .await;
+    let storage = FakeStorageRead::start(StorageState {
+        table: Some(table()),
+        rows_per_response: 500,
+        report_progress: true,
+        ..StorageState::default()
+    })
+    .await;
+    Fakes { rest, storage }
+}
+
+fn ctx(f: &Fakes) -> SourceContext {
+    let connection: BigQueryConnection = serde_json::from_value(json!({
+        "project": "test-proj",
+        "dataset": "ds",
+        "endpoint": f.rest.url,
+        "storage_endpoint": f.storage.url,
+        "timeout_ms": 400,
+        "retry": {"attempts": 4, "initial_backoff_ms": 5, "max_backoff_ms": 20}
+    }))
+    .expect("connection");
+    let mut map = IndexMap::new();
+    map.insert("bq".to_string(), connection);
+    SourceContext {
+        batch_size: 1000,
+        base_dir: std::env::temp_dir(),
+        window: Some(Window {
+            column: "ts".into(),
+            ty: IncType::Timestamp,
+            lower: Some(IncValue::parse(IncType::Timestamp, "2024-01-01T00:00:00Z").unwrap()),
+            upper: Some(IncValue::parse(IncType::Timestamp, "2030-01-01T00:00:00Z").unwrap()),
+        }),
+        bigquery: BigQueryConnections::new(map),
+    }
+}
+
+fn source() -> SourceSpec {
+    serde_json::from_value(json!({
+        "kind": "bigquery",
+        "connection": "bq",
+        "table": "t",
+        "columns": ["id", "s", "n", "ts"],
+        "filter": "id >= 0",
+        "read_api": "storage",
+        "streams": STREAMS,
+    }))
+    .expect("source")
+}
+
+async fn read(f: &Fakes) -> Result<Vec<RecordBatch>, OperatorError> {
+    let (_, stream) = source().open(&ctx(f)).await?;
+    stream.collect::<Vec<_>>().await.into_iter().collect()
+}
+
+/// The ids read, sorted (streams interleave).
+fn sorted_ids(batches: &[RecordBatch]) -> Vec<i64> {
+    let mut ids: Vec<i64> = batches
+        .iter()
+        .flat_map(|b| b.column(0).as_primitive::<Int64Type>().values().to_vec())
+        .collect();
+    ids.sort_unstable();
+    ids
+}
+
+fn every_id() -> Vec<i64> {
+    (0..ROWS as i64).collect()
+}
+
+fn bq_error(e: OperatorError) -> BigQueryError {
+    match e {
+        OperatorError::BigQuery(e) => *e,
+        other => panic!("expected a BigQuery error, got {other}"),
+    }
+}
+
+fn fault(on: StorageOn, kind: StorageFaultKind, times: u32) -> StorageFault {
+    StorageFault { on, kind, times }
+}
+
+/// ReadRows offsets of one stream, in call order.
+fn offsets(f: &Fakes, stream: usize) -> Vec<i64> {
+    f.storage.with(|s| {
+        s.reads
+            .iter()
+            .filter(|(i, _)| *i == stream)
+            .map(|(_, o)| *o)
+            .collect()
+    })
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn every_stream_is_read_in_parallel_with_the_session_options() {
+    let f = fakes().await;
+    let batches = read(&f).await.unwrap();
+    assert_eq!(sorted_ids(&batches), every_id());
+    // The canonical types of the table's metadata, values intact.
+    let schema = batches[0].schema();
+    assert_eq!(schema.field(2).data_type(), &DataType::Decimal128(38, 9));
+    assert_eq!(
+        schema.field(3).data_type(),
+        &DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into()))
+    );
+    let expected = table();
+    for b in &batches {
+        let first = b.column(0).as_primitive::<Int64Type>().value(0) as usize;
+        assert_eq!(b.columns(), expected.slice(first, b.num_rows()).columns());
+    }
+
+    let session = f.storage.with(|s| s.sessions[0].clone());
+    assert_eq!(session.parent, "projects/test-proj");
+    assert_eq!(session.max_stream_count, STREAMS as i32);
+    let asked = session.read_session.unwrap();
+    assert_eq!(asked.table, "projects/test-proj/datasets/ds/tables/t");
+    let options = asked.read_options.unwrap();
+    assert_eq!(options.selected_fields, vec!["id", "s", "n", "ts"]);
+    assert_eq!(
+        options.row_restriction,
+        "(id >= 0) AND `ts` >= TIMESTAMP '2024-01-01 00:00:00.000000+00:00' \
+         AND `ts` < TIMESTAMP '2030-01-01 00:00:00.000000+00:00'"
+    );
+    // Each stream was read once, from its start, and no row twice.
+    for stream in 0..STREAMS {
+        assert_eq!(offsets(&f, stream), vec![0]);
+    }
+    assert_eq!(f.storage.with(|s| s.rows_sent), ROWS);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn transient_statuses_are_retried_and_a_broken_stream_resumes_at_its_offset() {
+    let f = fakes().await;
+    f.storage.with(|s| {
+        s.faults = vec![
+            fault(
+                StorageOn::CreateSession,
+                StorageFaultKind::Status(Code::Unavailable, "try again"),
+                1,
+            ),
+            fault(
+                StorageOn::Stream(0),
+                StorageFaultKind::Status(Code::ResourceExhausted, "slow down"),
+                1,
+            ),
+            fault(
+                StorageOn::Stream(1),
+                StorageFaultKind::StatusAfter(1_200, Code::Unavailable, "stream reset"),
+                2,
+            ),
+            fault(
+                StorageOn::Stream(2),
+                StorageFaultKind::StatusAfter(700, Code::Internal, "RST_STREAM"),
+                1,
+            ),
+        ]
+    });
+    let batches = read(&f).await.unwrap();
+    assert_eq!(sorted_ids(&batches), every_id());
+    assert_eq!(f.storage.with(|s| s.sessions.len()), 2);
+    assert_eq!(offsets(&f, 0), vec![0, 0]);
+    assert_eq!(offsets(&f, 1), vec![0, 1_200, 2_400]);
+    assert_eq!(offsets(&f, 2), vec![0, 700]);
+    // Resuming never re-sent a row.
+    assert_eq!(f.storage.with(|s| s.rows_sent), ROWS);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn past_the_retry_budget_the_read_fails_with_the_servers_message() {
+    let f = fakes().await;
+    f.storage.with(|s| {
+        s.faults = vec![fault(
+            StorageOn::Stream(1),
+            StorageFaultKind::Status(Code::Unavailable, "The service is currently unavailable."),
+            u32::MAX,
+        )]
+    });
+    let e = bq_error(read(&f).await.unwrap_err());
+    let text = e.to_string();
+    assert!(
+        matches!(
+            e,
+            BigQueryError::Api {
+                attempts: 4,
+                transient: true,
+                ..
+            }
+        ),
+        "{text}"
+    );
+    assert!(
+        text.contains("streams/1-of-3 at row 0")
+            && text.contains("The service is currently unavailable."),
+        "{text}"
+    );
+    assert_eq!(offsets(&f, 1).len(), 4);
+
+    // The budget counts tries without progress: a stream that breaks after some rows each
+    // time keeps going, one that breaks before any row does not.
+    let f = fakes().await;
+    f.storage.with(|s| {
+        s.faults = vec![fault(
+            StorageOn::Stream(0),
+            StorageFaultKind::StatusAfter(500, Code::Unavailable, "flaky"),
+            6,
+        )]
+    });
+    let batches = read(&f).await.unwrap();
+    assert_eq!(sorted_ids(&batches), every_id());
+    assert_eq!(
+        offsets(&f, 0),
+        vec![0, 500, 1_000, 1_500, 2_000, 2_500, 3_000]
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn permanent_statuses_fail_at_once_with_the_servers_message() {
+    let cases = [
+        (
+            StorageOn::CreateSession,
+            Code::PermissionDenied,
+            "Permission denied on table t: bigquery.readsessions.create",
+        ),
+        (
+            StorageOn::CreateSession,
+            Code::InvalidArgument,
+            "Syntax error in row restriction",
+        ),
+        (StorageOn::Stream(2), Code::NotFound, "Stream expired"),
+    ];
+    for (on, code, message) in cases {
+        let f = fakes().await;
+        f.storage.with(|s| {
+            s.faults = vec![fault(on, StorageFaultKind::Status(code, message), u32::MAX)]
+        });
+        let e = bq_error(read(&f).await.unwrap_err());
+        let text = e.to_string();
+        assert!(
+            matches!(
+                e,
+                BigQueryError::Api {
+                    attempts: 1,
+                    transient: false,
+                    ..
+                }
+            ),
+            "{text}"
+        );
+        assert!(text.contains(message), "{text}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_stream_that_ends_cleanly_but_short_is_resumed_then_refused() {
+    // Once: the stream is resumed at its offset and the read completes.
+    let f = fakes().await;
+    f.storage.with(|s| {
+        s.faults = vec![fault(
+            StorageOn::Stream(1),
+            StorageFaultKind::EndAfter(700),
+            1,
+        )]
+    });
+    let batches = read(&f).await.unwrap();
+    assert_eq!(sorted_ids(&batches), every_id());
+    assert_eq!(offsets(&f, 1), vec![0, 700]);
+
+    // Always: never accepted as complete.
+    let f = fakes().await;
+    f.storage.with(|s| {
+        s.faults = vec![fault(
+            StorageOn::Stream(1),
+            StorageFaultKind::EndAfter(0),
+            u32::MAX,
+        )]
+    });
+    // The first try sends 0 rows and no progress, so a stream must have reported progress for
+    // a short end to be visible: let one response through first.
+    f.storage.with(|s| {
+        s.faults.insert(
+            0,
+            fault(StorageOn::Stream(1), StorageFaultKind::EndAfter(1_000), 1),
+        )
+    });
+    let e = bq_error(read(&f).await.unwrap_err());
+    let text = e.to_string();
+    assert!(
+        matches!(
+            e,
+            BigQueryError::ShortStream {
+                read: 1_000,
+                attempts: 4,
+                ..
+            }
+        ),
+        "{text}"
+    );
+    assert!(
+        text.contains("ended after 1000 rows with 33.333% of it processed"),
+        "{text}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_stalled_stream_is_resumed_after_the_timeout() {
+    let f = fakes().await;
+    f.storage.with(|s| {
+        s.faults = vec![fault(
+            StorageOn::Stream(0),
+            StorageFaultKind::StallAfter(1_500, Duration::from_secs(30)),
+            1,
+        )]
+    });
+    let started = std::time::Instant::now();
+    let batches = read(&f).await.unwrap();
+    assert_eq!(sorted_ids(&batches), every_id());
+    assert_eq!(offsets(&f, 0), vec![0, 1_500]);
+    assert!(started.elapsed() < Duration::from_secs(20));
+}

@@ -1,0 +1,312 @@
+//! An in-process fake of the BigQuery Storage Read API (gRPC over HTTP/2: CreateReadSession,
+//! ReadRows with offsets) that serves one Arrow table split into streams, with fault injection:
+//! a gRPC status on CreateReadSession or ReadRows (before any row or after some rows of a
+//! response stream), a stream that ends cleanly before its end (a short read), a stall longer
+//! than the client's timeout, and slow responses.
+//!
+//! It is served with tonic's own server-side codec (`tonic::server::Grpc`) behind axum, so
+//! framing, trailers and status codes are what a real gRPC server sends.
+#![allow(dead_code)]
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use arrow::ipc::writer::{DictionaryTracker, IpcDataGenerator, IpcWriteOptions, write_message};
+use arrow::record_batch::RecordBatch;
+use axum::Router;
+use axum::body::Body;
+use axum::extract::{Request, State};
+use axum::response::Response;
+use axum::routing::post;
+use futures::stream::BoxStream;
+use futures::{StreamExt, stream};
+use gcp_bigquery_client::google::cloud::bigquery::storage::v1::{
+    ArrowRecordBatch, ArrowSchema, CreateReadSessionRequest, ReadRowsRequest, ReadRowsResponse,
+    ReadSession, ReadStream, StreamStats, read_rows_response, read_session, stream_stats,
+};
+use tonic::Status;
+
+const SERVICE: &str = "/google.cloud.bigquery.storage.v1.BigQueryRead";
+
+/// Which call a fault hits.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StorageOn {
+    CreateSession,
+    /// ReadRows of the stream with this index (0-based), whatever the offset.
+    Stream(usize),
+    /// ReadRows of any stream.
+    AnyStream,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StorageFaultKind {
+    /// The call fails with this status before any row.
+    Status(tonic::Code, &'static str),
+    /// The response stream sends this many rows, then fails with this status.
+    StatusAfter(usize, tonic::Code, &'static str),
+    /// The response stream sends this many rows, then ends cleanly (a short read).
+    EndAfter(usize),
+    /// The response stream sends this many rows, then sends nothing more for this long.
+    StallAfter(usize, Duration),
+}
+
+#[derive(Debug, Clone)]
+pub struct StorageFault {
+    pub on: StorageOn,
+    pub kind: StorageFaultKind,
+    /// How many times it fires (u32::MAX: always).
+    pub times: u32,
+}
+
+#[derive(Debug, Default)]
+pub struct StorageState {
+    /// The whole table; each stream serves a contiguous slice of it.
+    pub table: Option<RecordBatch>,
+    /// Rows per ReadRows response.
+    pub rows_per_response: usize,
+    /// Report `stats.progress` in each response (real BigQuery does).
+    pub report_progress: bool,
+    pub faults: Vec<StorageFault>,
+    /// Every ReadRows response takes this long.
+    pub response_delay: Duration,
+
+    // What the fake saw.
+    pub sessions: Vec<CreateReadSessionRequest>,
+    /// (stream index, offset) of every ReadRows call.
+    pub reads: Vec<(usize, i64)>,
+    /// Rows sent, over all streams and calls.
+    pub rows_sent: usize,
+}
+
+pub type SharedStorage = Arc<Mutex<StorageState>>;
+
+pub struct FakeStorageRead {
+    /// The connection's `storage_endpoint:` (http://127.0.0.1:port).
+    pub url: String,
+    pub state: SharedStorage,
+    server: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for FakeStorageRead {
+    fn drop(&mut self) {
+        self.server.abort();
+    }
+}
+
+impl FakeStorageRead {
+    pub async fn start(state: StorageState) -> FakeStorageRead {
+        let state: SharedStorage = Arc::new(Mutex::new(state));
+        let app = Router::new()
+            .route(
+                &format!("{SERVICE}/CreateReadSession"),
+                post(create_session),
+            )
+            .route(&format!("{SERVICE}/ReadRows"), post(read_rows))
+            .with_state(state.clone());
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind the Storage Read fake");
+        let addr = listener.local_addr().expect("address");
+        let server = tokio::spawn(async move {
+            let _ = axum::serve(listener, app).await;
+        });
+        FakeStorageRead {
+            url: format!("http://{addr}"),
+            state,
+            server,
+        }
+    }
+
+    pub fn with<R>(&self, f: impl FnOnce(&mut StorageState) -> R) -> R {
+        f(&mut self.state.lock().expect("fake state"))
+    }
+}
+
+fn take_fault(state: &mut StorageState, on: StorageOn) -> Option<StorageFaultKind> {
+    let i = state.faults.iter().position(|f| {
+        f.times > 0
+            && (f.on == on || (f.on == StorageOn::AnyStream && matches!(on, StorageOn::Stream(_))))
+    })?;
+    let f = &mut state.faults[i];
+    if f.times != u32::MAX {
+        f.times -= 1;
+    }
+    Some(f.kind.clone())
+}
+
+/// The table's schema as the Storage Read API sends it (an IPC schema message).
+fn ipc_schema(batch: &RecordBatch) -> Vec<u8> {
+    let generator = IpcDataGenerator::default();
+    let options = IpcWriteOptions::default();
+    let mut tracker = DictionaryTracker::new(false);
+    let message = generator.schema_to_bytes_with_dictionary_tracker(
+        batch.schema_ref(),
+        &mut tracker,
+        &options,
+    );
+    let mut out = Vec::new();
+    write_message(&mut out, message, &options).expect("IPC schema");
+    out
+}
+
+/// One record batch as an IPC message (no schema).
+fn ipc_batch(batch: &RecordBatch) -> Vec<u8> {
+    let generator = IpcDataGenerator::default();
+    let options = IpcWriteOptions::default();
+    let mut tracker = DictionaryTracker::new(false);
+    let (_, encoded) = generator
+        .encode(batch, &mut tracker, &options, &mut Default::default())
+        .expect("IPC batch");
+    let mut out = Vec::new();
+    write_message(&mut out, encoded, &options).expect("IPC batch");
+    out
+}
+
+/// The slice `[start, end)` of the table that stream `index` of `count` serves.
+fn stream_range(rows: usize, index: usize, count: usize) -> (usize, usize) {
+    let per = rows.div_ceil(count.max(1));
+    ((index * per).min(rows), ((index + 1) * per).min(rows))
+}
+
+const STREAM_PREFIX: &str = "projects/p/locations/us/sessions/fake/streams/";
+
+fn parse_stream(name: &str) -> Option<(usize, usize)> {
+    let (index, count) = name.strip_prefix(STREAM_PREFIX)?.split_once("-of-")?;
+    Some((index.parse().ok()?, count.parse().ok()?))
+}
+
+async fn create_session(State(state): State<SharedStorage>, request: Request) -> Response {
+    let service = tower::service_fn(move |req: tonic::Request<CreateReadSessionRequest>| {
+        let state = state.clone();
+        async move {
+            let mut s = state.lock().expect("state");
+            let req = req.into_inner();
+            s.sessions.push(req.clone());
+            if let Some(StorageFaultKind::Status(code, message)) =
+                take_fault(&mut s, StorageOn::CreateSession)
+            {
+                return Err(Status::new(code, message));
+            }
+            let table = s
+                .table
+                .clone()
+                .ok_or_else(|| Status::not_found("the fake has no table"))?;
+            let count = usize::try_from(req.max_stream_count.max(1)).unwrap_or(1);
+            let asked = req.read_session.unwrap_or_default();
+            let streams = (0..count)
+                .map(|i| ReadStream {
+                    name: format!("{STREAM_PREFIX}{i}-of-{count}"),
+                })
+                .collect();
+            Ok(tonic::Response::new(ReadSession {
+                name: "projects/p/locations/us/sessions/fake".into(),
+                table: asked.table,
+                data_format: asked.data_format,
+                read_options: asked.read_options,
+                streams,
+                estimated_row_count: table.num_rows() as i64,
+                schema: Some(read_session::Schema::ArrowSchema(ArrowSchema {
+                    serialized_schema: ipc_schema(&table),
+                })),
+                ..ReadSession::default()
+            }))
+        }
+    });
+    tonic::server::Grpc::new(tonic_prost::ProstCodec::default())
+        .unary(service, request)
+        .await
+        .map(Body::new)
+}
+
+type Responses = BoxStream<'static, Result<ReadRowsResponse, Status>>;
+
+async fn read_rows(State(state): State<SharedStorage>, request: Request) -> Response {
+    let service = tower::service_fn(move |req: tonic::Request<ReadRowsRequest>| {
+        let state = state.clone();
+        async move { read_rows_stream(&state, req.into_inner()).map(tonic::Response::new) }
+    });
+    tonic::server::Grpc::new(tonic_prost::ProstCodec::default())
+        .server_streaming(service, request)
+        .await
+        .map(Body::new)
+}
+
+fn read_rows_stream(state: &SharedStorage, req: ReadRowsRequest) -> Result<Responses, Status> {
+    let (index, count) = parse_stream(&req.read_stream)
+        .ok_or_else(|| Status::not_found(format!("no stream {:?}", req.read_stream)))?;
+    let mut s = state.lock().expect("state");
+    s.reads.push((index, req.offset));
+    let fault = take_fault(&mut s, StorageOn::Stream(index));
+    if let Some(StorageFaultKind::Status(code, message)) = &fault {
+        return Err(Status::new(*code, *message));
+    }
+    let table = s
+        .table
+        .clone()
+        .ok_or_else(|| Status::not_found("the fake has no table"))?;
+    let (start, end) = stream_range(table.num_rows(), index, count);
+    let offset = usize::try_from(req.offset).map_err(|_| Status::invalid_argument("offset"))?;
+    if offset > end - start {
+        return Err(Status::out_of_range(format!(
+            "offset {offset} is past the stream's {} rows",
+            end - start
+        )));
+    }
+    let per = s.rows_per_response.max(1);
+    let (progress, delay, shared) = (s.report_progress, s.response_delay, state.clone());
+    drop(s);
+
+    // The rows this call may send before its fault (if any) cuts in.
+    let limit = match &fault {
+        Some(
+            StorageFaultKind::StatusAfter(n, ..)
+            | StorageFaultKind::EndAfter(n)
+            | StorageFaultKind::StallAfter(n, _),
+        ) => (*n).min(end - start - offset),
+        _ => end - start - offset,
+    };
+    let total = (end - start) as f64;
+    let responses = (0..limit.div_ceil(per)).map(move |k| {
+        let from = offset + k * per;
+        let n = per.min(offset + limit - from);
+        let batch = table.slice(start + from, n);
+        ReadRowsResponse {
+            row_count: n as i64,
+            stats: progress.then(|| StreamStats {
+                progress: Some(stream_stats::Progress {
+                    at_response_start: from as f64 / total,
+                    at_response_end: (from + n) as f64 / total,
+                }),
+            }),
+            rows: Some(read_rows_response::Rows::ArrowRecordBatch(
+                ArrowRecordBatch {
+                    serialized_record_batch: ipc_batch(&batch),
+                    ..ArrowRecordBatch::default()
+                },
+            )),
+            ..ReadRowsResponse::default()
+        }
+    });
+    let rows = stream::iter(responses).then(move |r| {
+        let shared = shared.clone();
+        async move {
+            if !delay.is_zero() {
+                tokio::time::sleep(delay).await;
+            }
+            shared.lock().expect("state").rows_sent += usize::try_from(r.row_count).unwrap_or(0);
+            Ok(r)
+        }
+    });
+    let tail: Responses = match fault {
+        Some(StorageFaultKind::StatusAfter(_, code, message)) => {
+            stream::once(async move { Err(Status::new(code, message)) }).boxed()
+        }
+        Some(StorageFaultKind::StallAfter(_, pause)) => stream::once(async move {
+            tokio::time::sleep(pause).await;
+            Err(Status::unavailable("the fake stalled"))
+        })
+        .boxed(),
+        _ => stream::empty().boxed(),
+    };
+    Ok(rows.chain(tail).boxed())
+}
