@@ -99,8 +99,9 @@ impl Emulator {
 
 static DATASETS: AtomicU32 = AtomicU32::new(0);
 
-/// One source row: every scalar type the emulator stores (BIGNUMERIC and GEOGRAPHY aside, which
-/// it cannot hold; the REST fake covers BIGNUMERIC).
+/// One source row: every scalar type the emulator stores. BIGNUMERIC and GEOGRAPHY are aside:
+/// the emulator cannot create a BIGNUMERIC column and answers GEOGRAPHY as BYTES; the REST fake
+/// covers both.
 struct Row {
     id: i64,
     s: Option<String>,
@@ -113,6 +114,8 @@ struct Row {
     t: Option<String>,
     bin: Option<Vec<u8>>,
     j: Option<String>,
+    /// INTERVAL in BigQuery's canonical text (`Y-M D H:M:S[.F]`), loaded as text.
+    iv: Option<String>,
 }
 
 fn make_row(i: usize) -> Row {
@@ -148,6 +151,22 @@ fn make_row(i: usize) -> Row {
         )),
         bin: (!null).then(|| (i as u32).to_le_bytes().to_vec()),
         j: opt(format!("{{\"i\": {i}, \"tag\": \"x'y\"}}")),
+        iv: opt(format!(
+            "{}-{} {} {}:{}:{}{}",
+            i % 5,
+            i % 12,
+            i % 40,
+            i % 30,
+            i % 60,
+            (i / 3) % 60,
+            if i.is_multiple_of(4) {
+                String::new()
+            } else {
+                format!(".{}", i % 999 + 1)
+                    .trim_end_matches('0')
+                    .to_string()
+            }
+        )),
     }
 }
 
@@ -164,11 +183,11 @@ fn bq_json(r: &Row) -> Value {
         "id": r.id, "s": r.s, "f": r.f, "num": r.n, "b": r.b, "d": r.d, "dt": r.dt,
         "ts": ts_text(r.ts_micros), "t": r.t,
         "bin": r.bin.as_ref().map(|b| base64::engine::general_purpose::STANDARD.encode(b)),
-        "j": r.j,
+        "j": r.j, "iv": r.iv,
     })
 }
 
-const PG_COLUMNS: &str = "id bigint PRIMARY KEY, s text, f double precision, num numeric(38,9), b boolean, d date, dt timestamp, ts timestamptz, t time, bin bytea, j jsonb";
+const PG_COLUMNS: &str = "id bigint PRIMARY KEY, s text, f double precision, num numeric(38,9), b boolean, d date, dt timestamp, ts timestamptz, t time, bin bytea, j jsonb, iv text";
 
 /// The expected table, written straight into PostgreSQL from the same values.
 async fn reference(client: &tokio_postgres::Client, rows: &[Row]) {
@@ -198,19 +217,20 @@ async fn reference(client: &tokio_postgres::Client, rows: &[Row]) {
         })
     });
     let j = col(&|r| r.j.clone());
+    let iv = col(&|r| r.iv.clone());
     client
         .execute(
-            "INSERT INTO t.reference SELECT id::bigint, s, f::float8, num::numeric, b::boolean, d::date, dt::timestamp, ts::timestamptz, t::time, bin::bytea, j::jsonb \
-             FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[], $8::text[], $9::text[], $10::text[], $11::text[]) \
-             AS u(id, s, f, num, b, d, dt, ts, t, bin, j)",
-            &[&ids, &s, &f, &n, &b, &d, &dt, &ts, &t, &bin, &j],
+            "INSERT INTO t.reference SELECT id::bigint, s, f::float8, num::numeric, b::boolean, d::date, dt::timestamp, ts::timestamptz, t::time, bin::bytea, j::jsonb, iv \
+             FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[], $8::text[], $9::text[], $10::text[], $11::text[], $12::text[]) \
+             AS u(id, s, f, num, b, d, dt, ts, t, bin, j, iv)",
+            &[&ids, &s, &f, &n, &b, &d, &dt, &ts, &t, &bin, &j, &iv],
         )
         .await
         .unwrap();
 }
 
 fn pipeline(dataset: &str, project: &str) -> String {
-    let columns = "{ id: bigint, s: text, f: double precision, num: \"numeric(38,9)\", b: boolean, d: date, dt: timestamp, ts: timestamptz, t: time, bin: bytea, j: jsonb }";
+    let columns = "{ id: bigint, s: text, f: double precision, num: \"numeric(38,9)\", b: boolean, d: date, dt: timestamp, ts: timestamptz, t: time, bin: bytea, j: jsonb, iv: text }";
     format!(
         r#"
 connections:
@@ -229,7 +249,7 @@ tables:
       kind: bigquery
       connection: bq
       query: |
-        SELECT id, s, f, num, b, d, dt, ts, t, bin, j
+        SELECT id, s, f, num, b, d, dt, ts, t, bin, j, iv
         FROM `{project}.{dataset}.all_types`
         WHERE id >= @min_id
       params: {{ min_id: {{ type: INT64, value: 0 }} }}
@@ -242,7 +262,7 @@ tables:
       kind: bigquery
       connection: bq
       table: all_types
-      columns: [id, s, f, num, b, d, dt, ts, t, bin, j]
+      columns: [id, s, f, num, b, d, dt, ts, t, bin, j, iv]
       filter: "id >= 0"
       read_api: storage
       streams: 3
@@ -294,7 +314,8 @@ async fn emulator_round_trip_by_both_read_paths_then_an_incremental_run() {
                    {"name": "num", "type": "NUMERIC"}, {"name": "b", "type": "BOOL"},
                    {"name": "d", "type": "DATE"}, {"name": "dt", "type": "DATETIME"},
                    {"name": "ts", "type": "TIMESTAMP"}, {"name": "t", "type": "TIME"},
-                   {"name": "bin", "type": "BYTES"}, {"name": "j", "type": "JSON"}]}}),
+                   {"name": "bin", "type": "BYTES"}, {"name": "j", "type": "JSON"},
+                   {"name": "iv", "type": "INTERVAL"}]}}),
     )
     .await;
     let rows: Vec<Row> = (0..ROWS).map(make_row).collect();

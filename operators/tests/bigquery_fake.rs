@@ -35,7 +35,9 @@ fn fields() -> Value {
         {"name": "by", "type": "BYTES"},
         {"name": "j", "type": "JSON"},
         {"name": "rec", "type": "RECORD", "fields": [{"name": "a", "type": "INTEGER"}]},
-        {"name": "arr", "type": "STRING", "mode": "REPEATED"}
+        {"name": "arr", "type": "STRING", "mode": "REPEATED"},
+        {"name": "g", "type": "GEOGRAPHY"},
+        {"name": "iv", "type": "INTERVAL"}
     ])
 }
 
@@ -81,6 +83,8 @@ fn row(i: usize) -> Value {
         v(json!("{\"k\":[1,2]}")),
         v(json!({"f": [{"v": i.to_string()}]})),
         v(json!([{"v": "x"}, {"v": "y"}])),
+        v(json!(format!("POINT({i} -12.05)"))),
+        v(json!(format!("0-{} 3 -4:5:6.5", i % 12))),
     ])
 }
 
@@ -120,7 +124,7 @@ fn source(page_size: u32) -> SourceSpec {
     serde_json::from_value(json!({
         "kind": "bigquery",
         "connection": "bq",
-        "query": "SELECT id, s, f, n, bn, b, d, dt, ts, t, `by`, j, rec, arr FROM `test-proj.ds.t` WHERE s IS NOT NULL OR TRUE",
+        "query": "SELECT id, s, f, n, bn, b, d, dt, ts, t, `by`, j, rec, arr, g, iv FROM `test-proj.ds.t` WHERE s IS NOT NULL OR TRUE",
         "page_size": page_size,
         "params": {"cliente": {"type": "STRING", "value": "x' OR 1=1; DROP TABLE t --"}}
     }))
@@ -197,6 +201,8 @@ async fn every_page_is_read_one_batch_per_page_with_every_type_exact() {
             DataType::Utf8,
             DataType::Utf8,
             DataType::Utf8,
+            DataType::Utf8,
+            DataType::Utf8,
         ]
     );
     let mut i = 0usize;
@@ -244,6 +250,10 @@ async fn every_page_is_read_one_batch_per_page_with_every_type_exact() {
     assert_eq!(b.column(10).as_binary::<i32>().value(0), &[0, 1, 2, 255]);
     assert_eq!(b.column(12).as_string::<i32>().value(5), r#"{"a":5}"#);
     assert_eq!(b.column(13).as_string::<i32>().value(0), r#"["x","y"]"#);
+    // GEOGRAPHY (WKT) and INTERVAL (canonical text) pass through as BigQuery sends them.
+    assert_eq!(b.column(14).as_string::<i32>().value(5), "POINT(5 -12.05)");
+    assert_eq!(b.column(15).as_string::<i32>().value(5), "0-5 3 -4:5:6.5");
+    assert!(b.column(14).is_null(6) && b.column(15).is_null(6));
 }
 
 #[tokio::test]
@@ -255,7 +265,7 @@ async fn the_window_and_params_travel_as_typed_parameters_never_in_the_sql() {
     let sql = q["query"].as_str().unwrap();
     assert_eq!(
         sql,
-        "SELECT * FROM (\nSELECT id, s, f, n, bn, b, d, dt, ts, t, `by`, j, rec, arr FROM `test-proj.ds.t` WHERE s IS NOT NULL OR TRUE\n) AS pulso_src\nWHERE `ts` >= @lower AND `ts` < @upper"
+        "SELECT * FROM (\nSELECT id, s, f, n, bn, b, d, dt, ts, t, `by`, j, rec, arr, g, iv FROM `test-proj.ds.t` WHERE s IS NOT NULL OR TRUE\n) AS pulso_src\nWHERE `ts` >= @lower AND `ts` < @upper"
     );
     assert!(!sql.contains("DROP") && !sql.contains("2024"));
     assert_eq!(q["parameterMode"], "NAMED");
@@ -682,6 +692,6 @@ async fn the_schema_comes_from_a_dry_run() {
         .schema(&ctx(&fake, Some(window())))
         .await
         .expect("schema");
-    assert_eq!(schema.fields().len(), 14);
+    assert_eq!(schema.fields().len(), 16);
     assert_eq!(schema.field(3).data_type(), &DataType::Decimal128(38, 9));
 }

@@ -15,9 +15,10 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use arrow::array::ArrayRef;
+use arrow::array::{ArrayRef, AsArray, StringArray};
 use arrow::buffer::Buffer;
 use arrow::datatypes::SchemaRef;
+use arrow::datatypes::{DataType, IntervalMonthDayNanoType};
 use arrow::ipc::reader::StreamDecoder;
 use arrow::record_batch::RecordBatch;
 use gcp_bigquery_client::google::cloud::bigquery::storage::v1::{
@@ -118,6 +119,17 @@ pub fn conform(batch: &RecordBatch, target: &SchemaRef) -> Result<RecordBatch, B
         })?;
         if column.data_type() == field.data_type() {
             columns.push(column.clone());
+        } else if let (DataType::Utf8, Some(intervals)) = (
+            field.data_type(),
+            column.as_primitive_opt::<IntervalMonthDayNanoType>(),
+        ) {
+            // INTERVAL arrives as Arrow month-day-nano; REST sends BigQuery's canonical text,
+            // and both read paths must load the same value.
+            let text: StringArray = intervals
+                .iter()
+                .map(|v| v.map(|v| interval_text(v.months, v.days, v.nanoseconds)))
+                .collect();
+            columns.push(Arc::new(text));
         } else {
             columns.push(
                 arrow::compute::cast(column, field.data_type())
@@ -126,6 +138,32 @@ pub fn conform(batch: &RecordBatch, target: &SchemaRef) -> Result<RecordBatch, B
         }
     }
     RecordBatch::try_new(target.clone(), columns).map_err(|e| BigQueryError::arrow("batch", e))
+}
+
+/// BigQuery's canonical INTERVAL text, `[-]Y-M [-]D [-]H:M:S[.F]` (what the REST API sends):
+/// no zero padding, the fraction without trailing zeros.
+pub fn interval_text(months: i32, days: i32, nanos: i64) -> String {
+    let sign = |negative: bool| if negative { "-" } else { "" };
+    let m = months.unsigned_abs();
+    let n = nanos.unsigned_abs();
+    let seconds = n / 1_000_000_000;
+    let fraction = n % 1_000_000_000;
+    let mut out = format!(
+        "{}{}-{} {days} {}{}:{}:{}",
+        sign(months < 0),
+        m / 12,
+        m % 12,
+        sign(nanos < 0),
+        seconds / 3600,
+        (seconds / 60) % 60,
+        seconds % 60
+    );
+    if fraction != 0 {
+        let digits = format!("{fraction:09}");
+        out.push('.');
+        out.push_str(digits.trim_end_matches('0'));
+    }
+    out
 }
 
 #[derive(Clone)]
@@ -519,8 +557,8 @@ async fn read_rows_once(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use arrow::array::{Int64Array, StringArray};
-    use arrow::datatypes::{DataType, Field, Schema};
+    use arrow::array::Int64Array;
+    use arrow::datatypes::{Field, Schema};
     use arrow::ipc::writer::{IpcDataGenerator, IpcWriteOptions, write_message};
 
     /// Encodes a schema and a batch the way the Storage Read API sends them.
@@ -570,6 +608,35 @@ mod tests {
                 assert_eq!(out[0], batch);
             }
         }
+    }
+
+    #[test]
+    fn intervals_read_as_bigquerys_canonical_text() {
+        let hms = |h: i64, m: i64, s: i64| (h * 3600 + m * 60 + s) * 1_000_000_000;
+        assert_eq!(
+            interval_text(14, 3, hms(4, 5, 6) + 789_000_000),
+            "1-2 3 4:5:6.789"
+        );
+        assert_eq!(interval_text(0, 0, 0), "0-0 0 0:0:0");
+        assert_eq!(interval_text(-14, -3, -hms(4, 5, 6)), "-1-2 -3 -4:5:6");
+        assert_eq!(
+            interval_text(6, 0, hms(100, 0, 0) + 1_000),
+            "0-6 0 100:0:0.000001"
+        );
+        let server = RecordBatch::try_from_iter([(
+            "iv",
+            Arc::new(arrow::array::IntervalMonthDayNanoArray::from(vec![
+                Some(arrow::datatypes::IntervalMonthDayNano::new(25, 1, 0)),
+                None,
+            ])) as ArrayRef,
+        )])
+        .unwrap();
+        let target = Arc::new(Schema::new(vec![Field::new("iv", DataType::Utf8, true)]));
+        let out = conform(&server, &target).unwrap();
+        assert_eq!(
+            out.column(0).as_string::<i32>().iter().collect::<Vec<_>>(),
+            vec![Some("2-1 1 0:0:0"), None]
+        );
     }
 
     #[test]
