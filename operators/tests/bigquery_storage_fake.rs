@@ -390,3 +390,103 @@ async fn a_stalled_stream_is_resumed_after_the_timeout() {
     assert_eq!(offsets(&f, 0), vec![0, 1_500]);
     assert!(started.elapsed() < Duration::from_secs(20));
 }
+
+/// A service-account key file whose `token_uri` is the REST fake's token endpoint, with a fresh
+/// RSA key (made by the `openssl` command, so no private key is committed).
+fn service_account_key(dir: &std::path::Path, token_uri: &str) -> std::path::PathBuf {
+    let out = std::process::Command::new("openssl")
+        .args([
+            "genpkey",
+            "-algorithm",
+            "RSA",
+            "-pkeyopt",
+            "rsa_keygen_bits:2048",
+        ])
+        .output()
+        .expect("the openssl command (Debian package openssl) makes the test key");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let pem = String::from_utf8(out.stdout).expect("PEM");
+    let key = json!({
+        "type": "service_account",
+        "project_id": "test-proj",
+        "private_key_id": "k1",
+        "private_key": pem,
+        "client_email": "loader@test-proj.iam.gserviceaccount.com",
+        "client_id": "1",
+        "auth_uri": "https://accounts.google.com/o/oauth2/auth",
+        "token_uri": token_uri,
+    });
+    let path = dir.join("sa.json");
+    std::fs::write(&path, key.to_string()).expect("write the key file");
+    path
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_service_account_token_reaches_rest_and_storage_read_calls_with_routing_headers() {
+    let f = fakes().await;
+    let dir = tempfile::tempdir().unwrap();
+    let key = service_account_key(dir.path(), &format!("{}/token", f.rest.url));
+    let mut ctx = ctx(&f);
+    let connection: BigQueryConnection = serde_json::from_value(json!({
+        "project": "test-proj",
+        "dataset": "ds",
+        "endpoint": f.rest.url,
+        "storage_endpoint": f.storage.url,
+        "credentials": key,
+        "retry": {"attempts": 2, "initial_backoff_ms": 5}
+    }))
+    .unwrap();
+    let mut map = IndexMap::new();
+    map.insert("bq".to_string(), connection);
+    ctx.bigquery = BigQueryConnections::new(map);
+    let (_, stream) = source().open(&ctx).await.unwrap();
+    let batches: Vec<RecordBatch> = stream
+        .collect::<Vec<_>>()
+        .await
+        .into_iter()
+        .collect::<Result<_, _>>()
+        .unwrap();
+    assert_eq!(sorted_ids(&batches), every_id());
+
+    // One signed JWT-bearer grant for the BigQuery scope, from the key's account to its token_uri.
+    let grants = f.rest.with(|s| s.token_grants.clone());
+    assert_eq!(grants.len(), 1, "the token is fetched once and reused");
+    let parts: Vec<&str> = grants[0].split('.').collect();
+    assert_eq!(parts.len(), 3, "a JWT: header.claims.signature");
+    use base64::Engine as _;
+    let claims: serde_json::Value = serde_json::from_slice(
+        &base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .decode(parts[1])
+            .expect("base64url claims"),
+    )
+    .expect("JSON claims");
+    assert_eq!(claims["iss"], "loader@test-proj.iam.gserviceaccount.com");
+    assert_eq!(claims["scope"], "https://www.googleapis.com/auth/bigquery");
+    assert_eq!(claims["aud"], format!("{}/token", f.rest.url));
+    assert!(!parts[2].is_empty(), "signed");
+
+    // The token on every REST call (tables.get) and every gRPC call, with the routing header
+    // real BigQuery routes Storage Read calls by.
+    let bearer = "Bearer ya29.fake-token-1";
+    let rest = f.rest.with(|s| s.authorizations.clone());
+    assert!(
+        !rest.is_empty() && rest.iter().all(|a| a == bearer),
+        "{rest:?}"
+    );
+    let grpc = f.storage.with(|s| s.metadata.clone());
+    assert_eq!(grpc.len(), 1 + STREAMS);
+    for (method, authorization, routing) in &grpc {
+        assert_eq!(authorization, bearer, "{method}");
+        let want = match *method {
+            "CreateReadSession" => {
+                "read_session.table=projects/test-proj/datasets/ds/tables/t".to_string()
+            }
+            _ => "read_stream=projects/p/locations/us/sessions/fake/streams/".to_string(),
+        };
+        assert!(routing.starts_with(&want), "{method}: {routing}");
+    }
+}

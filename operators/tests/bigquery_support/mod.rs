@@ -88,6 +88,10 @@ pub struct FakeState {
     pub pages_served: Vec<usize>,
     pub dry_runs: Vec<Value>,
     pub polls: HashMap<String, u32>,
+    /// `Authorization` headers of the REST calls, in order.
+    pub authorizations: Vec<String>,
+    /// JWT assertions posted to the OAuth token endpoint (`/token`).
+    pub token_grants: Vec<String>,
 }
 
 pub type Shared = Arc<Mutex<FakeState>>;
@@ -119,10 +123,15 @@ impl FakeBigQuery {
                 "/bigquery/v2/projects/{project}/datasets/{dataset}/tables/{table}",
                 get(table_get),
             )
+            .route("/token", post(token))
             .route(
                 "/bigquery/v2/projects/{project}/queries/{job}",
                 get(results),
             )
+            .layer(axum::middleware::from_fn_with_state(
+                state.clone(),
+                record_authorization,
+            ))
             .with_state(state.clone());
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
@@ -288,6 +297,56 @@ async fn insert(
         );
     }
     axum::Json(job(job_error)).into_response()
+}
+
+/// Records the `Authorization` header of every BigQuery call.
+async fn record_authorization(
+    State(state): State<Shared>,
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    if request.uri().path().starts_with("/bigquery/") {
+        let value = request
+            .headers()
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default()
+            .to_string();
+        state.lock().expect("state").authorizations.push(value);
+    }
+    next.run(request).await
+}
+
+/// The OAuth 2.0 token endpoint of a service-account key (`token_uri`): a JWT-bearer grant in,
+/// an access token out.
+async fn token(State(state): State<Shared>, body: String) -> Response {
+    let field = |name: &str| {
+        body.split('&')
+            .find_map(|kv| kv.strip_prefix(&format!("{name}=")))
+            .map(str::to_string)
+    };
+    if field("grant_type").as_deref()
+        != Some("urn%3Aietf%3Aparams%3Aoauth%3Agrant-type%3Ajwt-bearer")
+        && field("grant_type").as_deref() != Some("urn:ietf:params:oauth:grant-type:jwt-bearer")
+    {
+        return status_response(
+            400,
+            json!({"error": "unsupported_grant_type", "body": body}),
+        );
+    }
+    let Some(assertion) = field("assertion") else {
+        return status_response(400, json!({"error": "invalid_request"}));
+    };
+    let n = {
+        let mut s = state.lock().expect("state");
+        s.token_grants.push(assertion);
+        s.token_grants.len()
+    };
+    axum::Json(
+        json!({"access_token": format!("ya29.fake-token-{n}"), "expires_in": 3600,
+        "token_type": "Bearer"}),
+    )
+    .into_response()
 }
 
 /// tables.get: the table's schema is the result schema (`fields`).

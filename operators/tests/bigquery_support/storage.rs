@@ -76,6 +76,8 @@ pub struct StorageState {
     pub reads: Vec<(usize, i64)>,
     /// Rows sent, over all streams and calls.
     pub rows_sent: usize,
+    /// (method, `authorization`, `x-goog-request-params`) metadata of every call.
+    pub metadata: Vec<(&'static str, String, String)>,
 }
 
 pub type SharedStorage = Arc<Mutex<StorageState>>;
@@ -120,6 +122,20 @@ impl FakeStorageRead {
     pub fn with<R>(&self, f: impl FnOnce(&mut StorageState) -> R) -> R {
         f(&mut self.state.lock().expect("fake state"))
     }
+}
+
+fn record_metadata<T>(state: &mut StorageState, method: &'static str, request: &tonic::Request<T>) {
+    let get = |key: &str| {
+        request
+            .metadata()
+            .get(key)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default()
+            .to_string()
+    };
+    state
+        .metadata
+        .push((method, get("authorization"), get("x-goog-request-params")));
 }
 
 fn take_fault(state: &mut StorageState, on: StorageOn) -> Option<StorageFaultKind> {
@@ -180,6 +196,7 @@ async fn create_session(State(state): State<SharedStorage>, request: Request) ->
         let state = state.clone();
         async move {
             let mut s = state.lock().expect("state");
+            record_metadata(&mut s, "CreateReadSession", &req);
             let req = req.into_inner();
             s.sessions.push(req.clone());
             if let Some(StorageFaultKind::Status(code, message)) =
@@ -223,7 +240,10 @@ type Responses = BoxStream<'static, Result<ReadRowsResponse, Status>>;
 async fn read_rows(State(state): State<SharedStorage>, request: Request) -> Response {
     let service = tower::service_fn(move |req: tonic::Request<ReadRowsRequest>| {
         let state = state.clone();
-        async move { read_rows_stream(&state, req.into_inner()).map(tonic::Response::new) }
+        async move {
+            record_metadata(&mut state.lock().expect("state"), "ReadRows", &req);
+            read_rows_stream(&state, req.into_inner()).map(tonic::Response::new)
+        }
     });
     tonic::server::Grpc::new(tonic_prost::ProstCodec::default())
         .server_streaming(service, request)

@@ -86,14 +86,16 @@ impl Resolved {
                     REAL_GRPC.to_string()
                 }
             });
-        let credentials = if emulator {
-            Credentials::Emulator
-        } else {
-            non_empty(conn.credentials.clone())
-                .or_else(|| non_empty(env("BIGQUERY_CREDENTIALS_PATH")))
+        // A key file named in the connection is used even with an `endpoint:` (a private or
+        // proxied endpoint needs real tokens); otherwise an endpoint means an emulator, which
+        // takes no credentials, and the environment's key file or ADC serve real BigQuery.
+        let credentials = match non_empty(conn.credentials.clone()) {
+            Some(path) => Credentials::KeyFile(path.into()),
+            None if emulator => Credentials::Emulator,
+            None => non_empty(env("BIGQUERY_CREDENTIALS_PATH"))
                 .or_else(|| non_empty(env("GOOGLE_APPLICATION_CREDENTIALS")))
                 .map(|p| Credentials::KeyFile(p.into()))
-                .unwrap_or(Credentials::ApplicationDefault)
+                .unwrap_or(Credentials::ApplicationDefault),
         };
         Resolved {
             project: conn.project.clone(),
@@ -185,6 +187,7 @@ mod tests {
             &env,
         );
         assert!(r.emulator);
+        assert_eq!(r.credentials, Credentials::KeyFile("/sa.json".into()));
         let no_emulator = |k: &str| match k {
             "GOOGLE_APPLICATION_CREDENTIALS" => Some("/k.json".to_string()),
             "BIGQUERY_CREDENTIALS_PATH" => Some("/b.json".to_string()),

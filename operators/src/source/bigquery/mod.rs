@@ -93,15 +93,17 @@ pub struct BigQueryConnection {
     #[serde(default)]
     pub billing_project: Option<String>,
     /// Emulator REST endpoint (`http://host:port` or `host:port`); empty means none. Falls back
-    /// to `BIGQUERY_EMULATOR_HOST`. With an emulator no credentials are used.
+    /// to `BIGQUERY_EMULATOR_HOST`. With an endpoint no credentials are used unless
+    /// `credentials:` names a key file.
     #[serde(default)]
     pub endpoint: Option<String>,
     /// Emulator gRPC endpoint of the Storage Read API; falls back to
     /// `BIGQUERY_EMULATOR_GRPC_HOST`, then to the REST emulator's host on port 9060.
     #[serde(default)]
     pub storage_endpoint: Option<String>,
-    /// Service-account (or authorized-user) key file; falls back to `BIGQUERY_CREDENTIALS_PATH`,
-    /// then `GOOGLE_APPLICATION_CREDENTIALS`, then application default credentials.
+    /// Service-account (or authorized-user) key file, used even with an `endpoint:`. Without
+    /// it and without an endpoint: `BIGQUERY_CREDENTIALS_PATH`, then
+    /// `GOOGLE_APPLICATION_CREDENTIALS`, then application default credentials.
     #[serde(default)]
     pub credentials: Option<String>,
     /// Default read path of this connection's tables (default `rest`).
