@@ -425,6 +425,35 @@ async fn emulator_round_trip_by_both_read_paths_then_an_incremental_run() {
     );
 }
 
+/// A run expected to fail: its table's error names the cause, and nothing was committed.
+struct FailedRun<'a> {
+    db: &'a TestDb,
+    file: &'a Path,
+    env: &'a [(String, String)],
+    /// The target's checksum and the watermark before the run.
+    before: &'a (i64, String),
+    watermark: &'a Option<String>,
+}
+
+impl FailedRun<'_> {
+    async fn assert(&self, cause: &str) {
+        let out = run_cli(self.db.url.clone(), self.file, self.env.to_vec(), &[]).await;
+        assert_ne!(out.status.code(), Some(0), "{}", text(&out));
+        let summary = summary_json(&out);
+        let node = &summary["nodes"][0];
+        assert_eq!(node["status"], "failed", "{summary}");
+        let error = node["error"].as_str().unwrap_or_default();
+        assert!(error.contains(cause), "{error}");
+        let client = self.db.client().await;
+        assert_eq!(
+            &checksum(&client, "t.fake").await,
+            self.before,
+            "the failed run changed the target"
+        );
+        assert_eq!(&watermark(&client, "fake").await, self.watermark);
+    }
+}
+
 fn fake_rows(revision: u64) -> Vec<Value> {
     (0..1_000)
         .map(|i: u64| {
@@ -476,41 +505,25 @@ tables:
             times: u32::MAX,
         });
     });
-    let out = run_cli(db.url.clone(), &file, env.clone(), &[]).await;
-    assert_ne!(out.status.code(), Some(0), "{}", text(&out));
-    let summary = summary_json(&out);
-    let node = &summary["nodes"][0];
-    assert_eq!(node["status"], "failed", "{summary}");
-    let error = node["error"].as_str().unwrap_or_default();
-    assert!(
-        error
-            .contains("failed after 3 attempt(s): The service is currently unavailable. (HTTP 503"),
-        "{error}"
-    );
-    assert_eq!(
-        checksum(&client, "t.fake").await,
-        before,
-        "the failed run changed the target"
-    );
-    assert_eq!(watermark(&client, "fake").await, wm_before);
+    let failed = FailedRun {
+        db: &db,
+        file: &file,
+        env: &env,
+        before: &before,
+        watermark: &wm_before,
+    };
+    failed
+        .assert("failed after 3 attempt(s): The service is currently unavailable. (HTTP 503")
+        .await;
 
     // A short result (totalRows larger than the rows served) is refused the same way.
     fake.with(|s| {
         s.faults.clear();
         s.report_total = Some(1_001);
     });
-    let out = run_cli(db.url.clone(), &file, env.clone(), &[]).await;
-    assert_ne!(out.status.code(), Some(0), "{}", text(&out));
-    let summary = summary_json(&out);
-    let error = summary["nodes"][0]["error"]
-        .as_str()
-        .unwrap_or_default()
-        .to_string();
-    assert!(
-        error.contains("read 1000 rows but the job reported totalRows = 1001"),
-        "{error}"
-    );
-    assert_eq!(checksum(&client, "t.fake").await, before);
+    failed
+        .assert("read 1000 rows but the job reported totalRows = 1001")
+        .await;
 
     // Once BigQuery answers fully again, the changes load.
     fake.with(|s| s.report_total = None);
@@ -569,7 +582,6 @@ tables:
     source: { kind: bigquery, connection: bq, table: t, columns: [id, ts, v], read_api: storage, streams: 2 }
     columns: { id: bigint, ts: timestamptz, v: text }
     primary_key: [id]
-    incremental: { column: ts, type: timestamp, lookback: 1d }
 "#;
     let db = TestDb::new("bq_storage_fault").await;
     let dir = tempfile::tempdir().unwrap();
@@ -613,27 +625,19 @@ tables:
             },
         ];
     });
-    let out = run_cli(db.url.clone(), &file, env.clone(), &[]).await;
-    assert_ne!(out.status.code(), Some(0), "{}", text(&out));
-    let summary = summary_json(&out);
-    let error = summary["nodes"][0]["error"]
-        .as_str()
-        .unwrap_or_default()
-        .to_string();
-    assert!(
-        error.contains(
-            "at row 300) failed after 3 attempt(s): The service is currently unavailable."
-        ),
-        "{error}"
-    );
-    assert_eq!(
-        checksum(&client, "t.fake").await,
-        before,
-        "the failed run changed the target"
-    );
-    assert_eq!(watermark(&client, "fake").await, wm_before);
+    let failed = FailedRun {
+        db: &db,
+        file: &file,
+        env: &env,
+        before: &before,
+        watermark: &wm_before,
+    };
+    failed
+        .assert("at row 300) failed after 3 attempt(s): The service is currently unavailable.")
+        .await;
 
-    // A stream that ends cleanly short of its rows (by the server's own progress) is refused.
+    // A stream that ends cleanly short of its rows (by the server's own progress; the whole
+    // table is read, so there is no row restriction and the progress is exact) is refused.
     storage.with(|s| {
         s.faults = vec![
             StorageFault {
@@ -648,19 +652,9 @@ tables:
             },
         ];
     });
-    let out = run_cli(db.url.clone(), &file, env.clone(), &[]).await;
-    assert_ne!(out.status.code(), Some(0), "{}", text(&out));
-    let summary = summary_json(&out);
-    let error = summary["nodes"][0]["error"]
-        .as_str()
-        .unwrap_or_default()
-        .to_string();
-    assert!(
-        error.contains("ended after 200 rows with 40.000% of it processed"),
-        "{error}"
-    );
-    assert_eq!(checksum(&client, "t.fake").await, before);
-    assert_eq!(watermark(&client, "fake").await, wm_before);
+    failed
+        .assert("ended after 200 rows with 40.000% of it processed")
+        .await;
 
     // Once the server answers fully again, the changes load.
     storage.with(|s| s.faults.clear());

@@ -66,6 +66,9 @@ pub struct StorageState {
     pub rows_per_response: usize,
     /// Report `stats.progress` in each response (real BigQuery does).
     pub report_progress: bool,
+    /// Scale the reported progress by this (default 1): below 1, a stream ends with its
+    /// progress short of 1, as a filtered stream whose last rows the filter dropped may.
+    pub progress_scale: Option<f64>,
     pub faults: Vec<StorageFault>,
     /// Every ReadRows response takes this long.
     pub response_delay: Duration,
@@ -274,6 +277,7 @@ fn read_rows_stream(state: &SharedStorage, req: ReadRowsRequest) -> Result<Respo
     }
     let per = s.rows_per_response.max(1);
     let (progress, delay, shared) = (s.report_progress, s.response_delay, state.clone());
+    let scale = s.progress_scale.unwrap_or(1.0);
     drop(s);
 
     // The rows this call may send before its fault (if any) cuts in.
@@ -294,8 +298,8 @@ fn read_rows_stream(state: &SharedStorage, req: ReadRowsRequest) -> Result<Respo
             row_count: n as i64,
             stats: progress.then(|| StreamStats {
                 progress: Some(stream_stats::Progress {
-                    at_response_start: from as f64 / total,
-                    at_response_end: (from + n) as f64 / total,
+                    at_response_start: scale * from as f64 / total,
+                    at_response_end: scale * (from + n) as f64 / total,
                 }),
             }),
             rows: Some(read_rows_response::Rows::ArrowRecordBatch(

@@ -7,7 +7,9 @@
 //!   offset of the first row not yet read.
 //! - Each response's row count must match the rows decoded from it.
 //! - A stream that ends cleanly while the server's own progress (`at_response_end`) says rows
-//!   remain is a short read: it is resumed at the offset, and fails the table if it stays short.
+//!   remain is resumed at the offset. Without a row restriction it fails the table if it stays
+//!   short; with one (where progress also counts filtered-out rows) an immediate clean end of
+//!   the resumed call confirms the end.
 //! - A stream silent for longer than the connection's `timeout_ms` is resumed at the offset.
 //! - RECORD and REPEATED columns are not read here: select them through a query (REST) with
 //!   `TO_JSON_STRING`, or read them with `read_api: rest`.
@@ -346,6 +348,10 @@ pub async fn open(bq: Bq, plan: ReadPlan) -> Result<(SchemaRef, BatchStream), Bi
         estimated_rows = session.estimated_row_count,
         "BigQuery read session created"
     );
+    let filtered = plan
+        .row_restriction
+        .as_deref()
+        .is_some_and(|r| !r.trim().is_empty());
     let (tx, rx) = mpsc::channel(CHANNEL_CAPACITY);
     let schema_bytes = Arc::new(schema_bytes);
     let producers = session
@@ -355,6 +361,7 @@ pub async fn open(bq: Bq, plan: ReadPlan) -> Result<(SchemaRef, BatchStream), Bi
             tokio::spawn(read_stream(
                 client.clone(),
                 s.name.clone(),
+                filtered,
                 schema_bytes.clone(),
                 target.clone(),
                 tx.clone(),
@@ -386,6 +393,10 @@ struct StreamCursor {
     /// The server's last reported fraction of the stream processed (`at_response_end`), when
     /// it reports one.
     progress: Option<f64>,
+    /// The session has a row restriction. The server's progress then counts the rows the
+    /// filter dropped too, so it may stay below 1 at a true end (the API documents that
+    /// progress is approximate with a filter).
+    filtered: bool,
 }
 
 impl StreamCursor {
@@ -398,12 +409,16 @@ impl StreamCursor {
 /// Reads one stream to its end, resuming at the current offset after transient failures.
 ///
 /// A clean end before the server reports the whole stream processed is treated like a
-/// transient failure (the stream is resumed at the offset); if it stays short past the retry
-/// budget the read fails with [`BigQueryError::ShortStream`]. A stream that makes no progress
-/// within the connection's `timeout_ms` is resumed the same way.
+/// transient failure: the stream is resumed at the offset, so a stream cut short delivers the
+/// rest. Without a row restriction the progress is exact, and a stream that stays short past
+/// the retry budget fails with [`BigQueryError::ShortStream`]. With one, a resumed call that
+/// ends at once with no rows is the server confirming the end, and is accepted (with a
+/// warning). A stream that makes no progress within the connection's `timeout_ms` is resumed
+/// like a failed one.
 async fn read_stream(
     client: ReadClient,
     name: String,
+    filtered: bool,
     schema_bytes: Arc<Vec<u8>>,
     target: SchemaRef,
     tx: mpsc::Sender<Result<RecordBatch, OperatorError>>,
@@ -420,8 +435,11 @@ async fn read_stream(
         name,
         offset: 0,
         progress: None,
+        filtered,
     };
     let mut attempt: u32 = 1;
+    // The previous call ended cleanly but short.
+    let mut ended_short = false;
     loop {
         let offset_before = cursor.offset;
         // `short`: the server's progress when the stream ended cleanly but short.
@@ -440,6 +458,12 @@ async fn read_stream(
                     tracing::debug!(stream = %cursor.name, rows = cursor.offset, "stream read to its end");
                     return;
                 }
+                Some(progress)
+                    if cursor.filtered && ended_short && cursor.offset == offset_before =>
+                {
+                    tracing::warn!(stream = %cursor.name, rows = cursor.offset, progress, "the filtered stream ended below full progress; asked again at the offset, the server confirmed its end");
+                    return;
+                }
                 Some(progress) => (
                     Failure::transient(format!(
                         "the stream ended cleanly after {} rows with {:.3}% of it processed",
@@ -451,6 +475,7 @@ async fn read_stream(
             },
             Outcome::Failed(failure) => (failure, None),
         };
+        ended_short = short.is_some();
         if cursor.offset > offset_before {
             // Progress was made: a later failure gets a fresh retry budget.
             attempt = 1;
