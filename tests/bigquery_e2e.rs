@@ -430,12 +430,24 @@ struct FailedRun<'a> {
     db: &'a TestDb,
     file: &'a Path,
     env: &'a [(String, String)],
-    /// The target's checksum and the watermark before the run.
-    before: &'a (i64, String),
-    watermark: &'a Option<String>,
+    /// The target's checksum and the watermark committed before.
+    before: (i64, String),
+    watermark: Option<String>,
 }
 
-impl FailedRun<'_> {
+impl<'a> FailedRun<'a> {
+    /// Records what is committed now, which the failing runs must leave as it is.
+    async fn new(db: &'a TestDb, file: &'a Path, env: &'a [(String, String)]) -> Self {
+        let client = db.client().await;
+        FailedRun {
+            db,
+            file,
+            env,
+            before: checksum(&client, "t.fake").await,
+            watermark: watermark(&client, "fake").await,
+        }
+    }
+
     async fn assert(&self, cause: &str) {
         let out = run_cli(self.db.url.clone(), self.file, self.env.to_vec(), &[]).await;
         assert_ne!(out.status.code(), Some(0), "{}", text(&out));
@@ -446,11 +458,11 @@ impl FailedRun<'_> {
         assert!(error.contains(cause), "{error}");
         let client = self.db.client().await;
         assert_eq!(
-            &checksum(&client, "t.fake").await,
+            checksum(&client, "t.fake").await,
             self.before,
             "the failed run changed the target"
         );
-        assert_eq!(&watermark(&client, "fake").await, self.watermark);
+        assert_eq!(watermark(&client, "fake").await, self.watermark);
     }
 }
 
@@ -492,9 +504,6 @@ tables:
     let out = run_cli(db.url.clone(), &file, env.clone(), &[]).await;
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
     assert_eq!(counts(&summary_json(&out), "fake"), (1_000, 0, 0));
-    let client = db.client().await;
-    let before = checksum(&client, "t.fake").await;
-    let wm_before = watermark(&client, "fake").await;
 
     // Every row changes at the source, but page 4 keeps failing: nothing may be committed.
     fake.with(|s| {
@@ -505,13 +514,7 @@ tables:
             times: u32::MAX,
         });
     });
-    let failed = FailedRun {
-        db: &db,
-        file: &file,
-        env: &env,
-        before: &before,
-        watermark: &wm_before,
-    };
+    let failed = FailedRun::new(&db, &file, &env).await;
     failed
         .assert("failed after 3 attempt(s): The service is currently unavailable. (HTTP 503")
         .await;
@@ -602,9 +605,6 @@ tables:
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
     assert_eq!(counts(&summary_json(&out), "fake"), (1_000, 0, 0));
     assert_eq!(storage.with(|s| s.rows_sent), 1_000);
-    let client = db.client().await;
-    let before = checksum(&client, "t.fake").await;
-    let wm_before = watermark(&client, "fake").await;
 
     // Every row changes, but stream 0 keeps failing after 300 rows: nothing may be committed.
     storage.with(|s| {
@@ -625,13 +625,7 @@ tables:
             },
         ];
     });
-    let failed = FailedRun {
-        db: &db,
-        file: &file,
-        env: &env,
-        before: &before,
-        watermark: &wm_before,
-    };
+    let failed = FailedRun::new(&db, &file, &env).await;
     failed
         .assert("at row 300) failed after 3 attempt(s): The service is currently unavailable.")
         .await;
