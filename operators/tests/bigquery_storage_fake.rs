@@ -264,6 +264,31 @@ async fn transient_statuses_are_retried_and_a_broken_stream_resumes_at_its_offse
 }
 
 #[tokio::test(flavor = "multi_thread")]
+async fn a_cut_connection_resumes_at_the_first_row_not_received() {
+    // Reset (RST_STREAM), or ended without the gRPC status trailer (a truncating proxy): both
+    // are failures, never a clean end, and the read resumes after the rows received.
+    for reset in [true, false] {
+        let f = fakes().await;
+        f.storage.with(|s| {
+            s.faults = vec![fault(
+                StorageOn::Stream(1),
+                StorageFaultKind::Cut { frames: 2, reset },
+                2,
+            )]
+        });
+        let batches = read(&f).await.unwrap();
+        // Every row exactly once although the server produced rows that never arrived.
+        assert_eq!(sorted_ids(&batches), every_id(), "reset: {reset}");
+        let resumed = offsets(&f, 1);
+        assert_eq!(resumed.len(), 3, "reset: {reset}: {resumed:?}");
+        assert!(
+            resumed.windows(2).all(|w| w[0] < w[1]) && resumed[2] % 500 == 0,
+            "reset: {reset}: each retry starts after the rows received: {resumed:?}"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
 async fn past_the_retry_budget_the_read_fails_with_the_servers_message() {
     let f = fakes().await;
     f.storage.with(|s| {

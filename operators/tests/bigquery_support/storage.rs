@@ -19,7 +19,7 @@ use axum::extract::{Request, State};
 use axum::response::Response;
 use axum::routing::post;
 use futures::stream::BoxStream;
-use futures::{StreamExt, stream};
+use futures::{StreamExt, TryStreamExt, stream};
 use gcp_bigquery_client::google::cloud::bigquery::storage::v1::{
     ArrowRecordBatch, ArrowSchema, CreateReadSessionRequest, ReadRowsRequest, ReadRowsResponse,
     ReadSession, ReadStream, StreamStats, read_rows_response, read_session, stream_stats,
@@ -48,6 +48,10 @@ pub enum StorageFaultKind {
     EndAfter(usize),
     /// The response stream sends this many rows, then sends nothing more for this long.
     StallAfter(usize, Duration),
+    /// The HTTP/2 stream is cut after this many DATA frames (a frame holds about one response)
+    /// with no gRPC status: reset (RST_STREAM), as when the server's process or a proxy drops
+    /// the call, or ended cleanly without trailers, as when a proxy truncates it.
+    Cut { frames: usize, reset: bool },
 }
 
 #[derive(Debug, Clone)]
@@ -81,6 +85,8 @@ pub struct StorageState {
     pub rows_sent: usize,
     /// (method, `authorization`, `x-goog-request-params`) metadata of every call.
     pub metadata: Vec<(&'static str, String, String)>,
+    /// Set by a ReadRows call that took a `Cut` fault: (frames, reset).
+    pub cut_pending: Option<(usize, bool)>,
 }
 
 pub type SharedStorage = Arc<Mutex<StorageState>>;
@@ -241,6 +247,7 @@ async fn create_session(State(state): State<SharedStorage>, request: Request) ->
 type Responses = BoxStream<'static, Result<ReadRowsResponse, Status>>;
 
 async fn read_rows(State(state): State<SharedStorage>, request: Request) -> Response {
+    let shared = state.clone();
     let service = tower::service_fn(move |req: tonic::Request<ReadRowsRequest>| {
         let state = state.clone();
         async move {
@@ -248,10 +255,27 @@ async fn read_rows(State(state): State<SharedStorage>, request: Request) -> Resp
             read_rows_stream(&state, req.into_inner()).map(tonic::Response::new)
         }
     });
-    tonic::server::Grpc::new(tonic_prost::ProstCodec::default())
+    let response = tonic::server::Grpc::new(tonic_prost::ProstCodec::default())
         .server_streaming(service, request)
-        .await
-        .map(Body::new)
+        .await;
+    let Some((frames, reset)) = shared.lock().expect("state").cut_pending.take() else {
+        return response.map(Body::new);
+    };
+    let (parts, body) = response.into_parts();
+    // The data frames only: the trailers (the gRPC status) never go out.
+    let data = http_body_util::BodyExt::into_data_stream(body)
+        .take(frames)
+        .map_err(|status| std::io::Error::other(status.to_string()));
+    let end = stream::once(async move {
+        // Let the frames reach the client first: a reset drops what is still queued.
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        Err(std::io::Error::new(
+            std::io::ErrorKind::ConnectionReset,
+            "stream reset by the fake",
+        ))
+    })
+    .filter(move |_| futures::future::ready(reset));
+    Response::from_parts(parts, Body::from_stream(data.chain(end)))
 }
 
 fn read_rows_stream(state: &SharedStorage, req: ReadRowsRequest) -> Result<Responses, Status> {
@@ -263,6 +287,10 @@ fn read_rows_stream(state: &SharedStorage, req: ReadRowsRequest) -> Result<Respo
     if let Some(StorageFaultKind::Status(code, message)) = &fault {
         return Err(Status::new(*code, *message));
     }
+    s.cut_pending = match fault {
+        Some(StorageFaultKind::Cut { frames, reset }) => Some((frames, reset)),
+        _ => None,
+    };
     let table = s
         .table
         .clone()
