@@ -283,6 +283,70 @@ async fn the_window_and_params_travel_as_typed_parameters_never_in_the_sql() {
         json!({"datasetId": "ds", "projectId": "test-proj"})
     );
     assert_eq!(insert["jobReference"]["location"], "US");
+    assert_eq!(
+        insert["configuration"]["labels"],
+        json!({"app": "pulso-flow"})
+    );
+    assert!(q.get("maximumBytesBilled").is_none(), "{q}");
+}
+
+#[tokio::test]
+async fn a_byte_limit_travels_with_the_job_and_explain_checks_it() {
+    let mut st = state(10);
+    // What BigQuery answers when the limit is too low: a failed job, not retried.
+    st.job_error = Some((
+        "bytesBilledLimitExceeded".into(),
+        "Query exceeded limit for bytes billed: 1073741824. 3221225472 or higher required.".into(),
+    ));
+    let fake = FakeBigQuery::start(st).await;
+    let mut map = IndexMap::new();
+    let mut conn = connection(&fake.url);
+    conn.maximum_bytes_billed = Some(10 << 30);
+    map.insert("bq".to_string(), conn);
+    let mut ctx = ctx(&fake, Some(window()));
+    ctx.bigquery = BigQueryConnections::new(map);
+    let mut spec = source(100);
+    let SourceSpec::Bigquery(bq) = &mut spec else {
+        panic!("a BigQuery source")
+    };
+    // The table's own limit wins over the connection's.
+    bq.maximum_bytes_billed = Some(1 << 30);
+
+    let lines = spec.explain(&ctx).await;
+    let limit = lines
+        .iter()
+        .find(|(l, _)| l == "maximum bytes billed")
+        .map(|(_, v)| v.as_str());
+    assert_eq!(
+        limit,
+        Some("1.00 GiB (1073741824 bytes): the query would FAIL: it processes more than the limit")
+    );
+
+    // The job fails before the first page: opening the source fails.
+    let e = match spec.open(&ctx).await {
+        Ok(_) => panic!("the read should fail"),
+        Err(e) => bq_error(e),
+    };
+    assert!(
+        matches!(
+            e,
+            BigQueryError::Job {
+                transient: false,
+                ..
+            }
+        ),
+        "{e}"
+    );
+    assert!(
+        e.to_string()
+            .contains("Query exceeded limit for bytes billed")
+    );
+    let insert = fake.with(|s| s.inserts.clone());
+    assert_eq!(insert.len(), 1, "a permanent job error is not re-run");
+    assert_eq!(
+        insert[0]["configuration"]["query"]["maximumBytesBilled"],
+        "1073741824"
+    );
 }
 
 /// Every transient fault, once on the fourth page: survived, resumed at that page.

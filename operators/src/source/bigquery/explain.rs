@@ -204,6 +204,18 @@ pub async fn explain(spec: &BigQuerySpec, ctx: &SourceContext) -> Vec<ExplainLin
                     tib * price
                 ),
             ));
+            if let (ReadApi::Rest, Some(limit)) = (plan.api, plan.maximum_bytes_billed) {
+                // Billed bytes are at least the processed bytes (BigQuery rounds up per table).
+                let verdict = if bytes > limit {
+                    "the query would FAIL: it processes more than the limit"
+                } else {
+                    "the processed bytes are within the limit"
+                };
+                out.push(line(
+                    "maximum bytes billed",
+                    format!("{} ({limit} bytes): {verdict}", human_bytes(limit)),
+                ));
+            }
         }
     }
     out

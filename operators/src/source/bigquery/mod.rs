@@ -127,6 +127,10 @@ pub struct BigQueryConnection {
     /// On-demand price per TiB scanned, for `explain`'s estimate (default 6.25 USD).
     #[serde(default)]
     pub price_per_tib_usd: Option<f64>,
+    /// Query jobs that would bill more bytes fail without charge (BigQuery's
+    /// `maximumBytesBilled`); default: the project's setting. A table may override it.
+    #[serde(default)]
+    pub maximum_bytes_billed: Option<u64>,
 }
 
 /// The BigQuery connections of a pipeline, by name. Cheap to clone.
@@ -211,6 +215,9 @@ pub struct BigQuerySpec {
     /// Storage Read streams read in parallel.
     #[serde(default)]
     pub streams: Option<u32>,
+    /// Fail this table's query job if it would bill more bytes (overrides the connection's).
+    #[serde(default)]
+    pub maximum_bytes_billed: Option<u64>,
 }
 
 impl BigQuerySpec {

@@ -116,6 +116,8 @@ pub struct ReadPlan {
     pub streams: u32,
     /// The window pushed down (column, type), if any.
     pub window_column: Option<(String, IncType)>,
+    /// REST query jobs: BigQuery's `maximumBytesBilled`.
+    pub maximum_bytes_billed: Option<u64>,
 }
 
 fn valid_identifier(s: &str) -> bool {
@@ -351,6 +353,7 @@ pub fn plan(
         .or(conn.streams)
         .unwrap_or(DEFAULT_STREAMS)
         .max(1);
+    let maximum_bytes_billed = spec.maximum_bytes_billed.or(conn.maximum_bytes_billed);
 
     let mut params: Vec<Param> = spec
         .params
@@ -418,6 +421,7 @@ pub fn plan(
                 page_size,
                 streams,
                 window_column,
+                maximum_bytes_billed,
             })
         }
         (None, Some(table)) => {
@@ -464,6 +468,7 @@ pub fn plan(
                 page_size,
                 streams,
                 window_column,
+                maximum_bytes_billed,
             })
         }
         (None, None) => Err(BigQueryError::config("no query and no table")),

@@ -62,9 +62,15 @@ pub fn query_job(bq: &Bq, plan: &ReadPlan, job_id: Option<&str>, dry_run: bool) 
         }),
         configuration: Some(JobConfiguration {
             dry_run: dry_run.then_some(true),
+            // Jobs are found (and billed) by this label in BigQuery's job history.
+            labels: Some(std::collections::HashMap::from([(
+                "app".to_string(),
+                "pulso-flow".to_string(),
+            )])),
             query: Some(JobConfigurationQuery {
                 query: plan.sql.clone(),
                 use_legacy_sql: Some(false),
+                maximum_bytes_billed: plan.maximum_bytes_billed.map(|b| b.to_string()),
                 parameter_mode: (!params.is_empty()).then(|| "NAMED".to_string()),
                 query_parameters: (!params.is_empty()).then_some(params),
                 default_dataset: conn.dataset.as_ref().map(|d| DatasetReference {
