@@ -175,6 +175,7 @@ pub async fn explain(spec: &BigQuerySpec, ctx: &SourceContext) -> Vec<ExplainLin
         let resp = dry_run(&bq, &plan, &once).await?;
         Ok::<_, BigQueryError>((bq, resp))
     };
+    let mut processed = None;
     match tokio::time::timeout(EXPLAIN_TIMEOUT, attempt).await {
         Err(_) => out.push(line(
             "dry run",
@@ -194,6 +195,7 @@ pub async fn explain(spec: &BigQuerySpec, ctx: &SourceContext) -> Vec<ExplainLin
                 ReadApi::Rest => (bq.conn.price_per_tib_usd, "on-demand query"),
                 ReadApi::Storage => (STORAGE_READ_PRICE_PER_TIB_USD, "Storage Read"),
             };
+            processed = Some(bytes);
             let tib = bytes as f64 / (1u64 << 40) as f64;
             let target = if bq.conn.emulator { " (emulator)" } else { "" };
             out.push(line(
@@ -204,19 +206,21 @@ pub async fn explain(spec: &BigQuerySpec, ctx: &SourceContext) -> Vec<ExplainLin
                     tib * price
                 ),
             ));
-            if let (ReadApi::Rest, Some(limit)) = (plan.api, plan.maximum_bytes_billed) {
-                // Billed bytes are at least the processed bytes (BigQuery rounds up per table).
-                let verdict = if bytes > limit {
-                    "the query would FAIL: it processes more than the limit"
-                } else {
-                    "the processed bytes are within the limit"
-                };
-                out.push(line(
-                    "maximum bytes billed",
-                    format!("{} ({limit} bytes): {verdict}", human_bytes(limit)),
-                ));
-            }
         }
+    }
+    if let (ReadApi::Rest, Some(limit)) = (plan.api, plan.maximum_bytes_billed) {
+        // Billed bytes are at least the processed bytes (BigQuery rounds up per table).
+        let verdict = match processed {
+            Some(bytes) if bytes > limit => {
+                "the query would FAIL: it processes more than the limit"
+            }
+            Some(_) => "the processed bytes are within the limit",
+            None => "not checked (no dry run)",
+        };
+        out.push(line(
+            "maximum bytes billed",
+            format!("{} ({limit} bytes): {verdict}", human_bytes(limit)),
+        ));
     }
     out
 }
