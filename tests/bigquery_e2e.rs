@@ -13,12 +13,13 @@ mod common;
 
 #[path = "../operators/tests/bigquery_support/mod.rs"]
 mod bigquery_support;
+#[path = "common/bqemu.rs"]
+mod bqemu;
 
 use std::path::Path;
-use std::process::Output;
-use std::sync::atomic::{AtomicU32, Ordering};
 
 use bigquery_support::{FakeBigQuery, FakeState, Fault, FaultKind, On, rest_row};
+use bqemu::{emulator, run_cli};
 use common::{TestDb, checksum, cli, counts, summary_json, text, watermark, write};
 use serde_json::{Value, json};
 
@@ -26,78 +27,6 @@ const ROWS: usize = 50_000;
 const NEW_ROWS: usize = 1_000;
 /// 2025-01-01T00:00:00Z in seconds.
 const BASE_SECONDS: i64 = 1_735_689_600;
-
-struct Emulator {
-    rest: String,
-    grpc: String,
-    project: String,
-    http: reqwest::Client,
-}
-
-/// The emulator, or `None` (with the reason printed) when it is down and not required.
-async fn emulator() -> Option<Emulator> {
-    let rest = std::env::var("BQEMU_REST").unwrap_or_else(|_| "http://127.0.0.1:9050".into());
-    let grpc = std::env::var("BQEMU_GRPC").unwrap_or_else(|_| "http://127.0.0.1:9060".into());
-    let project = std::env::var("BQEMU_PROJECT").unwrap_or_else(|_| "test-proj".into());
-    let http = reqwest::Client::new();
-    let up = http
-        .get(format!("{rest}/bigquery/v2/projects/{project}/datasets"))
-        .timeout(std::time::Duration::from_secs(3))
-        .send()
-        .await
-        .is_ok();
-    if up {
-        return Some(Emulator {
-            rest,
-            grpc,
-            project,
-            http,
-        });
-    }
-    let why = format!(
-        "the BigQuery emulator is not reachable at {rest}; start it with `bash ../shared/bqemu/setup.sh`"
-    );
-    if std::env::var("BQEMU_REQUIRED").is_ok_and(|v| v == "1") {
-        panic!("BQEMU_REQUIRED=1 but {why}");
-    }
-    eprintln!("SKIPPED: {why} (set BQEMU_REQUIRED=1 to make this a failure)");
-    None
-}
-
-impl Emulator {
-    async fn post(&self, path: &str, body: Value) -> Value {
-        let url = format!("{}/bigquery/v2/projects/{}{path}", self.rest, self.project);
-        let resp = self
-            .http
-            .post(&url)
-            .json(&body)
-            .send()
-            .await
-            .expect("emulator request");
-        let status = resp.status();
-        let v: Value = resp.json().await.expect("emulator JSON");
-        assert!(status.is_success(), "{url}: {status}: {v}");
-        v
-    }
-
-    async fn insert_rows(&self, dataset: &str, table: &str, rows: impl Iterator<Item = Value>) {
-        let rows: Vec<Value> = rows.map(|r| json!({ "json": r })).collect();
-        for chunk in rows.chunks(10_000) {
-            let v = self
-                .post(
-                    &format!("/datasets/{dataset}/tables/{table}/insertAll"),
-                    json!({ "rows": chunk }),
-                )
-                .await;
-            assert!(
-                v["insertErrors"].as_array().is_none_or(|e| e.is_empty()),
-                "insertAll: {v}"
-            );
-        }
-    }
-}
-
-static DATASETS: AtomicU32 = AtomicU32::new(0);
 
 /// One source row: every scalar type the emulator stores. BIGNUMERIC and GEOGRAPHY are aside:
 /// the emulator cannot create a BIGNUMERIC column and answers GEOGRAPHY as BYTES; the REST fake
@@ -273,49 +202,27 @@ tables:
     )
 }
 
-async fn run_cli(
-    db_url: String,
-    file: &Path,
-    env: Vec<(String, String)>,
-    extra: &[&str],
-) -> Output {
-    let mut args: Vec<String> = vec![
-        "run".into(),
-        file.display().to_string(),
-        "--summary".into(),
-        "json".into(),
-    ];
-    args.extend(extra.iter().map(|s| s.to_string()));
-    tokio::task::spawn_blocking(move || {
-        let args: Vec<&str> = args.iter().map(String::as_str).collect();
-        let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
-        cli(&db_url, &args, &env)
-    })
-    .await
-    .expect("cli task")
-}
-
 #[tokio::test(flavor = "multi_thread")]
 async fn emulator_round_trip_by_both_read_paths_then_an_incremental_run() {
     let Some(emu) = emulator().await else { return };
-    let n = DATASETS.fetch_add(1, Ordering::SeqCst);
-    let dataset = format!("pf_e2e_{}_{n}", std::process::id());
-    emu.post(
-        "/datasets",
-        json!({"datasetReference": {"projectId": emu.project, "datasetId": dataset}, "location": "US"}),
-    )
-    .await;
-    emu.post(
-        &format!("/datasets/{dataset}/tables"),
-        json!({"tableReference": {"projectId": emu.project, "datasetId": dataset, "tableId": "all_types"},
-               "schema": {"fields": [
-                   {"name": "id", "type": "INT64", "mode": "REQUIRED"},
-                   {"name": "s", "type": "STRING"}, {"name": "f", "type": "FLOAT64"},
-                   {"name": "num", "type": "NUMERIC"}, {"name": "b", "type": "BOOL"},
-                   {"name": "d", "type": "DATE"}, {"name": "dt", "type": "DATETIME"},
-                   {"name": "ts", "type": "TIMESTAMP"}, {"name": "t", "type": "TIME"},
-                   {"name": "bin", "type": "BYTES"}, {"name": "j", "type": "JSON"},
-                   {"name": "iv", "type": "INTERVAL"}]}}),
+    let dataset = emu.create_dataset("pf_e2e").await;
+    emu.create_table(
+        &dataset,
+        "all_types",
+        &[
+            ("id", "INT64"),
+            ("s", "STRING"),
+            ("f", "FLOAT64"),
+            ("num", "NUMERIC"),
+            ("b", "BOOL"),
+            ("d", "DATE"),
+            ("dt", "DATETIME"),
+            ("ts", "TIMESTAMP"),
+            ("t", "TIME"),
+            ("bin", "BYTES"),
+            ("j", "JSON"),
+            ("iv", "INTERVAL"),
+        ],
     )
     .await;
     let rows: Vec<Row> = (0..ROWS).map(make_row).collect();
