@@ -387,7 +387,7 @@ fn fake_rows(revision: u64) -> Vec<Value> {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_read_that_fails_past_its_retry_budget_commits_nothing() {
-    let fake = FakeBigQuery::start(FakeState {
+    let fake = FakeBigQuery::start_rest(FakeState {
         fields: json!([{"name": "id", "type": "INTEGER"}, {"name": "ts", "type": "TIMESTAMP"}, {"name": "v", "type": "STRING"}]),
         rows: fake_rows(0),
         ..FakeState::default()
@@ -471,12 +471,12 @@ async fn a_storage_read_that_fails_or_ends_short_commits_nothing() {
     use bigquery_support::storage::{
         FakeStorageRead, StorageFault, StorageFaultKind, StorageOn, StorageState,
     };
-    let rest = FakeBigQuery::start(FakeState {
+    let rest = FakeBigQuery::start_rest(FakeState {
         fields: json!([{"name": "id", "type": "INTEGER"}, {"name": "ts", "type": "TIMESTAMP"}, {"name": "v", "type": "STRING"}]),
         ..FakeState::default()
     })
     .await;
-    let storage = FakeStorageRead::start(StorageState {
+    let storage = FakeStorageRead::start_grpc(StorageState {
         table: Some(fake_table(0)),
         rows_per_response: 100,
         report_progress: true,

@@ -164,7 +164,7 @@ fn ids(batches: &[RecordBatch]) -> Vec<i64> {
 
 #[tokio::test]
 async fn every_page_is_read_one_batch_per_page_with_every_type_exact() {
-    let fake = FakeBigQuery::start(state(10_500)).await;
+    let fake = FakeBigQuery::start_rest(state(10_500)).await;
     let batches = read(&fake, 1000).await.expect("read");
     assert_eq!(batches.len(), 11, "one batch per page");
     assert_eq!(total_rows(&batches), 10_500);
@@ -258,7 +258,7 @@ async fn every_page_is_read_one_batch_per_page_with_every_type_exact() {
 
 #[tokio::test]
 async fn the_window_and_params_travel_as_typed_parameters_never_in_the_sql() {
-    let fake = FakeBigQuery::start(state(10)).await;
+    let fake = FakeBigQuery::start_rest(state(10)).await;
     read(&fake, 100).await.expect("read");
     let insert = fake.with(|s| s.inserts[0].clone());
     let q = &insert["configuration"]["query"];
@@ -298,7 +298,7 @@ async fn a_byte_limit_travels_with_the_job_and_explain_checks_it() {
         "bytesBilledLimitExceeded".into(),
         "Query exceeded limit for bytes billed: 1073741824. 3221225472 or higher required.".into(),
     ));
-    let fake = FakeBigQuery::start(st).await;
+    let fake = FakeBigQuery::start_rest(st).await;
     let mut map = IndexMap::new();
     let mut conn = connection(&fake.url);
     conn.maximum_bytes_billed = Some(10 << 30);
@@ -379,7 +379,7 @@ async fn each_transient_fault_is_retried_and_resumes_at_the_failed_page() {
             kind: kind.clone(),
             times: 2,
         });
-        let fake = FakeBigQuery::start(st).await;
+        let fake = FakeBigQuery::start_rest(st).await;
         let batches = read(&fake, 500)
             .await
             .unwrap_or_else(|e| panic!("{kind:?} was not survived: {e}"));
@@ -411,7 +411,7 @@ async fn a_retried_insert_does_not_start_a_second_job() {
             kind: kind.clone(),
             times: 1,
         });
-        let fake = FakeBigQuery::start(st).await;
+        let fake = FakeBigQuery::start_rest(st).await;
         let batches = read(&fake, 50)
             .await
             .unwrap_or_else(|e| panic!("{kind:?}: {e}"));
@@ -444,7 +444,7 @@ async fn past_the_retry_budget_the_read_fails_with_bigquerys_message() {
         kind: FaultKind::Status(503, "backendError", "The service is currently unavailable."),
         times: u32::MAX,
     });
-    let fake = FakeBigQuery::start(st).await;
+    let fake = FakeBigQuery::start_rest(st).await;
     let (_, stream) = source(500)
         .open(&ctx(&fake, Some(window())))
         .await
@@ -478,7 +478,7 @@ async fn past_the_retry_budget_the_read_fails_with_bigquerys_message() {
         kind: FaultKind::Hang(Duration::from_secs(2)),
         times: u32::MAX,
     });
-    let fake = FakeBigQuery::start(st).await;
+    let fake = FakeBigQuery::start_rest(st).await;
     let t0 = Instant::now();
     let e = bq_error(read(&fake, 50).await.unwrap_err());
     assert!(e.to_string().contains("failed after 4 attempt(s)"), "{e}");
@@ -532,7 +532,7 @@ async fn permanent_errors_fail_at_once_with_bigquerys_message() {
             kind: kind.clone(),
             times: u32::MAX,
         });
-        let fake = FakeBigQuery::start(st).await;
+        let fake = FakeBigQuery::start_rest(st).await;
         let e = bq_error(read(&fake, 5).await.unwrap_err());
         let text = e.to_string();
         assert!(
@@ -546,7 +546,7 @@ async fn permanent_errors_fail_at_once_with_bigquerys_message() {
         "invalidQuery".into(),
         "Syntax error: Unexpected keyword FROM at [1:8]".into(),
     ));
-    let fake = FakeBigQuery::start(st).await;
+    let fake = FakeBigQuery::start_rest(st).await;
     let e = bq_error(read(&fake, 5).await.unwrap_err());
     assert!(matches!(e, BigQueryError::Job { .. }));
     assert!(
@@ -569,7 +569,7 @@ async fn a_job_that_fails_for_a_backend_error_is_run_again_as_a_new_job() {
     let mut st = state(1_000);
     st.job_error = backend_error();
     st.job_error_limit = Some(2);
-    let fake = FakeBigQuery::start(st).await;
+    let fake = FakeBigQuery::start_rest(st).await;
     let batches = read(&fake, 400).await.expect("read");
     assert_eq!(ids(&batches), (0..1_000).collect::<Vec<i64>>());
     // Three jobs, each with its own id: a failed job is never resumed, only replaced.
@@ -584,7 +584,7 @@ async fn a_job_that_fails_for_a_backend_error_is_run_again_as_a_new_job() {
     // A job that keeps failing: the budget runs out, with BigQuery's message.
     let mut st = state(10);
     st.job_error = backend_error();
-    let fake = FakeBigQuery::start(st).await;
+    let fake = FakeBigQuery::start_rest(st).await;
     let e = bq_error(read(&fake, 5).await.unwrap_err());
     assert!(
         matches!(
@@ -609,7 +609,7 @@ async fn a_job_that_fails_for_a_backend_error_is_run_again_as_a_new_job() {
 async fn a_job_that_completes_late_is_waited_for() {
     let mut st = state(1_000);
     st.polls_before_complete = 3;
-    let fake = FakeBigQuery::start(st).await;
+    let fake = FakeBigQuery::start_rest(st).await;
     let batches = read(&fake, 400).await.expect("read");
     assert_eq!(total_rows(&batches), 1_000);
     // Three polls saw jobComplete=false, then the first page came with the completion.
@@ -621,7 +621,7 @@ async fn a_short_result_is_never_accepted() {
     // totalRows promises more rows than the pages hold.
     let mut st = state(1_000);
     st.report_total = Some(1_200);
-    let fake = FakeBigQuery::start(st).await;
+    let fake = FakeBigQuery::start_rest(st).await;
     let e = bq_error(read(&fake, 300).await.unwrap_err());
     assert!(
         matches!(
@@ -642,7 +642,7 @@ async fn a_short_result_is_never_accepted() {
     // The page tokens stop early (a truncated result, W-07): also refused.
     let mut st = state(1_000);
     st.last_page = Some(1);
-    let fake = FakeBigQuery::start(st).await;
+    let fake = FakeBigQuery::start_rest(st).await;
     let e = bq_error(read(&fake, 300).await.unwrap_err());
     assert!(
         matches!(
@@ -661,7 +661,7 @@ async fn a_short_result_is_never_accepted() {
 async fn slow_pages_are_prefetched_at_most_two_ahead() {
     let mut st = state(3_000);
     st.page_delay = Duration::from_millis(20);
-    let fake = FakeBigQuery::start(st).await;
+    let fake = FakeBigQuery::start_rest(st).await;
     let (_, mut stream) = source(100)
         .open(&ctx(&fake, Some(window())))
         .await
@@ -690,7 +690,7 @@ async fn slow_pages_are_prefetched_at_most_two_ahead() {
 
 #[tokio::test]
 async fn dropping_the_stream_stops_the_reader() {
-    let fake = FakeBigQuery::start(state(10_000)).await;
+    let fake = FakeBigQuery::start_rest(state(10_000)).await;
     let (_, mut stream) = source(100)
         .open(&ctx(&fake, Some(window())))
         .await
@@ -704,7 +704,7 @@ async fn dropping_the_stream_stops_the_reader() {
 
 #[tokio::test]
 async fn explain_resolves_parameters_and_reports_the_dry_run() {
-    let fake = FakeBigQuery::start(state(10)).await;
+    let fake = FakeBigQuery::start_rest(state(10)).await;
     let lines = source(100).explain(&ctx(&fake, Some(window()))).await;
     let get = |label: &str| {
         lines
@@ -751,7 +751,7 @@ async fn explain_resolves_parameters_and_reports_the_dry_run() {
 
 #[tokio::test]
 async fn the_schema_comes_from_a_dry_run() {
-    let fake = FakeBigQuery::start(state(10)).await;
+    let fake = FakeBigQuery::start_rest(state(10)).await;
     let schema = source(100)
         .schema(&ctx(&fake, Some(window())))
         .await

@@ -65,7 +65,7 @@ struct Fakes {
 }
 
 async fn fakes() -> Fakes {
-    let rest = FakeBigQuery::start(FakeState {
+    let rest = FakeBigQuery::start_rest(FakeState {
         fields: json!([
             {"name": "id", "type": "INTEGER"},
             {"name": "s", "type": "STRING"},
@@ -75,7 +75,7 @@ async fn fakes() -> Fakes {
         ..FakeState::default()
     })
     .await;
-    let storage = FakeStorageRead::start(StorageState {
+    let storage = FakeStorageRead::start_grpc(StorageState {
         table: Some(table()),
         rows_per_response: 500,
         report_progress: true,

@@ -96,43 +96,26 @@ pub struct FakeState {
 
 pub type Shared = Arc<Mutex<FakeState>>;
 
-pub struct FakeBigQuery {
-    /// Base URL to use as the connection's `endpoint:` (http://127.0.0.1:port).
+/// An in-process fake served on a free loopback port, with its shared state; dropping it stops
+/// the server.
+pub struct Served<S> {
+    /// Base URL for the connection (`http://127.0.0.1:port`).
     pub url: String,
-    pub state: Shared,
+    pub state: Arc<Mutex<S>>,
     server: tokio::task::JoinHandle<()>,
 }
 
-impl Drop for FakeBigQuery {
+impl<S> Drop for Served<S> {
     fn drop(&mut self) {
         self.server.abort();
     }
 }
 
-impl FakeBigQuery {
-    pub async fn start(state: FakeState) -> FakeBigQuery {
-        let state: Shared = Arc::new(Mutex::new(state));
-        let app = Router::new()
-            .route("/bigquery/v2/projects/{project}/jobs", post(insert))
-            .route(
-                "/bigquery/v2/projects/{project}/jobs/{job}/cancel",
-                post(cancel),
-            )
-            .route("/bigquery/v2/projects/{project}/queries", post(query))
-            .route(
-                "/bigquery/v2/projects/{project}/datasets/{dataset}/tables/{table}",
-                get(table_get),
-            )
-            .route("/token", post(token))
-            .route(
-                "/bigquery/v2/projects/{project}/queries/{job}",
-                get(results),
-            )
-            .layer(axum::middleware::from_fn_with_state(
-                state.clone(),
-                record_authorization,
-            ))
-            .with_state(state.clone());
+impl<S: Send + 'static> Served<S> {
+    /// Serves `app(state)` (HTTP/1 and h2c) on 127.0.0.1 and a free port.
+    pub async fn start(state: S, app: impl FnOnce(Arc<Mutex<S>>) -> Router) -> Self {
+        let state = Arc::new(Mutex::new(state));
+        let app = app(state.clone());
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
             .expect("bind the fake");
@@ -140,15 +123,47 @@ impl FakeBigQuery {
         let server = tokio::spawn(async move {
             let _ = axum::serve(listener, app).await;
         });
-        FakeBigQuery {
+        Served {
             url: format!("http://{addr}"),
             state,
             server,
         }
     }
 
-    pub fn with<R>(&self, f: impl FnOnce(&mut FakeState) -> R) -> R {
+    pub fn with<R>(&self, f: impl FnOnce(&mut S) -> R) -> R {
         f(&mut self.state.lock().expect("fake state"))
+    }
+}
+
+/// The REST API fake; its `url` is the connection's `endpoint:`.
+pub type FakeBigQuery = Served<FakeState>;
+
+impl FakeBigQuery {
+    pub async fn start_rest(state: FakeState) -> FakeBigQuery {
+        Served::start(state, |state| {
+            Router::new()
+                .route("/bigquery/v2/projects/{project}/jobs", post(insert))
+                .route(
+                    "/bigquery/v2/projects/{project}/jobs/{job}/cancel",
+                    post(cancel),
+                )
+                .route("/bigquery/v2/projects/{project}/queries", post(query))
+                .route(
+                    "/bigquery/v2/projects/{project}/datasets/{dataset}/tables/{table}",
+                    get(table_get),
+                )
+                .route("/token", post(token))
+                .route(
+                    "/bigquery/v2/projects/{project}/queries/{job}",
+                    get(results),
+                )
+                .layer(axum::middleware::from_fn_with_state(
+                    state.clone(),
+                    record_authorization,
+                ))
+                .with_state(state)
+        })
+        .await
     }
 }
 

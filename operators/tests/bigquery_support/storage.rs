@@ -26,6 +26,8 @@ use gcp_bigquery_client::google::cloud::bigquery::storage::v1::{
 };
 use tonic::Status;
 
+use super::Served;
+
 const SERVICE: &str = "/google.cloud.bigquery.storage.v1.BigQueryRead";
 
 /// Which call a fault hits.
@@ -91,45 +93,21 @@ pub struct StorageState {
 
 pub type SharedStorage = Arc<Mutex<StorageState>>;
 
-pub struct FakeStorageRead {
-    /// The connection's `storage_endpoint:` (http://127.0.0.1:port).
-    pub url: String,
-    pub state: SharedStorage,
-    server: tokio::task::JoinHandle<()>,
-}
-
-impl Drop for FakeStorageRead {
-    fn drop(&mut self) {
-        self.server.abort();
-    }
-}
+/// The Storage Read fake; its `url` is the connection's `storage_endpoint:`.
+pub type FakeStorageRead = Served<StorageState>;
 
 impl FakeStorageRead {
-    pub async fn start(state: StorageState) -> FakeStorageRead {
-        let state: SharedStorage = Arc::new(Mutex::new(state));
-        let app = Router::new()
-            .route(
-                &format!("{SERVICE}/CreateReadSession"),
-                post(create_session),
-            )
-            .route(&format!("{SERVICE}/ReadRows"), post(read_rows))
-            .with_state(state.clone());
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-            .await
-            .expect("bind the Storage Read fake");
-        let addr = listener.local_addr().expect("address");
-        let server = tokio::spawn(async move {
-            let _ = axum::serve(listener, app).await;
-        });
-        FakeStorageRead {
-            url: format!("http://{addr}"),
-            state,
-            server,
-        }
-    }
-
-    pub fn with<R>(&self, f: impl FnOnce(&mut StorageState) -> R) -> R {
-        f(&mut self.state.lock().expect("fake state"))
+    pub async fn start_grpc(state: StorageState) -> FakeStorageRead {
+        Served::start(state, |state| {
+            Router::new()
+                .route(
+                    &format!("{SERVICE}/CreateReadSession"),
+                    post(create_session),
+                )
+                .route(&format!("{SERVICE}/ReadRows"), post(read_rows))
+                .with_state(state)
+        })
+        .await
     }
 }
 
