@@ -6,9 +6,15 @@
 //! - `rest_rows_to_arrow`: the typed decode alone (rows already parsed);
 //! - `storage_ipc_to_arrow`: one Storage Read response (100,000 rows, same columns as Arrow
 //!   IPC) decoded and conformed to the canonical schema, as the Storage Read path does.
+//! - `storage_read_over_grpc`: the whole Storage Read client on the same 100,000 rows: a read
+//!   session on the in-process gRPC fake (loopback h2c, 10,000-row responses, 2 streams), every
+//!   stream read, decoded and conformed, as `pulso-flow run` does with `read_api: storage`.
 //!
 //! Criterion reports rows/s (`Throughput::Elements`).
 //! `cargo bench --bench bigquery_decode` (add `-- --quick` for a fast estimate).
+
+#[path = "../operators/tests/bigquery_support/mod.rs"]
+mod bigquery_support;
 
 use std::hint::black_box;
 use std::sync::Arc;
@@ -19,11 +25,14 @@ use arrow::array::{
     TimestampMicrosecondArray,
 };
 use arrow::ipc::writer::{DictionaryTracker, IpcDataGenerator, IpcWriteOptions, write_message};
+use bigquery_support::storage::{FakeStorageRead, StorageState};
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
+use futures::StreamExt;
 use pulso_operators::source::bigquery::decode::ResultSchema;
 use pulso_operators::source::bigquery::gcp_bigquery_client::model::get_query_results_response::GetQueryResultsResponse;
 use pulso_operators::source::bigquery::gcp_bigquery_client::model::table_field_schema::TableFieldSchema;
 use pulso_operators::source::bigquery::storage::{IpcDecoder, conform};
+use pulso_operators::source::{BigQueryConnection, BigQueryConnections, SourceContext, SourceSpec};
 use serde_json::{Value, json};
 
 const PAGE_ROWS: usize = 10_000;
@@ -173,7 +182,66 @@ fn bench(c: &mut Criterion) {
             }
         })
     });
+
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let (ctx, _fakes) = runtime.block_on(storage_fakes(batch));
+    let source: SourceSpec = serde_json::from_value(json!({
+        "kind": "bigquery", "connection": "bq", "table": "t", "read_api": "storage", "streams": 2,
+        "columns": fields().as_array().expect("fields").iter().map(|f| f["name"].clone()).collect::<Vec<_>>(),
+    }))
+    .expect("source");
+    group.bench_function("storage_read_over_grpc", |b| {
+        b.iter(|| {
+            runtime.block_on(async {
+                let (_, mut stream) = source.open(&ctx).await.expect("open");
+                let mut rows = 0;
+                while let Some(batch) = stream.next().await {
+                    rows += batch.expect("batch").num_rows();
+                }
+                assert_eq!(rows, IPC_ROWS);
+            })
+        })
+    });
     group.finish();
+}
+
+/// The REST fake (tables.get) and the Storage Read fake holding `table`, and a context whose
+/// connection `bq` points at them.
+async fn storage_fakes(
+    table: RecordBatch,
+) -> (
+    SourceContext,
+    (bigquery_support::FakeBigQuery, FakeStorageRead),
+) {
+    let rest = bigquery_support::FakeBigQuery::start_rest(bigquery_support::FakeState {
+        fields: fields(),
+        ..Default::default()
+    })
+    .await;
+    let storage = FakeStorageRead::start_grpc(StorageState {
+        table: Some(table),
+        rows_per_response: 10_000,
+        report_progress: true,
+        ..Default::default()
+    })
+    .await;
+    let connection: BigQueryConnection = serde_json::from_value(json!({
+        "project": "p", "dataset": "d", "endpoint": rest.url, "storage_endpoint": storage.url,
+    }))
+    .expect("connection");
+    let ctx = SourceContext {
+        batch_size: 16_384,
+        base_dir: std::env::temp_dir(),
+        window: None,
+        bigquery: BigQueryConnections::new(indexmap::IndexMap::from([(
+            "bq".to_string(),
+            connection,
+        )])),
+    };
+    (ctx, (rest, storage))
 }
 
 criterion_group!(benches, bench);
