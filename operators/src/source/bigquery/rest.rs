@@ -128,32 +128,27 @@ async fn run_query(
     let policy = &bq.conn.retry;
     let mut attempt = 1;
     loop {
-        let outcome = match insert_job(bq, plan).await {
-            Ok(job) => wait_for_first_page(bq, &job, plan.page_size)
-                .await
-                .map(|first| (job, first)),
-            Err(e) => Err(e),
+        let outcome = async {
+            let job = insert_job(bq, plan).await?;
+            let first = wait_for_first_page(bq, &job, plan.page_size).await?;
+            Ok((job, first))
         };
-        match outcome {
-            Err(BigQueryError::Job {
-                job_id,
-                message,
-                transient: true,
-            }) if attempt < policy.attempts() => {
-                tracing::warn!(%job_id, attempt, error = %message, "BigQuery job failed for a transient reason; running it again");
-                tokio::time::sleep(policy.backoff(attempt)).await;
-                attempt += 1;
-            }
+        match outcome.await {
             Err(BigQueryError::Job {
                 job_id,
                 message,
                 transient: true,
             }) => {
-                return Err(BigQueryError::Job {
-                    job_id,
-                    message: format!("{message}; gave up after {attempt} job(s)"),
-                    transient: true,
-                });
+                if attempt >= policy.attempts() {
+                    return Err(BigQueryError::Job {
+                        job_id,
+                        message: format!("{message}; gave up after {attempt} job(s)"),
+                        transient: true,
+                    });
+                }
+                tracing::warn!(%job_id, attempt, error = %message, "BigQuery job failed for a transient reason; running it again");
+                tokio::time::sleep(policy.backoff(attempt)).await;
+                attempt += 1;
             }
             other => return other,
         }

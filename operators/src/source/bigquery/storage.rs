@@ -393,10 +393,6 @@ struct StreamCursor {
     /// The server's last reported fraction of the stream processed (`at_response_end`), when
     /// it reports one.
     progress: Option<f64>,
-    /// The session has a row restriction. The server's progress then counts the rows the
-    /// filter dropped too, so it may stay below 1 at a true end (the API documents that
-    /// progress is approximate with a filter).
-    filtered: bool,
 }
 
 impl StreamCursor {
@@ -415,6 +411,10 @@ impl StreamCursor {
 /// ends at once with no rows is the server confirming the end, and is accepted (with a
 /// warning). A stream that makes no progress within the connection's `timeout_ms` is resumed
 /// like a failed one.
+///
+/// `filtered`: the session has a row restriction, so the server's progress also counts the
+/// rows the filter dropped and may stay below 1 at a true end (the API documents progress as
+/// approximate with a filter).
 async fn read_stream(
     client: ReadClient,
     name: String,
@@ -435,7 +435,6 @@ async fn read_stream(
         name,
         offset: 0,
         progress: None,
-        filtered,
     };
     let mut attempt: u32 = 1;
     // The previous call ended cleanly but short.
@@ -458,9 +457,7 @@ async fn read_stream(
                     tracing::debug!(stream = %cursor.name, rows = cursor.offset, "stream read to its end");
                     return;
                 }
-                Some(progress)
-                    if cursor.filtered && ended_short && cursor.offset == offset_before =>
-                {
+                Some(progress) if filtered && ended_short && cursor.offset == offset_before => {
                     tracing::warn!(stream = %cursor.name, rows = cursor.offset, progress, "the filtered stream ended below full progress; asked again at the offset, the server confirmed its end");
                     return;
                 }
