@@ -32,7 +32,7 @@ use pulso_operators::source::bigquery::decode::ResultSchema;
 use pulso_operators::source::bigquery::gcp_bigquery_client::model::get_query_results_response::GetQueryResultsResponse;
 use pulso_operators::source::bigquery::gcp_bigquery_client::model::table_field_schema::TableFieldSchema;
 use pulso_operators::source::bigquery::storage::{IpcDecoder, conform};
-use pulso_operators::source::{BigQueryConnection, BigQueryConnections, SourceContext, SourceSpec};
+use pulso_operators::source::{BigQueryConnection, SourceContext, SourceSpec};
 use serde_json::{Value, json};
 
 const PAGE_ROWS: usize = 10_000;
@@ -232,16 +232,7 @@ async fn storage_fakes(
         "project": "p", "dataset": "d", "endpoint": rest.url, "storage_endpoint": storage.url,
     }))
     .expect("connection");
-    let ctx = SourceContext {
-        batch_size: 16_384,
-        base_dir: std::env::temp_dir(),
-        window: None,
-        bigquery: BigQueryConnections::new(indexmap::IndexMap::from([(
-            "bq".to_string(),
-            connection,
-        )])),
-    };
-    (ctx, (rest, storage))
+    (bigquery_support::context(connection, None), (rest, storage))
 }
 
 criterion_group!(benches, bench);

@@ -8,12 +8,11 @@ use std::time::{Duration, Instant};
 
 use arrow::array::{Array, AsArray, Decimal128Array, Decimal256Array, Float64Array, RecordBatch};
 use arrow::datatypes::{DataType, TimeUnit, TimestampMicrosecondType};
-use bigquery_support::{FakeBigQuery, FakeState, Fault, FaultKind, On, rest_row};
+use bigquery_support::{FakeBigQuery, FakeState, Fault, FaultKind, On, context, rest_row};
 use futures::StreamExt;
-use indexmap::IndexMap;
 use pulso_operators::OperatorError;
 use pulso_operators::source::bigquery::BigQueryError;
-use pulso_operators::source::{BigQueryConnection, BigQueryConnections, SourceContext, SourceSpec};
+use pulso_operators::source::{BigQueryConnection, SourceContext, SourceSpec};
 use pulso_operators::window::{IncType, IncValue, Window};
 use serde_json::{Value, json};
 
@@ -110,14 +109,7 @@ fn connection(url: &str) -> BigQueryConnection {
 }
 
 fn ctx(fake: &FakeBigQuery, window: Option<Window>) -> SourceContext {
-    let mut map = IndexMap::new();
-    map.insert("bq".to_string(), connection(&fake.url));
-    SourceContext {
-        batch_size: 1000,
-        base_dir: std::env::temp_dir(),
-        window,
-        bigquery: BigQueryConnections::new(map),
-    }
+    context(connection(&fake.url), window)
 }
 
 fn source(page_size: u32) -> SourceSpec {
@@ -299,12 +291,9 @@ async fn a_byte_limit_travels_with_the_job_and_explain_checks_it() {
         "Query exceeded limit for bytes billed: 1073741824. 3221225472 or higher required.".into(),
     ));
     let fake = FakeBigQuery::start_rest(st).await;
-    let mut map = IndexMap::new();
     let mut conn = connection(&fake.url);
     conn.maximum_bytes_billed = Some(10 << 30);
-    map.insert("bq".to_string(), conn);
-    let mut ctx = ctx(&fake, Some(window()));
-    ctx.bigquery = BigQueryConnections::new(map);
+    let ctx = context(conn, Some(window()));
     let mut spec = source(100);
     let SourceSpec::Bigquery(bq) = &mut spec else {
         panic!("a BigQuery source")
@@ -731,14 +720,7 @@ async fn explain_resolves_parameters_and_reports_the_dry_run() {
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let dead = format!("http://{}", listener.local_addr().unwrap());
     drop(listener);
-    let mut map = IndexMap::new();
-    map.insert("bq".to_string(), connection(&dead));
-    let ctx = SourceContext {
-        batch_size: 10,
-        base_dir: std::env::temp_dir(),
-        window: None,
-        bigquery: BigQueryConnections::new(map),
-    };
+    let ctx = context(connection(&dead), None);
     let lines = source(100).explain(&ctx).await;
     let dry = lines.iter().find(|(l, _)| l == "dry run").unwrap();
     assert!(dry.1.starts_with("could not reach BigQuery:"), "{dry:?}");

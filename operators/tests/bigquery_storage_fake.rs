@@ -15,12 +15,11 @@ use arrow::datatypes::{DataType, Int64Type, TimeUnit};
 use bigquery_support::storage::{
     FakeStorageRead, StorageFault, StorageFaultKind, StorageOn, StorageState,
 };
-use bigquery_support::{FakeBigQuery, FakeState};
+use bigquery_support::{FakeBigQuery, FakeState, context};
 use futures::StreamExt;
-use indexmap::IndexMap;
 use pulso_operators::OperatorError;
 use pulso_operators::source::bigquery::BigQueryError;
-use pulso_operators::source::{BigQueryConnection, BigQueryConnections, SourceContext, SourceSpec};
+use pulso_operators::source::{BigQueryConnection, SourceContext, SourceSpec};
 use pulso_operators::window::{IncType, IncValue, Window};
 use serde_json::json;
 use tonic::Code;
@@ -95,19 +94,15 @@ fn ctx(f: &Fakes) -> SourceContext {
         "retry": {"attempts": 4, "initial_backoff_ms": 5, "max_backoff_ms": 20}
     }))
     .expect("connection");
-    let mut map = IndexMap::new();
-    map.insert("bq".to_string(), connection);
-    SourceContext {
-        batch_size: 1000,
-        base_dir: std::env::temp_dir(),
-        window: Some(Window {
+    context(
+        connection,
+        Some(Window {
             column: "ts".into(),
             ty: IncType::Timestamp,
             lower: Some(IncValue::parse(IncType::Timestamp, "2024-01-01T00:00:00Z").unwrap()),
             upper: Some(IncValue::parse(IncType::Timestamp, "2030-01-01T00:00:00Z").unwrap()),
         }),
-        bigquery: BigQueryConnections::new(map),
-    }
+    )
 }
 
 fn source() -> SourceSpec {
@@ -486,7 +481,6 @@ async fn a_service_account_token_reaches_rest_and_storage_read_calls_with_routin
     let f = fakes().await;
     let dir = tempfile::tempdir().unwrap();
     let key = service_account_key(dir.path(), &format!("{}/token", f.rest.url));
-    let mut ctx = ctx(&f);
     let connection: BigQueryConnection = serde_json::from_value(json!({
         "project": "test-proj",
         "dataset": "ds",
@@ -496,9 +490,7 @@ async fn a_service_account_token_reaches_rest_and_storage_read_calls_with_routin
         "retry": {"attempts": 2, "initial_backoff_ms": 5}
     }))
     .unwrap();
-    let mut map = IndexMap::new();
-    map.insert("bq".to_string(), connection);
-    ctx.bigquery = BigQueryConnections::new(map);
+    let ctx = context(connection, ctx(&f).window);
     let (_, stream) = source().open(&ctx).await.unwrap();
     let batches: Vec<RecordBatch> = stream
         .collect::<Vec<_>>()

@@ -96,6 +96,21 @@ pub struct FakeState {
 
 pub type Shared = Arc<Mutex<FakeState>>;
 
+/// A source context whose one BigQuery connection, `bq`, is `connection`.
+pub fn context(
+    connection: pulso_operators::source::BigQueryConnection,
+    window: Option<pulso_operators::window::Window>,
+) -> pulso_operators::source::SourceContext {
+    pulso_operators::source::SourceContext {
+        batch_size: 1000,
+        base_dir: std::env::temp_dir(),
+        window,
+        bigquery: pulso_operators::source::BigQueryConnections::new(
+            std::iter::once(("bq".to_string(), connection)).collect(),
+        ),
+    }
+}
+
 /// An in-process fake served on a free loopback port, with its shared state; dropping it stops
 /// the server.
 pub struct Served<S> {
