@@ -26,7 +26,7 @@ use tokio_postgres::{AsyncMessage, NoTls};
 use crate::db::Db;
 use crate::metrics::Metrics;
 
-pub const CHANNEL: &str = "pulso_flow_loads";
+pub use pulso_sinks::state::LOADS_CHANNEL as CHANNEL;
 
 const VERSION_SQL: &str = "SELECT (SELECT oid::bigint FROM pg_database WHERE datname = current_database()), \
        CASE WHEN to_regclass('pulso_flow.watermarks') IS NULL THEN 0::bigint \

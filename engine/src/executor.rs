@@ -582,7 +582,10 @@ async fn run_build(
             serde_json::json!({ "node": node.name, "target": target, "data_version": version })
                 .to_string();
         client
-            .execute("SELECT pg_notify('pulso_flow_loads', $1)", &[&payload])
+            .execute(
+                "SELECT pg_notify($1, $2)",
+                &[&pulso_sinks::state::LOADS_CHANNEL, &payload],
+            )
             .await
             .map_err(|e| pg("notifying listeners", e))?;
     }

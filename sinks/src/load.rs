@@ -379,7 +379,10 @@ impl OpenLoad {
             .to_string();
             // Delivered to listeners only when the transaction commits.
             client
-                .execute("SELECT pg_notify('pulso_flow_loads', $1)", &[&payload])
+                .execute(
+                    "SELECT pg_notify($1, $2)",
+                    &[&state::LOADS_CHANNEL, &payload],
+                )
                 .await
                 .map_err(|e| SinkError::pg("notifying listeners", e))?;
         }

@@ -8,6 +8,10 @@ use tokio_postgres::{Client, GenericClient};
 
 use crate::error::SinkError;
 
+/// The channel every commit that changed data notifies (payload: node, target, data version);
+/// the API listens on it to drop its caches. Delivered only when the transaction commits.
+pub const LOADS_CHANNEL: &str = "pulso_flow_loads";
+
 /// The type of an incremental column.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum WatermarkKind {
