@@ -1,0 +1,11 @@
+//! Types shared by every layer of pulso-flow that neither `pulso-operators` nor `pulso-sinks`
+//! may own alone (they do not depend on each other).
+//!
+//! * [`incremental`] — the value of an incremental column ([`IncType`], [`IncValue`]): a
+//!   watermark, a window bound, `incremental.initial`, the argument of `watermarks set`. One type,
+//!   one strict parser (a zone-less timestamp is refused, never guessed), one canonical text
+//!   (what `pulso_flow.watermarks.value` stores).
+
+pub mod incremental;
+
+pub use incremental::{IncType, IncValue, ValueError};
