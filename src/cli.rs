@@ -11,6 +11,7 @@ use pulso_engine::EngineError;
 use pulso_engine::compile::load_pipeline;
 use pulso_engine::executor::{self, NodeStatus, RunObserver, RunOptions};
 use pulso_engine::pipeline::{NodeKind, Pipeline};
+use pulso_engine::run_id::{Starter, new_run_id};
 use pulso_sinks::state::{self, Watermark, WatermarkKind};
 
 use crate::progress::Progress;
@@ -217,12 +218,6 @@ fn database_url(cli_url: Option<String>, pipeline: Option<&Pipeline>) -> Result<
         })
 }
 
-fn new_run_id() -> String {
-    let now = chrono::Utc::now();
-    let salt = now.timestamp_subsec_nanos() ^ std::process::id().rotate_left(16);
-    format!("{}-{salt:08x}", now.format("%Y%m%dT%H%M%SZ"))
-}
-
 async fn run(
     file: &Path,
     cli_url: Option<String>,
@@ -240,7 +235,7 @@ async fn run(
         full_refresh,
         concurrency,
         wait_for_lock: !no_wait,
-        run_id: new_run_id(),
+        run_id: new_run_id(Starter::Cli),
     };
     let (cancel_tx, cancel_rx) = tokio::sync::watch::channel(false);
     let interrupted = Arc::new(std::sync::atomic::AtomicBool::new(false));

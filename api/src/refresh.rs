@@ -3,12 +3,12 @@
 //! feed are rebuilt), with the engine's per-table advisory locks serialising it against runs of
 //! the CLI or of other API instances.
 
-use std::collections::BTreeSet;
 use std::sync::{Arc, Mutex};
 
 use chrono::{DateTime, Utc};
 use pulso_engine::executor::{self, Quiet, RunOptions};
 use pulso_engine::pipeline::Pipeline;
+use pulso_engine::run_id::{Starter, new_run_id};
 use tokio::sync::watch;
 
 use crate::error::ApiError;
@@ -118,7 +118,7 @@ impl Refresher {
         if let Some((r, _)) = slot.as_ref() {
             return Ok(Started::AlreadyRunning(r.clone()));
         }
-        let run_id = new_run_id();
+        let run_id = new_run_id(Starter::Api);
         let running = Running {
             run_id: run_id.clone(),
             started_at: Utc::now(),
@@ -181,52 +181,14 @@ pub fn select_with_dependants(
     tables: Option<&[String]>,
 ) -> Result<Vec<String>, ApiError> {
     let Some(tables) = tables else {
-        return Ok(pipeline
-            .dag
-            .order
-            .iter()
-            .map(|&i| pipeline.nodes[i].name.clone())
-            .collect());
+        return Ok(pipeline.names(&pipeline.dag.order));
     };
-    let mut chosen = BTreeSet::new();
-    for t in tables {
-        match pipeline.node(t) {
-            Some((i, _)) => {
-                chosen.insert(i);
-            }
-            None => {
-                return Err(ApiError::NotFound(format!(
-                    "table {:?} is not in the pipeline {}",
-                    crate::params::safe_text(t),
-                    pipeline.file
-                )));
-            }
-        }
-    }
-    // Close over the edges (from → to).
-    loop {
-        let before = chosen.len();
-        for &(from, to) in &pipeline.dag.edges {
-            if chosen.contains(&from) {
-                chosen.insert(to);
-            }
-        }
-        if chosen.len() == before {
-            break;
-        }
-    }
-    Ok(pipeline
-        .dag
-        .order
-        .iter()
-        .filter(|i| chosen.contains(i))
-        .map(|&i| pipeline.nodes[i].name.clone())
-        .collect())
-}
-
-/// Same shape as the CLI's run ids (sortable by time), marked as started by the API.
-fn new_run_id() -> String {
-    let now = Utc::now();
-    let salt = now.timestamp_subsec_nanos() ^ std::process::id().rotate_left(16);
-    format!("{}-api{salt:08x}", now.format("%Y%m%dT%H%M%SZ"))
+    let roots = pipeline.find_nodes(tables).map_err(|unknown| {
+        ApiError::NotFound(format!(
+            "table {:?} is not in the pipeline {}",
+            crate::params::safe_text(unknown.first().copied().unwrap_or_default()),
+            pipeline.file
+        ))
+    })?;
+    Ok(pipeline.names(&pipeline.dag.downstream_of(&roots)))
 }

@@ -1,4 +1,5 @@
-//! The dependency graph of a pipeline: edges, cycle detection, topological order.
+//! The dependency graph of a pipeline: edges, cycle detection, topological order, and the
+//! graph queries the executor and the API ask (dependencies, dependants, downstream of).
 
 /// Nodes are indices into `Pipeline::nodes`; an edge `(a, b)` means b depends on a.
 #[derive(Debug, Clone, Default)]
@@ -46,6 +47,29 @@ impl Dag {
     /// Direct dependants of `node`.
     pub fn dependants(&self, node: usize) -> impl Iterator<Item = usize> + '_ {
         self.edges.iter().filter(move |e| e.0 == node).map(|e| e.1)
+    }
+
+    /// Direct dependencies of `node`.
+    pub fn dependencies(&self, node: usize) -> impl Iterator<Item = usize> + '_ {
+        self.edges.iter().filter(move |e| e.1 == node).map(|e| e.0)
+    }
+
+    /// `roots` and every node downstream of them (their dependants, transitively), in
+    /// topological order: what must run again after `roots` changed.
+    pub fn downstream_of(&self, roots: &[usize]) -> Vec<usize> {
+        let mut chosen = vec![false; self.order.len()];
+        for &r in roots {
+            if let Some(c) = chosen.get_mut(r) {
+                *c = true;
+            }
+        }
+        // Dependencies come first in `order`, so one pass reaches every descendant.
+        for &node in &self.order {
+            if !chosen[node] && self.dependencies(node).any(|d| chosen[d]) {
+                chosen[node] = true;
+            }
+        }
+        self.order.iter().copied().filter(|&i| chosen[i]).collect()
     }
 }
 
@@ -107,6 +131,18 @@ mod tests {
         let dag = Dag::new(&[vec![1], vec![], vec![]]).unwrap();
         assert_eq!(dag.order, vec![1, 0, 2]);
         assert_eq!(dag.dependants(1).collect::<Vec<_>>(), vec![0]);
+        assert_eq!(dag.dependencies(0).collect::<Vec<_>>(), vec![1]);
+    }
+
+    #[test]
+    fn downstream_of_is_transitive_and_in_topological_order() {
+        // 3 <- 1 <- 0, 2 <- 1, 4 independent, 5 <- {2, 4}
+        let dag = Dag::new(&[vec![], vec![0, 3], vec![1], vec![], vec![], vec![2, 4]]).unwrap();
+        assert_eq!(dag.downstream_of(&[3]), vec![3, 1, 2, 5]);
+        assert_eq!(dag.downstream_of(&[4]), vec![4, 5]);
+        assert_eq!(dag.downstream_of(&[2, 0]), vec![0, 1, 2, 5]);
+        assert_eq!(dag.downstream_of(&[5]), vec![5]);
+        assert_eq!(dag.downstream_of(&[]), Vec::<usize>::new());
     }
 
     #[test]

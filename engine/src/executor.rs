@@ -151,13 +151,7 @@ pub async fn run(
             if states[i] != State::Pending {
                 continue;
             }
-            let deps: Vec<usize> = pipeline
-                .dag
-                .edges
-                .iter()
-                .filter(|e| e.1 == i)
-                .map(|e| e.0)
-                .collect();
+            let deps: Vec<usize> = pipeline.dag.dependencies(i).collect();
             let failed_dep = deps
                 .iter()
                 .find(|&&d| matches!(states[d], State::Done(s) if s != NodeStatus::Ok));
@@ -272,25 +266,17 @@ fn select(pipeline: &Pipeline, only: Option<&[String]>) -> Result<HashSet<usize>
     let Some(names) = only else {
         return Ok((0..pipeline.nodes.len()).collect());
     };
-    let mut set = HashSet::new();
-    let mut unknown = Vec::new();
-    for name in names {
-        match pipeline.node(name) {
-            Some((i, _)) => {
-                set.insert(i);
-            }
-            None => unknown.push(name.as_str()),
+    match pipeline.find_nodes(names) {
+        Ok(found) => Ok(found.into_iter().collect()),
+        Err(unknown) => {
+            let known: Vec<&str> = pipeline.nodes.iter().map(|n| n.name.as_str()).collect();
+            Err(EngineError::Usage(format!(
+                "unknown table(s) {}; the pipeline has: {}",
+                unknown.join(", "),
+                known.join(", ")
+            )))
         }
     }
-    if !unknown.is_empty() {
-        let known: Vec<&str> = pipeline.nodes.iter().map(|n| n.name.as_str()).collect();
-        return Err(EngineError::Usage(format!(
-            "unknown table(s) {}; the pipeline has: {}",
-            unknown.join(", "),
-            known.join(", ")
-        )));
-    }
-    Ok(set)
 }
 
 fn not_run(node: &Node, status: NodeStatus, reason: String) -> NodeReport {

@@ -2,8 +2,9 @@
 //!
 //! `pipelines.yaml` → [`interpolate`] (`${VAR}`) → [`spec`] (serde model, unknown keys rejected)
 //! → [`compile`] (validated [`pipeline::Pipeline`] with typed nodes, every error located at
-//! `file:line:col`) → [`dag`] (edges, cycle check, topological order) → [`explain`] (dry run) or
-//! [`executor`] (concurrent runs of table and SQL nodes).
+//! `file:line:col`) → [`dag`] (edges, cycle check, topological order, downstream of) →
+//! [`explain`] (dry run) or [`executor`] (concurrent runs of table and SQL nodes, each under a
+//! [`run_id`] issued here for the CLI and the API alike).
 
 pub mod compile;
 pub mod dag;
@@ -13,6 +14,7 @@ pub mod executor;
 pub mod explain;
 pub mod interpolate;
 pub mod pipeline;
+pub mod run_id;
 pub mod spec;
 pub mod window;
 

@@ -31,6 +31,31 @@ impl Pipeline {
     pub fn node(&self, name: &str) -> Option<(usize, &Node)> {
         self.nodes.iter().enumerate().find(|(_, n)| n.name == name)
     }
+
+    /// Indices of the named nodes, or the names the pipeline does not have.
+    pub fn find_nodes<'a>(&self, names: &'a [String]) -> Result<Vec<usize>, Vec<&'a str>> {
+        let mut found = Vec::with_capacity(names.len());
+        let mut unknown = Vec::new();
+        for name in names {
+            match self.node(name) {
+                Some((i, _)) => found.push(i),
+                None => unknown.push(name.as_str()),
+            }
+        }
+        if unknown.is_empty() {
+            Ok(found)
+        } else {
+            Err(unknown)
+        }
+    }
+
+    /// The names of `indices`' nodes, in that order.
+    pub fn names(&self, indices: &[usize]) -> Vec<String> {
+        indices
+            .iter()
+            .map(|&i| self.nodes[i].name.clone())
+            .collect()
+    }
 }
 
 #[derive(Debug, Clone)]
