@@ -196,11 +196,32 @@ pub async fn dispatch(cli: Cli) -> ExitCode {
             match e.downcast_ref::<EngineError>() {
                 // Already "file:line:col: error: …" lines.
                 Some(EngineError::Spec(errors)) => eprintln!("{errors}"),
-                _ => eprintln!("error: {e:#}"),
+                _ => eprintln!("error: {}", error_text(&e)),
             }
             ExitCode::from(code)
         }
     }
+}
+
+/// The message of an error for the terminal: anyhow's contexts, then the error they wrap. The
+/// libraries' errors already name their cause in their message (the server's message, the file
+/// and line); their source chain is there for callers that ask (connection lost? SQLSTATE?), and
+/// printing it too would only repeat it.
+fn error_text(e: &anyhow::Error) -> String {
+    let mut text = String::new();
+    for cause in e.chain() {
+        if !text.is_empty() {
+            text.push_str(": ");
+        }
+        text.push_str(&cause.to_string());
+        if cause.is::<EngineError>()
+            || cause.is::<pulso_sinks::SinkError>()
+            || cause.is::<pulso_api::ServeError>()
+        {
+            break;
+        }
+    }
+    text
 }
 
 fn pipeline(file: &Path) -> Result<Pipeline> {

@@ -155,15 +155,16 @@ impl IntoResponse for ApiError {
 
 impl From<tokio_postgres::Error> for ApiError {
     fn from(e: tokio_postgres::Error) -> Self {
-        if let Some(db) = e.as_db_error()
-            && db.code() == &tokio_postgres::error::SqlState::QUERY_CANCELED
-        {
-            return ApiError::Unavailable("the query took too long (statement timeout)".into());
+        use pulso_sinks::error::{PgErrorClass, describe_pg_error};
+        match PgErrorClass::of(&e) {
+            PgErrorClass::Cancelled => {
+                ApiError::Unavailable("the query took too long (statement timeout)".into())
+            }
+            PgErrorClass::Closed => {
+                ApiError::Unavailable("the database connection was lost".into())
+            }
+            _ => ApiError::Internal(describe_pg_error(&e)),
         }
-        if e.is_closed() {
-            return ApiError::Unavailable("the database connection was lost".into());
-        }
-        ApiError::Internal(pulso_sinks::error::describe_pg_error(&e))
     }
 }
 

@@ -10,7 +10,7 @@ use crate::error::SinkError;
 pub async fn connect(url: &str) -> Result<Client, SinkError> {
     let (client, connection) = tokio_postgres::connect(url, NoTls)
         .await
-        .map_err(|e| SinkError::Connect(crate::error::describe_pg_error(&e)))?;
+        .map_err(|source| SinkError::Connect { source })?;
     tokio::spawn(async move {
         if let Err(e) = connection.await {
             tracing::debug!(error = %e, "postgres connection ended");

@@ -26,7 +26,7 @@ use futures::{SinkExt, Stream, StreamExt};
 use tokio_postgres::Client;
 
 use crate::encode::CopyEncoder;
-use crate::error::SinkError;
+use crate::error::{BoxError, SinkError};
 use crate::pgtype::{PgColumn, PgType};
 use crate::sql::{LoadShape, TableName};
 use crate::state::{self, NodeRun, Watermark, WatermarkKind, WatermarkUpdate};
@@ -276,7 +276,7 @@ impl OpenLoad {
     ) -> Result<LoadOutcome, SinkError>
     where
         S: Stream<Item = Result<RecordBatch, E>> + Send,
-        E: std::fmt::Display,
+        E: Into<BoxError>,
     {
         let OpenLoad {
             client,
@@ -434,7 +434,7 @@ async fn staged_merge<S, E>(
 ) -> Result<Written, SinkError>
 where
     S: Stream<Item = Result<RecordBatch, E>> + Send,
-    E: std::fmt::Display,
+    E: Into<BoxError>,
 {
     let shape = &req.shape;
     let tracked = !params.is_empty();
@@ -579,7 +579,7 @@ async fn direct_load<S, E>(
 ) -> Result<Written, SinkError>
 where
     S: Stream<Item = Result<RecordBatch, E>> + Send,
-    E: std::fmt::Display,
+    E: Into<BoxError>,
 {
     let shape = &req.shape;
     let pg = |what: &str, e| SinkError::pg(format!("{what} ({})", shape.target), e);
@@ -662,7 +662,7 @@ async fn copy_batches<S, E>(
 ) -> Result<u64, SinkError>
 where
     S: Stream<Item = Result<RecordBatch, E>> + Send,
-    E: std::fmt::Display,
+    E: Into<BoxError>,
 {
     let shape = &req.shape;
     let mut encoder = CopyEncoder::new(
@@ -681,7 +681,7 @@ where
     CopyEncoder::write_header(&mut buf);
     let mut rows = 0u64;
     while let Some(batch) = batches.next().await {
-        let batch = batch.map_err(|e| SinkError::Source(e.to_string()))?;
+        let batch = batch.map_err(|e| SinkError::Source(e.into()))?;
         let n = encoder.encode_batch(&batch, &mut buf)? as u64;
         rows += n;
         progress.rows_staged.fetch_add(n, Ordering::Relaxed);
@@ -707,9 +707,9 @@ where
         .await
         .map_err(|e| SinkError::pg("finishing COPY into staging", e))?;
     if copied != rows {
-        return Err(SinkError::Postgres {
-            context: "COPY into staging".into(),
-            message: format!("sent {rows} rows but the server stored {copied}"),
+        return Err(SinkError::CopyCount {
+            sent: rows,
+            stored: copied,
         });
     }
     Ok(rows)

@@ -34,7 +34,7 @@ pub async fn migrate(client: &mut tokio_postgres::Client) -> Result<Vec<Applied>
     let unlock = client
         .execute("SELECT pg_advisory_unlock($1)", &[&MIGRATION_LOCK])
         .await;
-    let report = result.map_err(|e| SinkError::Migrate(e.to_string()))?;
+    let report = result.map_err(SinkError::Migrate)?;
     unlock.map_err(|e| SinkError::pg("releasing the migration lock", e))?;
     Ok(report
         .applied_migrations()
