@@ -12,7 +12,8 @@ use pulso_engine::compile::load_pipeline;
 use pulso_engine::executor::{self, NodeStatus, RunObserver, RunOptions};
 use pulso_engine::pipeline::{NodeKind, Pipeline};
 use pulso_engine::run_id::{Starter, new_run_id};
-use pulso_sinks::state::{self, Watermark, WatermarkKind};
+use pulso_sinks::state;
+use pulso_types::IncValue;
 
 use crate::progress::Progress;
 use crate::summary;
@@ -401,15 +402,11 @@ async fn watermarks(action: WatermarkAction, cli_url: Option<String>) -> Result<
                     "table {node} has no incremental column"
                 )))
             })?;
-            let kind = match inc.ty {
-                pulso_operators::window::IncType::Date => WatermarkKind::Date,
-                pulso_operators::window::IncType::Datetime => WatermarkKind::Datetime,
-                pulso_operators::window::IncType::Timestamp => WatermarkKind::Timestamp,
-            };
-            let w = Watermark::parse(kind, &value)
-                .map_err(|e| anyhow!(EngineError::Usage(e.to_string())))?;
+            // The parser of `incremental.initial`: a zone-less timestamp is refused, not guessed.
+            let w = IncValue::parse(inc.ty, &value)
+                .map_err(|e| anyhow!(EngineError::Usage(format!("watermark of {node}: {e}"))))?;
             state::set_watermark(&client, &node, &t.shape.target.to_string(), w).await?;
-            println!("{node}: watermark set to {}", w.to_iso());
+            println!("{node}: watermark set to {w}");
         }
         WatermarkAction::Reset { node } => {
             if state::reset_watermark(&client, &node).await? {

@@ -114,3 +114,52 @@ async fn migrate_list_and_watermarks() {
     assert_eq!(common::counts(&summary, "pagos"), (0, 0, 2));
     assert_eq!(summary["nodes"][0]["window_lower"], serde_json::Value::Null);
 }
+
+/// A database with the pipeline's `pagos` loaded once (watermark 2025-06-03T10:00:00Z), and the
+/// pipeline file's path.
+async fn loaded(tag: &str) -> (TestDb, tempfile::TempDir, String) {
+    let db = TestDb::new(tag).await;
+    let dir = tempfile::tempdir().unwrap();
+    write(
+        dir.path(),
+        "pagos.csv",
+        "doc,creado_el\nD1,2025-06-02T10:00:00Z\nD2,2025-06-03T10:00:00Z\n",
+    );
+    let f = write(dir.path(), "p.yaml", PIPELINE).display().to_string();
+    let out = cli(&db.url, &["run", &f], &[]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    (db, dir, f)
+}
+
+const LOADED_WATERMARK: &str = "2025-06-03T10:00:00.000000Z";
+
+fn stderr(out: &std::process::Output) -> String {
+    String::from_utf8_lossy(&out.stderr).to_string()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn watermarks_set_refuses_a_zone_less_timestamp_with_a_hint() {
+    let (db, _dir, f) = loaded("wm_zone").await;
+    // The same strict parser as `incremental.initial`: no time zone is guessed (not even UTC).
+    for value in ["2025-06-01T00:00:00", "2025-06-01 00:00:00.5", "2025-06-01"] {
+        let out = cli(
+            &db.url,
+            &["watermarks", "set", "pagos", value, "--file", &f],
+            &[],
+        );
+        assert_eq!(out.status.code(), Some(2), "{value}: {}", text(&out));
+        let err = stderr(&out);
+        assert!(
+            err.contains("watermark of pagos")
+                && err.contains(value)
+                && err.contains("needs `Z` or an offset; add one"),
+            "{err}"
+        );
+        assert_eq!(
+            common::watermark(&db.client().await, "pagos")
+                .await
+                .as_deref(),
+            Some(LOADED_WATERMARK)
+        );
+    }
+}

@@ -7,10 +7,10 @@ use std::path::{Path, PathBuf};
 
 use indexmap::IndexMap;
 use pulso_operators::source::{BigQueryConnection, BigQueryConnections, SourceSpec};
-use pulso_operators::window::{IncType, IncValue};
 use pulso_sinks::load::LoadMode;
 use pulso_sinks::pgtype::{PgColumn, PgType};
 use pulso_sinks::sql::{LoadShape, TableName};
+use pulso_types::{IncType, IncValue};
 use serde_saphyr::Spanned;
 
 use crate::dag::Dag;
@@ -404,11 +404,10 @@ impl Compiler<'_> {
         // Incremental column.
         let incremental = t.incremental.as_ref().and_then(|inc| {
             let i = &inc.value;
-            let ty = match i.ty.value.as_str() {
-                "date" => Some(IncType::Date),
-                "datetime" => Some(IncType::Datetime),
-                "timestamp" => Some(IncType::Timestamp),
-                other => {
+            let ty = match IncType::from_name(&i.ty.value) {
+                Some(ty) => Some(ty),
+                None => {
+                    let other = &i.ty.value;
                     self.error(
                         &i.ty,
                         format!("table {name}: unknown incremental type {other:?}"),

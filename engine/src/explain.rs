@@ -10,7 +10,7 @@ use pulso_operators::source::SourceContext;
 use pulso_operators::transform;
 use pulso_operators::window::Window;
 use pulso_sinks::load::LoadMode;
-use pulso_sinks::state::{self, Watermark, WatermarkKind};
+use pulso_sinks::state;
 use serde_json::{Value, json};
 
 use crate::pipeline::{NodeKind, Pipeline, TableNode};
@@ -151,22 +151,11 @@ async fn resolve_window(
     time_zone: chrono_tz::Tz,
 ) -> Result<Option<Window>, String> {
     // A database that was never migrated simply has no watermarks yet.
-    let migrated: bool = client
-        .query_one(
-            "SELECT to_regclass('pulso_flow.watermarks') IS NOT NULL",
-            &[],
-        )
-        .await
-        .map(|r| r.get(0))
-        .map_err(|e| format!("unknown: {}", pulso_sinks::error::describe_pg_error(&e)))?;
-    let watermark = if migrated {
-        state::read_watermark(client, node)
+    let unknown = |e: pulso_sinks::SinkError| format!("unknown: {e}");
+    let watermark = if state::has_state(client).await.map_err(unknown)? {
+        state::stored_watermark(client, node)
             .await
-            .map_err(|e| format!("unknown: {e}"))?
-            .and_then(|row| {
-                let kind = WatermarkKind::parse_name(row.inc_type.as_deref()?)?;
-                Watermark::parse(kind, row.value.as_deref()?).ok()
-            })
+            .map_err(unknown)?
     } else {
         None
     };

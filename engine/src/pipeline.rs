@@ -5,9 +5,9 @@ use std::path::PathBuf;
 use chrono::Duration;
 use pulso_operators::source::{BigQueryConnections, SourceSpec};
 use pulso_operators::transform::TransformSpec;
-use pulso_operators::window::{IncType, IncValue};
 use pulso_sinks::load::LoadMode;
 use pulso_sinks::sql::LoadShape;
+use pulso_types::{IncType, IncValue};
 
 use crate::dag::Dag;
 

@@ -10,8 +10,8 @@
 //! skipped, and the lookback re-reads late rows (the merge makes the overlap harmless).
 
 use chrono::{DateTime, Utc};
-use pulso_operators::window::{IncType, IncValue, Window};
-use pulso_sinks::state::Watermark;
+use pulso_operators::window::Window;
+use pulso_types::{IncType, IncValue};
 
 use crate::error::EngineError;
 use crate::pipeline::TableNode;
@@ -20,7 +20,7 @@ use crate::pipeline::TableNode;
 /// full refresh).
 pub fn window_for(
     node: &TableNode,
-    watermark: Option<Watermark>,
+    watermark: Option<IncValue>,
     full_refresh: bool,
     run_start: DateTime<Utc>,
     time_zone: chrono_tz::Tz,
@@ -33,7 +33,14 @@ pub fn window_for(
     }
     let lower = match watermark {
         Some(w) => {
-            let value = IncValue::parse(inc.ty, &w.to_iso()).map_err(|e| {
+            // Same type: used as it is. Another type (the pipeline's type was changed): read its
+            // text as the declared type, which refuses what would need a time-zone guess.
+            let value = if w.ty() == inc.ty {
+                Ok(w)
+            } else {
+                IncValue::parse(inc.ty, &w.to_iso())
+            };
+            let value = value.map_err(|e| {
                 EngineError::Usage(format!(
                     "stored watermark {} does not fit incremental type {:?}: {e} \
                      (fix it with `pulso-flow watermarks set` or `reset`)",
@@ -43,7 +50,7 @@ pub fn window_for(
             })?;
             Some(value.minus(inc.lookback))
         }
-        None => inc.initial.clone(),
+        None => inc.initial,
     };
     Ok(Some(Window {
         column: inc.column.clone(),

@@ -6,8 +6,6 @@ use std::path::PathBuf;
 
 use datafusion::error::DataFusionError;
 
-use crate::window::IncType;
-
 /// Error of a source, a transform or a window.
 #[derive(Debug, thiserror::Error)]
 pub enum OperatorError {
@@ -34,13 +32,9 @@ pub enum OperatorError {
     #[error("invalid {what}: {message}")]
     Spec { what: String, message: String },
 
-    /// A window bound or watermark text does not parse as its declared type.
-    #[error("invalid {ty} value {value:?}: {reason}")]
-    InvalidValue {
-        ty: IncType,
-        value: String,
-        reason: String,
-    },
+    /// A window bound, watermark or incremental cell is not a value of its declared type.
+    #[error(transparent)]
+    Value(#[from] pulso_types::ValueError),
 
     /// A user expression (`derive` column or `filter`) does not parse or does not plan.
     #[error("bad expression for {target}: {message}")]

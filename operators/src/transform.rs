@@ -40,8 +40,9 @@ use futures::{StreamExt, TryStreamExt};
 use indexmap::IndexMap;
 
 use crate::error::ExprTarget;
-use crate::window::{IncType, Window};
+use crate::window::{Window, arrow_type, natural_type, scalar};
 use crate::{BatchStream, OperatorError};
+use pulso_types::IncType;
 
 /// The `transform:` block of a table.
 #[derive(Debug, Clone, Default, PartialEq, Eq, serde::Deserialize)]
@@ -325,7 +326,7 @@ pub fn window_predicate(window: &Window, schema: &DFSchema) -> Result<Option<Exp
     let field = schema
         .field_with_unqualified_name(&window.column)
         .map_err(|_| fail("no such column in the transform's output".to_string()))?;
-    let target = window.ty.arrow_type();
+    let target = arrow_type(window.ty);
     let column = ident(&window.column);
     let operand = match (field.data_type(), window.ty) {
         (actual, _) if actual == &target => column,
@@ -334,7 +335,7 @@ pub fn window_predicate(window: &Window, schema: &DFSchema) -> Result<Option<Exp
         | (DataType::Timestamp(_, None), IncType::Date | IncType::Datetime)
         | (DataType::Timestamp(_, Some(_)), IncType::Timestamp) => cast(column, target),
         (actual, ty) => {
-            let hint = match IncType::natural_for(actual) {
+            let hint = match natural_type(actual) {
                 Some(natural) => format!("declare the window type as {natural} or "),
                 None => String::new(),
             };
@@ -347,11 +348,11 @@ pub fn window_predicate(window: &Window, schema: &DFSchema) -> Result<Option<Exp
     let lower = window
         .lower
         .as_ref()
-        .map(|v| operand.clone().gt_eq(lit(v.to_scalar())));
+        .map(|v| operand.clone().gt_eq(lit(scalar(v))));
     let upper = window
         .upper
         .as_ref()
-        .map(|v| operand.clone().lt(lit(v.to_scalar())));
+        .map(|v| operand.clone().lt(lit(scalar(v))));
     Ok(match (lower, upper) {
         (Some(l), Some(u)) => Some(l.and(u)),
         (l, u) => l.or(u),

@@ -13,7 +13,8 @@ use futures::StreamExt;
 use pulso_operators::OperatorError;
 use pulso_operators::source::bigquery::BigQueryError;
 use pulso_operators::source::{BigQueryConnection, SourceContext, SourceSpec};
-use pulso_operators::window::{IncType, IncValue, Window};
+use pulso_operators::window::Window;
+use pulso_types::{IncType, IncValue};
 use serde_json::{Value, json};
 
 /// 2024-01-01T12:34:56.123456Z

@@ -15,8 +15,9 @@ use futures::StreamExt;
 use pulso_operators::error::ExprTarget;
 use pulso_operators::source::SourceSpec;
 use pulso_operators::transform::{self, TransformOptions, TransformSpec};
-use pulso_operators::window::{IncType, IncValue, Window};
+use pulso_operators::window::Window;
 use pulso_operators::{BatchStream, OperatorError};
+use pulso_types::{IncType, IncValue};
 
 fn spec(yaml: &str) -> TransformSpec {
     serde_saphyr::from_str(yaml).unwrap_or_else(|e| panic!("bad transform YAML: {e}"))
@@ -722,8 +723,11 @@ columns:
     let batches = collect(stream).await.unwrap();
     let mut watermark = None;
     for b in &batches {
-        let m =
-            IncValue::max_of(b.column_by_name("creado_el").unwrap(), IncType::Timestamp).unwrap();
+        let m = pulso_operators::window::max_value(
+            b.column_by_name("creado_el").unwrap(),
+            IncType::Timestamp,
+        )
+        .unwrap();
         watermark = watermark.max(m);
     }
     let watermark = watermark.unwrap();

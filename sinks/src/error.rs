@@ -44,12 +44,21 @@ pub enum SinkError {
     Source(#[source] BoxError),
     #[error("migrations failed: {0}")]
     Migrate(#[source] refinery::Error),
-    #[error("bad watermark {value:?} for type {kind}: {message}")]
-    Watermark {
-        value: String,
-        kind: String,
-        message: String,
+    /// `pulso_flow.watermarks` holds a value its type does not parse (edited by hand?).
+    #[error(
+        "stored watermark of {node}: {source} (fix it with `pulso-flow watermarks set` or `reset`)"
+    )]
+    StoredWatermark {
+        node: String,
+        #[source]
+        source: pulso_types::ValueError,
     },
+    /// `pulso_flow.watermarks.inc_type` names no incremental type.
+    #[error(
+        "stored watermark of {node} has unknown type {inc_type:?} \
+         (fix it with `pulso-flow watermarks set` or `reset`)"
+    )]
+    StoredWatermarkType { node: String, inc_type: String },
 }
 
 impl SinkError {

@@ -4,7 +4,7 @@
 //! * [`encode`] — Arrow `RecordBatch` → PostgreSQL binary COPY rows, chosen from the target types.
 //! * [`sql`] — the SQL text of a load (staging, merge), pure so `explain` can print it offline.
 //! * [`load`] — one table load as one transaction: staging COPY, merge, watermark, ledger.
-//! * [`state`] — watermarks and the run ledger.
+//! * [`state`] — watermarks (typed as [`pulso_types::IncValue`]) and the run ledger.
 //! * [`error`] — [`SinkError`], which keeps its cause, and [`error::PgErrorClass`].
 //! * [`migrate`] — versioned SQL of `migrations/`, applied with refinery.
 

@@ -23,13 +23,14 @@ use arrow::record_batch::RecordBatch;
 use bytes::BytesMut;
 use chrono::{DateTime, NaiveDate, NaiveDateTime, Utc};
 use futures::{SinkExt, Stream, StreamExt};
+use pulso_types::IncValue;
 use tokio_postgres::Client;
 
 use crate::encode::CopyEncoder;
 use crate::error::{BoxError, SinkError};
 use crate::pgtype::{PgColumn, PgType};
 use crate::sql::{LoadShape, TableName};
-use crate::state::{self, NodeRun, Watermark, WatermarkKind, WatermarkUpdate};
+use crate::state::{self, NodeRun, WatermarkUpdate};
 
 /// How rows of a load relate to the target's existing rows.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -83,8 +84,8 @@ pub struct LoadOutcome {
     pub updated: u64,
     pub unchanged: u64,
     pub deleted: u64,
-    pub watermark_before: Option<Watermark>,
-    pub watermark_after: Option<Watermark>,
+    pub watermark_before: Option<IncValue>,
+    pub watermark_after: Option<IncValue>,
     pub data_version: i64,
 }
 
@@ -97,7 +98,7 @@ const COPY_CHUNK: usize = 1 << 20;
 pub struct OpenLoad {
     client: Client,
     req: LoadRequest,
-    watermark: Option<Watermark>,
+    watermark: Option<IncValue>,
     started_at: DateTime<Utc>,
     t0: Instant,
 }
@@ -118,20 +119,7 @@ pub async fn open(url: &str, req: LoadRequest) -> Result<OpenLoad, SinkError> {
     let key = format!("pulso-flow:{target}");
     crate::lock::lock_for_transaction(&client, &key, &target, req.wait_for_lock).await?;
     ensure_target(&client, &req.shape, req.create_target).await?;
-    let watermark = match state::read_watermark(&client, &req.node).await? {
-        Some(row) => match (row.inc_type.as_deref(), row.value.as_deref()) {
-            (Some(kind), Some(value)) => {
-                let kind = WatermarkKind::parse_name(kind).ok_or_else(|| SinkError::Watermark {
-                    value: value.into(),
-                    kind: kind.into(),
-                    message: "unknown watermark type".into(),
-                })?;
-                Some(Watermark::parse(kind, value)?)
-            }
-            _ => None,
-        },
-        None => None,
-    };
+    let watermark = state::stored_watermark(&client, &req.node).await?;
     Ok(OpenLoad {
         client,
         req,
@@ -256,7 +244,7 @@ async fn ensure_target(client: &Client, shape: &LoadShape, create: bool) -> Resu
 
 impl OpenLoad {
     /// The node's watermark as committed by the last successful load (None on the first load).
-    pub fn watermark(&self) -> Option<Watermark> {
+    pub fn watermark(&self) -> Option<IncValue> {
         self.watermark
     }
 
@@ -417,7 +405,7 @@ struct Written {
     inserted: u64,
     updated: u64,
     deleted: u64,
-    max_loaded: Option<Watermark>,
+    max_loaded: Option<IncValue>,
 }
 
 type Params<'a> = &'a [&'a (dyn tokio_postgres::types::ToSql + Sync)];
@@ -721,7 +709,7 @@ async fn max_incremental(
     client: &Client,
     shape: &LoadShape,
     sql: Option<String>,
-) -> Result<Option<Watermark>, SinkError> {
+) -> Result<Option<IncValue>, SinkError> {
     let (Some(sql), Some(inc)) = (sql, shape.incremental.as_ref()) else {
         return Ok(None);
     };
@@ -735,13 +723,13 @@ async fn max_incremental(
         .await
         .map_err(|e| SinkError::pg("reading the greatest incremental value", e))?;
     let value = match ty {
-        Some(PgType::Date) => row.get::<_, Option<NaiveDate>>(0).map(Watermark::Date),
+        Some(PgType::Date) => row.get::<_, Option<NaiveDate>>(0).map(IncValue::Date),
         Some(PgType::Timestamp) => row
             .get::<_, Option<NaiveDateTime>>(0)
-            .map(Watermark::Datetime),
+            .map(IncValue::Datetime),
         Some(PgType::Timestamptz) => row
             .get::<_, Option<DateTime<Utc>>>(0)
-            .map(Watermark::Timestamp),
+            .map(IncValue::Timestamp),
         other => {
             return Err(SinkError::TargetMismatch {
                 target: shape.target.to_string(),

@@ -1,9 +1,11 @@
 //! Watermarks and the run ledger (`pulso_flow.watermarks`, `runs`, `node_runs`).
 //!
-//! Every value is a bound parameter. Watermarks are stored as canonical ISO text of their type so
-//! that `watermarks show` prints them as they are and `set` accepts what `show` prints.
+//! Every value is a bound parameter. Watermarks are stored as the canonical text of their
+//! [`IncValue`] (`IncValue::to_iso`) and read back with its one strict parser, so that
+//! `watermarks show` prints them as they are and `set` accepts what `show` prints.
 
-use chrono::{DateTime, NaiveDate, NaiveDateTime, SecondsFormat, Utc};
+use chrono::{DateTime, Utc};
+use pulso_types::{IncType, IncValue};
 use tokio_postgres::{Client, GenericClient};
 
 use crate::error::SinkError;
@@ -11,96 +13,6 @@ use crate::error::SinkError;
 /// The channel every commit that changed data notifies (payload: node, target, data version);
 /// the API listens on it to drop its caches. Delivered only when the transaction commits.
 pub const LOADS_CHANNEL: &str = "pulso_flow_loads";
-
-/// The type of an incremental column.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum WatermarkKind {
-    Date,
-    Datetime,
-    Timestamp,
-}
-
-impl WatermarkKind {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            WatermarkKind::Date => "date",
-            WatermarkKind::Datetime => "datetime",
-            WatermarkKind::Timestamp => "timestamp",
-        }
-    }
-
-    pub fn parse_name(s: &str) -> Option<Self> {
-        match s {
-            "date" => Some(WatermarkKind::Date),
-            "datetime" => Some(WatermarkKind::Datetime),
-            "timestamp" => Some(WatermarkKind::Timestamp),
-            _ => None,
-        }
-    }
-}
-
-/// A typed watermark value.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
-pub enum Watermark {
-    Date(NaiveDate),
-    Datetime(NaiveDateTime),
-    Timestamp(DateTime<Utc>),
-}
-
-impl Watermark {
-    pub fn kind(&self) -> WatermarkKind {
-        match self {
-            Watermark::Date(_) => WatermarkKind::Date,
-            Watermark::Datetime(_) => WatermarkKind::Datetime,
-            Watermark::Timestamp(_) => WatermarkKind::Timestamp,
-        }
-    }
-
-    /// Canonical text: `2025-06-27`, `2025-06-27T07:04:00.000001`, `2025-06-27T07:04:00.000001Z`.
-    pub fn to_iso(&self) -> String {
-        match self {
-            Watermark::Date(d) => d.format("%Y-%m-%d").to_string(),
-            Watermark::Datetime(d) => d.format("%Y-%m-%dT%H:%M:%S%.6f").to_string(),
-            Watermark::Timestamp(t) => t.to_rfc3339_opts(SecondsFormat::Micros, true),
-        }
-    }
-
-    /// Parse a watermark of `kind`. Accepts the canonical text, a space instead of `T`, fewer
-    /// fraction digits, and for timestamps any RFC 3339 offset (zone-less text is taken as UTC).
-    pub fn parse(kind: WatermarkKind, text: &str) -> Result<Self, SinkError> {
-        let bad = |message: &str| SinkError::Watermark {
-            value: text.to_string(),
-            kind: kind.as_str().to_string(),
-            message: message.to_string(),
-        };
-        let t = text.trim();
-        match kind {
-            WatermarkKind::Date => NaiveDate::parse_from_str(t, "%Y-%m-%d")
-                .map(Watermark::Date)
-                .map_err(|_| bad("expected YYYY-MM-DD")),
-            WatermarkKind::Datetime => parse_naive(t)
-                .map(Watermark::Datetime)
-                .ok_or_else(|| bad("expected YYYY-MM-DDTHH:MM:SS[.ffffff]")),
-            WatermarkKind::Timestamp => DateTime::parse_from_rfc3339(t)
-                .map(|d| d.with_timezone(&Utc))
-                .ok()
-                .or_else(|| parse_naive(t).map(|n| n.and_utc()))
-                .map(Watermark::Timestamp)
-                .ok_or_else(|| bad("expected an RFC 3339 timestamp such as 2025-06-27T07:04:00Z")),
-        }
-    }
-}
-
-fn parse_naive(t: &str) -> Option<NaiveDateTime> {
-    ["%Y-%m-%dT%H:%M:%S%.f", "%Y-%m-%d %H:%M:%S%.f"]
-        .iter()
-        .find_map(|f| NaiveDateTime::parse_from_str(t, f).ok())
-        .or_else(|| {
-            NaiveDate::parse_from_str(t, "%Y-%m-%d")
-                .ok()
-                .and_then(|d| d.and_hms_opt(0, 0, 0))
-        })
-}
 
 /// One row of `pulso_flow.watermarks`.
 #[derive(Debug, Clone)]
@@ -154,12 +66,49 @@ pub async fn list_watermarks(client: &Client) -> Result<Vec<WatermarkRow>, SinkE
     Ok(rows.iter().map(watermark_row).collect())
 }
 
+/// The node's watermark as its last successful run committed it, typed (`None` when it has none:
+/// first run, reset, or a node without incremental column).
+pub async fn stored_watermark(
+    client: &impl GenericClient,
+    node: &str,
+) -> Result<Option<IncValue>, SinkError> {
+    let Some(row) = read_watermark(client, node).await? else {
+        return Ok(None);
+    };
+    let (Some(inc_type), Some(value)) = (row.inc_type, row.value) else {
+        return Ok(None);
+    };
+    let ty = IncType::from_name(&inc_type).ok_or_else(|| SinkError::StoredWatermarkType {
+        node: node.to_string(),
+        inc_type: inc_type.clone(),
+    })?;
+    IncValue::parse(ty, &value)
+        .map(Some)
+        .map_err(|source| SinkError::StoredWatermark {
+            node: node.to_string(),
+            source,
+        })
+}
+
+/// Whether the database has pulso-flow's state tables (it was migrated); `explain` asks before
+/// reading watermarks so that a fresh database is "no watermarks yet", not an error.
+pub async fn has_state(client: &impl GenericClient) -> Result<bool, SinkError> {
+    Ok(client
+        .query_one(
+            "SELECT to_regclass('pulso_flow.watermarks') IS NOT NULL",
+            &[],
+        )
+        .await
+        .map_err(|e| SinkError::pg("looking for pulso_flow.watermarks", e))?
+        .get(0))
+}
+
 /// What a committed node run writes into `pulso_flow.watermarks`.
 pub struct WatermarkUpdate<'a> {
     pub node: &'a str,
     pub target: &'a str,
     pub inc_column: Option<&'a str>,
-    pub value: Option<Watermark>,
+    pub value: Option<IncValue>,
     pub run_id: &'a str,
     /// Whether the target's content changed (bumps the data version).
     pub changed: bool,
@@ -171,7 +120,7 @@ pub async fn write_watermark(
     client: &impl GenericClient,
     u: &WatermarkUpdate<'_>,
 ) -> Result<i64, SinkError> {
-    let inc_type = u.value.map(|v| v.kind().as_str());
+    let inc_type = u.value.map(|v| v.ty().as_str());
     let value = u.value.map(|v| v.to_iso());
     let bump: i64 = i64::from(u.changed);
     let row = client
@@ -196,7 +145,7 @@ pub async fn set_watermark(
     client: &Client,
     node: &str,
     target: &str,
-    value: Watermark,
+    value: IncValue,
 ) -> Result<(), SinkError> {
     client
         .execute(
@@ -204,7 +153,7 @@ pub async fn set_watermark(
              VALUES ($1, $2, $3, $4, 'set', now()) \
              ON CONFLICT (node) DO UPDATE SET inc_type = EXCLUDED.inc_type, value = EXCLUDED.value, \
                last_status = 'set', updated_at = now()",
-            &[&node, &target, &value.kind().as_str(), &value.to_iso()],
+            &[&node, &target, &value.ty().as_str(), &value.to_iso()],
         )
         .await
         .map_err(|e| SinkError::pg(format!("setting the watermark of {node}"), e))?;
@@ -313,27 +262,4 @@ pub async fn finish_run(client: &Client, run_id: &str, status: &str) -> Result<(
         .await
         .map_err(|e| SinkError::pg("recording the run end", e))?;
     Ok(())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn watermark_text_round_trips_and_orders() {
-        for (kind, text) in [
-            (WatermarkKind::Date, "2025-06-27"),
-            (WatermarkKind::Datetime, "2025-06-27T07:04:00.000001"),
-            (WatermarkKind::Timestamp, "1969-12-31T23:59:59.999999Z"),
-        ] {
-            let w = Watermark::parse(kind, text).unwrap();
-            assert_eq!(w.to_iso(), text);
-        }
-        let a = Watermark::parse(WatermarkKind::Timestamp, "2025-06-27T02:00:00-05:00").unwrap();
-        let b = Watermark::parse(WatermarkKind::Timestamp, "2025-06-27 06:59:59").unwrap();
-        assert!(b < a);
-        assert_eq!(a.to_iso(), "2025-06-27T07:00:00.000000Z");
-        assert!(Watermark::parse(WatermarkKind::Date, "2025-13-01").is_err());
-        assert!(Watermark::parse(WatermarkKind::Timestamp, "yesterday'; DROP").is_err());
-    }
 }

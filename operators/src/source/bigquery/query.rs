@@ -20,7 +20,8 @@ use gcp_bigquery_client::model::query_parameter_value::QueryParameterValue;
 
 use super::error::BigQueryError;
 use super::{BigQueryConnection, BigQuerySpec, DEFAULT_PAGE_SIZE, DEFAULT_STREAMS, ReadApi};
-use crate::window::{IncType, IncValue, Window};
+use crate::window::Window;
+use pulso_types::{IncType, IncValue};
 
 /// Names of the window parameters (reserved: `params:` cannot use them).
 pub const LOWER: &str = "lower";
@@ -478,7 +479,6 @@ pub fn plan(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::window::IncValue;
 
     fn conn() -> BigQueryConnection {
         serde_json::from_value(serde_json::json!({"project": "p-1", "dataset": "ds"})).unwrap()

@@ -44,8 +44,8 @@ use arrow::record_batch::RecordBatch;
 
 pub use self::spec::{ColumnSpec, GenerateSpec, Generator};
 use super::blocking;
-use crate::window::IncValue;
 use crate::{BatchStream, OperatorError};
+use pulso_types::IncValue;
 
 /// Salt of the "is row `id` changed at revision r" draw, distinct from every column's stream.
 const CHANGE_SALT: u64 = 0x6368_616e_6765_2121;
@@ -404,9 +404,9 @@ fn compile_incremental(
             step: step_units,
             rows_per_step,
             block_offset,
-            value: start.clone(),
+            value: *start,
         },
-        start.ty().arrow_type(),
+        crate::window::arrow_type(start.ty()),
     ))
 }
 

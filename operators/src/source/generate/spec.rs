@@ -6,7 +6,7 @@
 use chrono::{Duration, NaiveDate};
 use indexmap::IndexMap;
 
-use crate::window::{IncType, IncValue};
+use pulso_types::{IncType, IncValue};
 
 /// `kind: generate`: deterministic synthetic rows.
 ///
