@@ -156,4 +156,31 @@ async fn builds_recompute_only_changed_days() {
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
     assert_eq!(last_build(&client).await["full"].as_bool(), Some(true));
     assert_mart_matches_full_recompute(&client).await;
+
+    // Tables and builds write node_runs.mode in one vocabulary (a build's full rebuild used to
+    // be `full` where a table's is `full_refresh`).
+    let modes: Vec<(String, String)> = client
+        .query(
+            "SELECT node, mode FROM pulso_flow.node_runs WHERE run_id = \
+               (SELECT run_id FROM pulso_flow.runs ORDER BY started_at DESC LIMIT 1) ORDER BY node",
+            &[],
+        )
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| (r.get(0), r.get(1)))
+        .collect();
+    let full = |node: &str| (node.to_string(), "full_refresh".to_string());
+    assert_eq!(modes, vec![full("deuda"), full("deuda_diaria")]);
+    let vocabulary: Vec<String> = client
+        .query(
+            "SELECT DISTINCT mode FROM pulso_flow.node_runs ORDER BY 1",
+            &[],
+        )
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    assert_eq!(vocabulary, ["full_refresh", "incremental"]);
 }

@@ -7,9 +7,9 @@ use std::path::{Path, PathBuf};
 
 use indexmap::IndexMap;
 use pulso_operators::source::{BigQueryConnection, BigQueryConnections, SourceSpec};
-use pulso_sinks::load::LoadMode;
 use pulso_sinks::pgtype::{PgColumn, PgType};
 use pulso_sinks::sql::{LoadShape, TableName};
+use pulso_sinks::state::RunMode;
 use pulso_types::{IncType, IncValue};
 use serde_saphyr::Spanned;
 
@@ -514,8 +514,8 @@ impl Compiler<'_> {
             None => TableName::new(defaults.schema.as_deref().unwrap_or("public"), &name),
         };
         let mode = match t.mode.as_ref().map(|m| m.value) {
-            Some(ModeSpec::FullRefresh) => LoadMode::FullRefresh,
-            _ => LoadMode::Incremental,
+            Some(ModeSpec::FullRefresh) => RunMode::FullRefresh,
+            _ => RunMode::Incremental,
         };
         let batch_size = t
             .batch_size

@@ -14,8 +14,9 @@ use chrono::{DateTime, Utc};
 use futures::StreamExt;
 use pulso_operators::source::SourceContext;
 use pulso_operators::transform;
-use pulso_sinks::load::{self, LoadMode, LoadOutcome, LoadProgress, LoadRequest};
-use pulso_sinks::state::{self, NodeRun, WatermarkUpdate};
+use pulso_sinks::build::BuildRequest;
+use pulso_sinks::load::{self, LoadOutcome, LoadProgress, LoadRequest};
+use pulso_sinks::state::{self, NodeRun, RunMode};
 use tokio::sync::watch;
 use tokio::task::JoinSet;
 
@@ -364,15 +365,16 @@ async fn run_table(
     report: &mut NodeReport,
     run_start: DateTime<Utc>,
 ) -> Result<Option<LoadOutcome>, EngineError> {
-    let full_refresh = opts.full_refresh || table.mode == LoadMode::FullRefresh;
+    let mode = if opts.full_refresh {
+        RunMode::FullRefresh
+    } else {
+        table.mode
+    };
+    let full_refresh = mode == RunMode::FullRefresh;
     let request = LoadRequest {
         node: node.name.clone(),
         shape: table.shape.clone(),
-        mode: if full_refresh {
-            LoadMode::FullRefresh
-        } else {
-            LoadMode::Incremental
-        },
+        mode,
         wait_for_lock: opts.wait_for_lock,
         create_target: table.create_target,
         time_zone: pipeline.time_zone,
@@ -429,170 +431,23 @@ async fn run_table(
     Ok(Some(outcome))
 }
 
-/// A SQL build: run its SQL in one transaction with its ledger row and data-version bump.
-///
-/// Incremental by days: the transaction first fills the temp table `pulso_flow_changed_days(day)`
-/// with the days its dependencies changed since this build last ran (from `pulso_flow.changes`),
-/// and sets `pulso_flow.full_refresh` to `true` when a dependency changed without day
-/// information, on `--full-refresh`, or on the build's first run. The SQL recomputes those days
-/// (or everything); the build then records the same days as its own changes for its dependants
-/// and moves its cursor — all in the same transaction. No changes upstream: the SQL is skipped.
+/// A SQL build: [`pulso_sinks::build`] runs it in one transaction with its ledger row.
 async fn run_build(
     node: &Node,
     build: &BuildNode,
     opts: &RunOptions,
 ) -> Result<Option<LoadOutcome>, EngineError> {
-    let started_at = Utc::now();
-    let t0 = Instant::now();
-    let client = pulso_sinks::connect::connect(&opts.database_url).await?;
-    let pg = |context: &str, e| pulso_sinks::SinkError::pg(context.to_string(), e);
-    client
-        .batch_execute("BEGIN")
-        .await
-        .map_err(|e| pg("starting the build transaction", e))?;
-    pulso_sinks::lock::lock_for_transaction(
-        &client,
-        &format!("pulso-flow:build:{}", node.name),
-        &format!("build {}", node.name),
-        opts.wait_for_lock,
-    )
-    .await?;
-
-    // What changed upstream since the last successful run of this build.
-    let cursor: Option<i64> = client
-        .query_opt(
-            "SELECT last_change_id FROM pulso_flow.build_cursors WHERE node = $1",
-            &[&node.name],
-        )
-        .await
-        .map_err(|e| pg("reading the build cursor", e))?
-        .map(|r| r.get(0));
-    let upto: i64 = client
-        .query_one("SELECT coalesce(max(id), 0) FROM pulso_flow.changes", &[])
-        .await
-        .map_err(|e| pg("reading the change log", e))?
-        .get(0);
-    let since = cursor.unwrap_or(0);
-    client
-        .batch_execute(
-            "CREATE TEMP TABLE pulso_flow_changed_days (day date PRIMARY KEY) ON COMMIT DROP",
-        )
-        .await
-        .map_err(|e| pg("creating pulso_flow_changed_days", e))?;
-    let row = client
-        .query_one(
-            "WITH c AS (SELECT day FROM pulso_flow.changes WHERE node = ANY($1) AND id > $2 AND id <= $3), \
-                  ins AS (INSERT INTO pulso_flow_changed_days SELECT DISTINCT day FROM c WHERE day IS NOT NULL RETURNING 1) \
-             SELECT (SELECT count(*) FROM ins), EXISTS (SELECT 1 FROM c WHERE day IS NULL), EXISTS (SELECT 1 FROM c)",
-            &[&node.depends_on, &since, &upto],
-        )
-        .await
-        .map_err(|e| pg("collecting changed days", e))?;
-    let days: i64 = row.get(0);
-    let undated_change: bool = row.get(1);
-    let any_change: bool = row.get(2);
-    let full = opts.full_refresh || cursor.is_none() || undated_change;
-    client
-        .execute(
-            "SELECT set_config('pulso_flow.full_refresh', $1, true), set_config('pulso_flow.run_id', $2, true)",
-            &[&full.to_string(), &opts.run_id],
-        )
-        .await
-        .map_err(|e| pg("setting the build parameters", e))?;
-
-    let ran = full || any_change;
-    let received_days = list_changed_days(&client).await?;
-    if ran {
-        client
-            .batch_execute(&build.sql)
-            .await
-            .map_err(|e| pg(&format!("running the SQL of {}", build.origin), e))?;
-        // Propagate: this build's output changed on the same days (or everywhere).
-        let propagate = if full {
-            "INSERT INTO pulso_flow.changes (node, run_id, day) VALUES ($1, $2, NULL)"
-        } else {
-            "INSERT INTO pulso_flow.changes (node, run_id, day) SELECT $1, $2, day FROM pulso_flow_changed_days"
-        };
-        client
-            .execute(propagate, &[&node.name, &opts.run_id])
-            .await
-            .map_err(|e| pg("recording the build's changes", e))?;
-    }
-    client
-        .execute(
-            "INSERT INTO pulso_flow.build_cursors (node, last_change_id) VALUES ($1, $2) \
-             ON CONFLICT (node) DO UPDATE SET last_change_id = EXCLUDED.last_change_id, updated_at = now()",
-            &[&node.name, &upto],
-        )
-        .await
-        .map_err(|e| pg("moving the build cursor", e))?;
-    // The SQL may have narrowed or widened the temp table to the days its output actually
-    // changed; that is what dependants receive.
-    let changed_days = list_changed_days(&client).await?;
-    let target = format!("sql:{}", node.name);
-    let version = state::write_watermark(
-        &client,
-        &WatermarkUpdate {
-            node: &node.name,
-            target: &target,
-            inc_column: None,
-            value: None,
-            run_id: &opts.run_id,
-            changed: ran,
-        },
-    )
-    .await?;
-    let ledger = NodeRun {
-        run_id: opts.run_id.clone(),
-        node: node.name.clone(),
-        kind: "sql",
-        target: Some(target.clone()),
-        mode: Some(if full { "full" } else { "incremental" }.to_string()),
-        started_at: Some(started_at),
-        duration_ms: i64::try_from(t0.elapsed().as_millis()).unwrap_or(i64::MAX),
-        status: "ok",
-        details: serde_json::json!({
-            "data_version": version,
-            "origin": build.origin,
-            "ran": ran,
-            "full": full,
-            "received_days": if full { serde_json::Value::Null } else { serde_json::json!(received_days) },
-            "changed_days": if full { serde_json::Value::Null } else { serde_json::json!(changed_days) },
-            "changed_day_count": days,
-        }),
-        ..NodeRun::default()
+    let request = BuildRequest {
+        node: &node.name,
+        sql: &build.sql,
+        origin: &build.origin,
+        depends_on: &node.depends_on,
+        full_refresh: opts.full_refresh,
+        wait_for_lock: opts.wait_for_lock,
+        run_id: &opts.run_id,
     };
-    state::record_node_run(&client, &ledger).await?;
-    if ran {
-        let payload =
-            serde_json::json!({ "node": node.name, "target": target, "data_version": version })
-                .to_string();
-        client
-            .execute(
-                "SELECT pg_notify($1, $2)",
-                &[&pulso_sinks::state::LOADS_CHANNEL, &payload],
-            )
-            .await
-            .map_err(|e| pg("notifying listeners", e))?;
-    }
-    client
-        .batch_execute("COMMIT")
-        .await
-        .map_err(|e| pg("committing the build", e))?;
+    pulso_sinks::build::run(&opts.database_url, &request).await?;
     Ok(None)
-}
-
-async fn list_changed_days(client: &tokio_postgres::Client) -> Result<Vec<String>, EngineError> {
-    Ok(client
-        .query(
-            "SELECT day::text FROM pulso_flow_changed_days ORDER BY day",
-            &[],
-        )
-        .await
-        .map_err(|e| pulso_sinks::SinkError::pg("listing changed days", e))?
-        .iter()
-        .map(|r| r.get(0))
-        .collect())
 }
 
 async fn record_not_run(opts: &RunOptions, node: &Node, report: &NodeReport) {

@@ -9,8 +9,7 @@ use std::time::Duration;
 use pulso_operators::source::SourceContext;
 use pulso_operators::transform;
 use pulso_operators::window::Window;
-use pulso_sinks::load::LoadMode;
-use pulso_sinks::state;
+use pulso_sinks::state::{self, RunMode};
 use serde_json::{Value, json};
 
 use crate::pipeline::{NodeKind, Pipeline, TableNode};
@@ -78,9 +77,14 @@ pub async fn explain(
         };
         match &node.kind {
             NodeKind::Table(t) => {
-                let full = full_refresh || t.mode == LoadMode::FullRefresh;
+                let mode = if full_refresh {
+                    RunMode::FullRefresh
+                } else {
+                    t.mode
+                };
+                let full = mode == RunMode::FullRefresh;
                 ex.target = Some(t.shape.target.to_string());
-                ex.mode = Some(if full { "full_refresh" } else { "incremental" });
+                ex.mode = Some(mode.as_str());
                 ex.source = Some(t.source.describe());
                 let window = match &client {
                     Ok(c) => {

@@ -5,6 +5,11 @@
 //! `file:line:col`) → [`dag`] (edges, cycle check, topological order, downstream of) →
 //! [`explain`] (dry run) or [`executor`] (concurrent runs of table and SQL nodes, each under a
 //! [`run_id`] issued here for the CLI and the API alike).
+//!
+//! The engine schedules and never writes SQL: a table node's source → transform stream is handed
+//! to `pulso_sinks::load`, a SQL build to `pulso_sinks::build`, and every write to `pulso_flow.*`
+//! happens there. [`window`] computes the incremental window from the stored watermark (a
+//! `pulso_types::IncValue`).
 
 pub mod compile;
 pub mod dag;

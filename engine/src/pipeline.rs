@@ -5,8 +5,8 @@ use std::path::PathBuf;
 use chrono::Duration;
 use pulso_operators::source::{BigQueryConnections, SourceSpec};
 use pulso_operators::transform::TransformSpec;
-use pulso_sinks::load::LoadMode;
 use pulso_sinks::sql::LoadShape;
+use pulso_sinks::state::RunMode;
 use pulso_types::{IncType, IncValue};
 
 use crate::dag::Dag;
@@ -89,7 +89,7 @@ pub struct TableNode {
     pub transform: TransformSpec,
     pub shape: LoadShape,
     pub incremental: Option<Incremental>,
-    pub mode: LoadMode,
+    pub mode: RunMode,
     pub batch_size: usize,
     pub create_target: bool,
 }

@@ -3,11 +3,20 @@
 //! * [`pgtype`] — the PostgreSQL column types a target table may have.
 //! * [`encode`] — Arrow `RecordBatch` → PostgreSQL binary COPY rows, chosen from the target types.
 //! * [`sql`] — the SQL text of a load (staging, merge), pure so `explain` can print it offline.
-//! * [`load`] — one table load as one transaction: staging COPY, merge, watermark, ledger.
+//! * [`load`] — one table load as one transaction: staging COPY, merge, then [`commit`].
+//! * [`build`] — one SQL build as one transaction: changed days, the build's SQL, then [`commit`].
+//! * [`commit`] — the end of every node run: changes, build cursor, watermark and data version,
+//!   ledger row, NOTIFY, COMMIT (`commit_node`, used by loads and builds alike).
 //! * [`state`] — watermarks (typed as [`pulso_types::IncValue`]) and the run ledger.
+//! * [`lock`], [`connect`] — per-target advisory locks; sessions configured for loading.
 //! * [`error`] — [`SinkError`], which keeps its cause, and [`error::PgErrorClass`].
 //! * [`migrate`] — versioned SQL of `migrations/`, applied with refinery.
+//!
+//! Every statement that writes `pulso_flow.*` lives in this crate; the engine schedules runs and
+//! never writes SQL.
 
+pub mod build;
+pub mod commit;
 pub mod connect;
 pub mod encode;
 pub mod error;

@@ -8,7 +8,7 @@
 //!   COPY staging FROM STDIN (FORMAT binary)        ← Arrow batches, encoded while they stream in
 //!   merge: INSERT … SELECT DISTINCT ON (pk) … ON CONFLICT (pk) DO UPDATE … WHERE … IS DISTINCT FROM …
 //!          (plain sorted INSERT when the target is empty; full refresh also deletes missing keys)
-//!   watermark (greatest incremental value loaded) + node_runs row + NOTIFY
+//!   commit_node: watermark (greatest incremental value loaded), changes, node_runs row, NOTIFY
 //! COMMIT
 //! ```
 //!
@@ -26,30 +26,12 @@ use futures::{SinkExt, Stream, StreamExt};
 use pulso_types::IncValue;
 use tokio_postgres::Client;
 
+use crate::commit::{self, Changed, NodeCommit};
 use crate::encode::CopyEncoder;
 use crate::error::{BoxError, SinkError};
 use crate::pgtype::{PgColumn, PgType};
 use crate::sql::{LoadShape, TableName};
-use crate::state::{self, NodeRun, WatermarkUpdate};
-
-/// How rows of a load relate to the target's existing rows.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum LoadMode {
-    /// Upsert the window's rows; rows outside it are untouched.
-    Incremental,
-    /// The loaded rows become the whole table: upsert them and delete every other key, in the
-    /// same transaction (readers see the old table until the commit, then the new one).
-    FullRefresh,
-}
-
-impl LoadMode {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            LoadMode::Incremental => "incremental",
-            LoadMode::FullRefresh => "full_refresh",
-        }
-    }
-}
+use crate::state::{self, NodeRun, RunMode};
 
 /// Everything a load needs besides the data.
 #[derive(Debug, Clone)]
@@ -57,7 +39,7 @@ pub struct LoadRequest {
     /// Pipeline node name: the key of its watermark and ledger rows.
     pub node: String,
     pub shape: LoadShape,
-    pub mode: LoadMode,
+    pub mode: RunMode,
     /// Wait for a concurrent run of the same target (true) or fail at once (false, `--no-wait`).
     pub wait_for_lock: bool,
     /// Create the target from the declared columns when it does not exist.
@@ -298,87 +280,58 @@ impl OpenLoad {
             deleted,
             max_loaded,
         } = written;
-        if !tracked && inserted + updated + deleted > 0 {
-            // No day column to say what changed: dependants must treat everything as changed.
-            client
-                .execute(
-                    "INSERT INTO pulso_flow.changes (node, run_id, day) VALUES ($1, $2, NULL)",
-                    &[&req.node, &req.run_id],
-                )
-                .await
-                .map_err(|e| SinkError::pg("recording changes", e))?;
-        }
-
         // Watermarks only move forward on incremental loads (a lookback re-read must not pull
         // them back); a full refresh re-derives it from what the table now holds.
         let watermark_after = match req.mode {
-            LoadMode::Incremental => watermark.max(max_loaded),
-            LoadMode::FullRefresh => max_loaded,
+            RunMode::Incremental => watermark.max(max_loaded),
+            RunMode::FullRefresh => max_loaded,
         };
-        let changed = inserted + updated + deleted > 0;
-        let target_text = shape.target.to_string();
-        let data_version = state::write_watermark(
+        let changed = match (inserted + updated + deleted > 0, tracked) {
+            (false, _) => Changed::Nothing,
+            (true, true) => Changed::DaysRecorded,
+            // No day column to say what changed: dependants must treat everything as changed.
+            (true, false) => Changed::Everything,
+        };
+        let unchanged = distinct.saturating_sub(inserted + updated);
+        let duplicates = staged.saturating_sub(distinct);
+        ledger.kind = "table";
+        ledger.mode = Some(req.mode);
+        ledger.watermark_before = watermark.map(|w| w.to_iso());
+        ledger.watermark_after = watermark_after.map(|w| w.to_iso());
+        ledger.rows_read = to_i64(rows_read());
+        ledger.rows_staged = to_i64(staged);
+        ledger.inserted = to_i64(inserted);
+        ledger.updated = to_i64(updated);
+        ledger.unchanged = to_i64(unchanged);
+        ledger.deleted = to_i64(deleted);
+        ledger.started_at = Some(started_at);
+        ledger.duration_ms = i64::try_from(t0.elapsed().as_millis()).unwrap_or(i64::MAX);
+        ledger.details = serde_json::json!({ "duplicates": duplicates });
+        let data_version = commit::commit_node(
             &client,
-            &WatermarkUpdate {
-                node: &req.node,
-                target: &target_text,
-                inc_column: shape.incremental.as_deref(),
-                value: watermark_after,
+            NodeCommit {
                 run_id: &req.run_id,
+                node: &req.node,
+                target: &shape.target.to_string(),
+                inc_column: shape.incremental.as_deref(),
+                watermark: watermark_after,
                 changed,
+                build_cursor: None,
+                ledger,
             },
         )
         .await?;
-
-        let outcome = LoadOutcome {
+        Ok(LoadOutcome {
             rows_staged: staged,
-            duplicates: staged.saturating_sub(distinct),
+            duplicates,
             inserted,
             updated,
-            unchanged: distinct.saturating_sub(inserted + updated),
+            unchanged,
             deleted,
             watermark_before: watermark,
             watermark_after,
             data_version,
-        };
-        ledger.run_id.clone_from(&req.run_id);
-        ledger.node.clone_from(&req.node);
-        ledger.kind = "table";
-        ledger.target = Some(target_text.clone());
-        ledger.mode = Some(req.mode.as_str().to_string());
-        ledger.watermark_before = watermark.map(|w| w.to_iso());
-        ledger.watermark_after = watermark_after.map(|w| w.to_iso());
-        ledger.rows_read = to_i64(rows_read());
-        ledger.rows_staged = to_i64(outcome.rows_staged);
-        ledger.inserted = to_i64(inserted);
-        ledger.updated = to_i64(updated);
-        ledger.unchanged = to_i64(outcome.unchanged);
-        ledger.deleted = to_i64(deleted);
-        ledger.started_at = Some(started_at);
-        ledger.duration_ms = i64::try_from(t0.elapsed().as_millis()).unwrap_or(i64::MAX);
-        ledger.status = "ok";
-        ledger.details =
-            serde_json::json!({ "duplicates": outcome.duplicates, "data_version": data_version });
-        state::record_node_run(&client, &ledger).await?;
-        if changed {
-            let payload = serde_json::json!({
-                "node": req.node, "target": target_text, "data_version": data_version
-            })
-            .to_string();
-            // Delivered to listeners only when the transaction commits.
-            client
-                .execute(
-                    "SELECT pg_notify($1, $2)",
-                    &[&state::LOADS_CHANNEL, &payload],
-                )
-                .await
-                .map_err(|e| SinkError::pg("notifying listeners", e))?;
-        }
-        client
-            .batch_execute("COMMIT")
-            .await
-            .map_err(|e| SinkError::pg("committing the load", e))?;
-        Ok(outcome)
+        })
     }
 }
 
@@ -456,7 +409,7 @@ where
         let get = |i: usize| u64::try_from(row.get::<_, i64>(i)).unwrap_or(0);
         (get(0), get(1), get(2))
     };
-    let deleted = if req.mode == LoadMode::FullRefresh && !target_empty {
+    let deleted = if req.mode == RunMode::FullRefresh && !target_empty {
         written_rows(client, &shape.delete_missing(), params, tracked)
             .await
             .map_err(|e| SinkError::pg(format!("deleting stale rows of {}", shape.target), e))?

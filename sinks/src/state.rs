@@ -2,7 +2,8 @@
 //!
 //! Every value is a bound parameter. Watermarks are stored as the canonical text of their
 //! [`IncValue`] (`IncValue::to_iso`) and read back with its one strict parser, so that
-//! `watermarks show` prints them as they are and `set` accepts what `show` prints.
+//! `watermarks show` prints them as they are and `set` accepts what `show` prints. What a
+//! committed run writes goes through [`crate::commit`].
 
 use chrono::{DateTime, Utc};
 use pulso_types::{IncType, IncValue};
@@ -13,6 +14,28 @@ use crate::error::SinkError;
 /// The channel every commit that changed data notifies (payload: node, target, data version);
 /// the API listens on it to drop its caches. Delivered only when the transaction commits.
 pub const LOADS_CHANNEL: &str = "pulso_flow_loads";
+
+/// How a node run relates to its target's previous content; the ledger's `node_runs.mode`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RunMode {
+    /// A table upserts the window's rows (rows outside it are untouched); a build recomputes the
+    /// days its dependencies changed.
+    Incremental,
+    /// A table's loaded rows become the whole table: upsert them and delete every other key, in
+    /// the same transaction (readers see the old table until the commit, then the new one). A
+    /// build recomputes everything.
+    FullRefresh,
+}
+
+impl RunMode {
+    /// The stored name (`node_runs.mode`, `explain`, `list`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RunMode::Incremental => "incremental",
+            RunMode::FullRefresh => "full_refresh",
+        }
+    }
+}
 
 /// One row of `pulso_flow.watermarks`.
 #[derive(Debug, Clone)]
@@ -104,7 +127,7 @@ pub async fn has_state(client: &impl GenericClient) -> Result<bool, SinkError> {
 }
 
 /// What a committed node run writes into `pulso_flow.watermarks`.
-pub struct WatermarkUpdate<'a> {
+pub(crate) struct WatermarkUpdate<'a> {
     pub node: &'a str,
     pub target: &'a str,
     pub inc_column: Option<&'a str>,
@@ -116,7 +139,7 @@ pub struct WatermarkUpdate<'a> {
 
 /// Upsert the node's watermark inside the caller's transaction. `value` is written as given: the
 /// caller has already applied the monotonic rule (see `load`).
-pub async fn write_watermark(
+pub(crate) async fn write_watermark(
     client: &impl GenericClient,
     u: &WatermarkUpdate<'_>,
 ) -> Result<i64, SinkError> {
@@ -180,7 +203,7 @@ pub struct NodeRun {
     pub node: String,
     pub kind: &'static str,
     pub target: Option<String>,
-    pub mode: Option<String>,
+    pub mode: Option<RunMode>,
     pub window_lower: Option<String>,
     pub window_upper: Option<String>,
     pub watermark_before: Option<String>,
@@ -200,6 +223,7 @@ pub struct NodeRun {
 
 pub async fn record_node_run(client: &impl GenericClient, r: &NodeRun) -> Result<(), SinkError> {
     let started = r.started_at.unwrap_or_else(Utc::now);
+    let mode = r.mode.map(RunMode::as_str);
     let details = tokio_postgres::types::Json(&r.details);
     client
         .execute(
@@ -214,7 +238,7 @@ pub async fn record_node_run(client: &impl GenericClient, r: &NodeRun) -> Result
                 &r.node,
                 &r.kind,
                 &r.target,
-                &r.mode,
+                &mode,
                 &r.window_lower,
                 &r.window_upper,
                 &r.watermark_before,

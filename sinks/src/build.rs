@@ -1,0 +1,218 @@
+//! One SQL build (an aux or mart table computed inside PostgreSQL) as ONE transaction.
+//!
+//! ```text
+//! BEGIN
+//!   advisory lock on the build (wait, or fail fast with --no-wait)
+//!   CREATE TEMP TABLE pulso_flow_changed_days (day date PRIMARY KEY) ON COMMIT DROP
+//!     ← the days its dependencies changed since this build last ran (pulso_flow.changes)
+//!   set_config('pulso_flow.full_refresh', …), set_config('pulso_flow.run_id', …)
+//!   the build's SQL (skipped when nothing changed upstream)
+//!   commit_node: its changes, its cursor, data version, ledger row, NOTIFY
+//! COMMIT
+//! ```
+//!
+//! Incremental by days: the SQL recomputes the days in `pulso_flow_changed_days`, or everything
+//! when `pulso_flow.full_refresh` is `true` (a dependency changed without day information,
+//! `--full-refresh`, or the build's first run). The days left in the temp table after the SQL
+//! (it may narrow or widen them to what its output actually changed) are what its own dependants
+//! receive.
+
+use std::time::Instant;
+
+use chrono::Utc;
+use tokio_postgres::Client;
+
+use crate::commit::{self, CHANGED_DAYS_TABLE, Changed, NodeCommit};
+use crate::error::SinkError;
+use crate::state::{NodeRun, RunMode};
+
+/// What a build needs.
+#[derive(Debug, Clone)]
+pub struct BuildRequest<'a> {
+    /// Pipeline node name: the key of its cursor, watermark and ledger rows.
+    pub node: &'a str,
+    /// The SQL to run (one or more statements).
+    pub sql: &'a str,
+    /// Where the SQL came from (a file path or "inline"), for messages and the ledger.
+    pub origin: &'a str,
+    /// The nodes whose changes it consumes.
+    pub depends_on: &'a [String],
+    /// Recompute everything whatever changed (`--full-refresh`).
+    pub full_refresh: bool,
+    /// Wait for a concurrent run of the same build (true) or fail at once (false, `--no-wait`).
+    pub wait_for_lock: bool,
+    pub run_id: &'a str,
+}
+
+/// What a committed build did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BuildOutcome {
+    /// Whether its SQL ran (false: nothing changed upstream).
+    pub ran: bool,
+    pub mode: RunMode,
+    pub data_version: i64,
+}
+
+/// Run the build in its own transaction on a new connection, and commit it.
+pub async fn run(url: &str, req: &BuildRequest<'_>) -> Result<BuildOutcome, SinkError> {
+    let started_at = Utc::now();
+    let t0 = Instant::now();
+    let client = crate::connect::connect(url).await?;
+    client
+        .batch_execute("BEGIN")
+        .await
+        .map_err(|e| SinkError::pg("starting the build transaction", e))?;
+    crate::lock::lock_for_transaction(
+        &client,
+        &format!("pulso-flow:build:{}", req.node),
+        &format!("build {}", req.node),
+        req.wait_for_lock,
+    )
+    .await?;
+
+    let upstream = collect_changed_days(&client, req).await?;
+    let full = req.full_refresh || upstream.first_run || upstream.undated_change;
+    let mode = if full {
+        RunMode::FullRefresh
+    } else {
+        RunMode::Incremental
+    };
+    client
+        .execute(
+            "SELECT set_config('pulso_flow.full_refresh', $1, true), \
+                    set_config('pulso_flow.run_id', $2, true)",
+            &[&full.to_string(), &req.run_id],
+        )
+        .await
+        .map_err(|e| SinkError::pg("setting the build parameters", e))?;
+
+    let ran = full || upstream.any_change;
+    let received_days = list_changed_days(&client).await?;
+    if ran {
+        client
+            .batch_execute(req.sql)
+            .await
+            .map_err(|e| SinkError::pg(format!("running the SQL of {}", req.origin), e))?;
+    }
+    let changed_days = list_changed_days(&client).await?;
+    let days = |d: Vec<String>| {
+        if full {
+            serde_json::Value::Null
+        } else {
+            serde_json::json!(d)
+        }
+    };
+    let ledger = NodeRun {
+        kind: "sql",
+        mode: Some(mode),
+        started_at: Some(started_at),
+        duration_ms: i64::try_from(t0.elapsed().as_millis()).unwrap_or(i64::MAX),
+        details: serde_json::json!({
+            "origin": req.origin,
+            "ran": ran,
+            "full": full,
+            "received_days": days(received_days),
+            "changed_days": days(changed_days),
+            "changed_day_count": upstream.days,
+        }),
+        ..NodeRun::default()
+    };
+    let data_version = commit::commit_node(
+        &client,
+        NodeCommit {
+            run_id: req.run_id,
+            node: req.node,
+            target: &format!("sql:{}", req.node),
+            inc_column: None,
+            watermark: None,
+            // Propagate: this build's output changed on the same days (or everywhere).
+            changed: match (ran, full) {
+                (false, _) => Changed::Nothing,
+                (true, true) => Changed::Everything,
+                (true, false) => Changed::ChangedDaysTable,
+            },
+            build_cursor: Some(upstream.upto),
+            ledger,
+        },
+    )
+    .await?;
+    Ok(BuildOutcome {
+        ran,
+        mode,
+        data_version,
+    })
+}
+
+/// What changed upstream since the build's last successful run.
+struct Upstream {
+    /// The build never ran (no cursor).
+    first_run: bool,
+    /// Greatest change id consumed now (the build's next cursor).
+    upto: i64,
+    /// Distinct days copied into the changed-days table.
+    days: i64,
+    /// A dependency changed without day information.
+    undated_change: bool,
+    any_change: bool,
+}
+
+/// Create the changed-days table and fill it with the days the build's dependencies changed
+/// since its cursor.
+async fn collect_changed_days(
+    client: &Client,
+    req: &BuildRequest<'_>,
+) -> Result<Upstream, SinkError> {
+    let cursor: Option<i64> = client
+        .query_opt(
+            "SELECT last_change_id FROM pulso_flow.build_cursors WHERE node = $1",
+            &[&req.node],
+        )
+        .await
+        .map_err(|e| SinkError::pg("reading the build cursor", e))?
+        .map(|r| r.get(0));
+    let upto: i64 = client
+        .query_one("SELECT coalesce(max(id), 0) FROM pulso_flow.changes", &[])
+        .await
+        .map_err(|e| SinkError::pg("reading the change log", e))?
+        .get(0);
+    client
+        .batch_execute(&format!(
+            "CREATE TEMP TABLE {CHANGED_DAYS_TABLE} (day date PRIMARY KEY) ON COMMIT DROP"
+        ))
+        .await
+        .map_err(|e| SinkError::pg(format!("creating {CHANGED_DAYS_TABLE}"), e))?;
+    let row = client
+        .query_one(
+            &format!(
+                "WITH c AS (SELECT day FROM pulso_flow.changes \
+                            WHERE node = ANY($1) AND id > $2 AND id <= $3), \
+                      ins AS (INSERT INTO {CHANGED_DAYS_TABLE} \
+                              SELECT DISTINCT day FROM c WHERE day IS NOT NULL RETURNING 1) \
+                 SELECT (SELECT count(*) FROM ins), EXISTS (SELECT 1 FROM c WHERE day IS NULL), \
+                        EXISTS (SELECT 1 FROM c)"
+            ),
+            &[&req.depends_on, &cursor.unwrap_or(0), &upto],
+        )
+        .await
+        .map_err(|e| SinkError::pg("collecting changed days", e))?;
+    Ok(Upstream {
+        first_run: cursor.is_none(),
+        upto,
+        days: row.get(0),
+        undated_change: row.get(1),
+        any_change: row.get(2),
+    })
+}
+
+async fn list_changed_days(client: &Client) -> Result<Vec<String>, SinkError> {
+    Ok(client
+        .query(
+            &format!("SELECT day::text FROM {CHANGED_DAYS_TABLE} ORDER BY day"),
+            &[],
+        )
+        .await
+        .map_err(|e| SinkError::pg("listing changed days", e))?
+        .iter()
+        .map(|r| r.get(0))
+        .collect())
+}
