@@ -10,7 +10,7 @@ use clap::{Parser, Subcommand, ValueEnum};
 use pulso_engine::EngineError;
 use pulso_engine::compile::load_pipeline;
 use pulso_engine::executor::{self, NodeStatus, RunObserver, RunOptions};
-use pulso_engine::pipeline::{NodeKind, Pipeline};
+use pulso_engine::pipeline::{NodeKind, Pipeline, TableNode};
 use pulso_engine::run_id::{Starter, new_run_id};
 use pulso_sinks::state;
 use pulso_types::IncValue;
@@ -73,8 +73,8 @@ pub enum Command {
         /// Re-read the selected tables whole and replace their content.
         #[arg(long)]
         full_refresh: bool,
-        /// How many nodes run at the same time.
-        #[arg(long, default_value_t = 4)]
+        /// How many nodes run at the same time (at least 1).
+        #[arg(long, default_value_t = 4, value_parser = at_least_one)]
         concurrency: usize,
         /// Fail a table at once if another run is loading it, instead of waiting.
         #[arg(long)]
@@ -120,17 +120,33 @@ pub enum Command {
 #[derive(Subcommand, Debug)]
 pub enum WatermarkAction {
     Show,
-    /// Set NODE's watermark (its type comes from the pipeline file).
+    /// Set NODE's watermark (its type comes from the pipeline file; a timestamp needs `Z` or an
+    /// offset). A value in the future or before year 0001 is refused unless --force.
     Set {
         node: String,
         value: String,
         #[arg(long, default_value = "pipelines.yaml")]
         file: PathBuf,
+        /// Set a value in the future or before year 0001 anyway.
+        #[arg(long)]
+        force: bool,
     },
-    /// Forget NODE's watermark: its next run starts from the table's initial window.
+    /// Forget NODE's watermark (a table of the pipeline file): its next run starts from the
+    /// table's initial window.
     Reset {
         node: String,
+        #[arg(long, default_value = "pipelines.yaml")]
+        file: PathBuf,
     },
+}
+
+/// `--concurrency`: 0 would run nothing and wait forever, so it is refused (exit 2).
+fn at_least_one(text: &str) -> Result<usize, String> {
+    match text.parse::<usize>() {
+        Ok(0) => Err("must be at least 1 (how many nodes run at the same time)".into()),
+        Ok(n) => Ok(n),
+        Err(e) => Err(format!("{e}; expected a whole number of at least 1")),
+    }
 }
 
 pub fn init_logging(cli: &Cli) {
@@ -362,11 +378,9 @@ fn list(file: &Path) -> Result<ExitCode> {
 }
 
 async fn watermarks(action: WatermarkAction, cli_url: Option<String>) -> Result<ExitCode> {
-    let url = database_url(cli_url, None)?;
-    let mut client = pulso_sinks::connect::connect(&url).await?;
-    pulso_sinks::migrate::migrate(&mut client).await?;
     match action {
         WatermarkAction::Show => {
+            let client = state_client(database_url(cli_url, None)?).await?;
             println!(
                 "{:<28} {:<10} {:<30} {:<8} {:>8} UPDATED",
                 "NODE", "TYPE", "VALUE", "STATUS", "VERSION"
@@ -384,31 +398,38 @@ async fn watermarks(action: WatermarkAction, cli_url: Option<String>) -> Result<
                 );
             }
         }
-        WatermarkAction::Set { node, value, file } => {
+        WatermarkAction::Set {
+            node,
+            value,
+            file,
+            force,
+        } => {
             let p = pipeline(&file)?;
-            let (_, n) = p.node(&node).ok_or_else(|| {
-                anyhow!(EngineError::Usage(format!(
-                    "no node {node} in {}",
-                    file.display()
-                )))
-            })?;
-            let NodeKind::Table(t) = &n.kind else {
-                return Err(anyhow!(EngineError::Usage(format!(
-                    "{node} is a build; only tables have watermarks"
-                ))));
-            };
-            let inc = t.incremental.as_ref().ok_or_else(|| {
-                anyhow!(EngineError::Usage(format!(
-                    "table {node} has no incremental column"
-                )))
+            let table = table_of(&p, &node, &file)?;
+            let inc = table.incremental.as_ref().ok_or_else(|| {
+                usage(format!(
+                    "table {node} has no incremental column, so it has no watermark to set"
+                ))
             })?;
             // The parser of `incremental.initial`: a zone-less timestamp is refused, not guessed.
             let w = IncValue::parse(inc.ty, &value)
-                .map_err(|e| anyhow!(EngineError::Usage(format!("watermark of {node}: {e}"))))?;
-            state::set_watermark(&client, &node, &t.shape.target.to_string(), w).await?;
+                .map_err(|e| usage(format!("watermark of {node}: {e}")))?;
+            if let Some(why) =
+                pulso_engine::window::implausible(&w, chrono::Utc::now(), p.time_zone)
+                && !force
+            {
+                return Err(usage(format!(
+                    "refusing to set the watermark of {node}: {why}; pass --force to set it anyway"
+                )));
+            }
+            let client = state_client(database_url(cli_url, Some(&p))?).await?;
+            state::set_watermark(&client, &node, &table.shape.target.to_string(), w).await?;
             println!("{node}: watermark set to {w}");
         }
-        WatermarkAction::Reset { node } => {
+        WatermarkAction::Reset { node, file } => {
+            let p = pipeline(&file)?;
+            table_of(&p, &node, &file)?;
+            let client = state_client(database_url(cli_url, Some(&p))?).await?;
             if state::reset_watermark(&client, &node).await? {
                 println!("{node}: watermark reset; the next run starts from the initial window");
             } else {
@@ -417,6 +438,35 @@ async fn watermarks(action: WatermarkAction, cli_url: Option<String>) -> Result<
         }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+fn usage(message: String) -> anyhow::Error {
+    anyhow!(EngineError::Usage(message))
+}
+
+/// The table `node` of the pipeline file: watermarks belong to tables the pipeline declares.
+fn table_of<'p>(p: &'p Pipeline, node: &str, file: &Path) -> Result<&'p TableNode> {
+    let Some((_, n)) = p.node(node) else {
+        let known: Vec<&str> = p.nodes.iter().map(|n| n.name.as_str()).collect();
+        return Err(usage(format!(
+            "no node {node} in {}; it has: {}",
+            file.display(),
+            known.join(", ")
+        )));
+    };
+    match &n.kind {
+        NodeKind::Table(t) => Ok(t),
+        NodeKind::Build(_) => Err(usage(format!(
+            "{node} is a build; only tables have watermarks"
+        ))),
+    }
+}
+
+/// A connection to the state database, migrated.
+async fn state_client(url: String) -> Result<tokio_postgres::Client> {
+    let mut client = pulso_sinks::connect::connect(&url).await?;
+    pulso_sinks::migrate::migrate(&mut client).await?;
+    Ok(client)
 }
 
 async fn migrate(cli_url: Option<String>) -> Result<ExitCode> {

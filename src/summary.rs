@@ -43,6 +43,11 @@ pub fn table(r: &RunReport) -> String {
             n.duration.as_secs_f64()
         );
     }
+    for n in &r.nodes {
+        for w in &n.warnings {
+            let _ = writeln!(out, "\nwarning {}: {w}", n.name);
+        }
+    }
     for n in r.nodes.iter().filter(|n| n.status != NodeStatus::Ok) {
         if let Some(e) = &n.error {
             let _ = writeln!(out, "\n{} {}: {e}", n.status.as_str(), n.name);
@@ -81,6 +86,7 @@ pub fn json(r: &RunReport) -> Value {
                 "kind": n.kind,
                 "status": n.status.as_str(),
                 "error": n.error,
+                "warnings": n.warnings,
                 "rows_read": n.rows_read,
                 "rows_staged": o.map(|o| o.rows_staged),
                 "duplicates": o.map(|o| o.duplicates),

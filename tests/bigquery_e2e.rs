@@ -563,3 +563,89 @@ tables:
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
     assert_eq!(counts(&summary_json(&out), "fake"), (0, 1_000, 0));
 }
+
+/// A watermark set past the window's upper bound (`watermarks set --force`) cannot come from a
+/// load, and makes every run read nothing new: `run` still succeeds, but says so in its log, its
+/// summary and the ledger.
+#[tokio::test(flavor = "multi_thread")]
+async fn run_warns_when_the_stored_watermark_is_ahead_of_the_window() {
+    let fake = FakeBigQuery::start_rest(FakeState {
+        fields: json!([{"name": "id", "type": "INTEGER"}, {"name": "ts", "type": "TIMESTAMP"}, {"name": "v", "type": "STRING"}]),
+        rows: fake_rows(0),
+        ..FakeState::default()
+    })
+    .await;
+    let yaml = r#"
+connections:
+  bq: { kind: bigquery, project: p, dataset: d, endpoint: "${BQ_REST}" }
+defaults: { schema: t }
+tables:
+  - name: fake
+    source: { kind: bigquery, connection: bq, query: "SELECT id, ts, v FROM `p.d.t`", page_size: 500 }
+    columns: { id: bigint, ts: timestamptz, v: text }
+    primary_key: [id]
+    incremental: { column: ts, type: timestamp, lookback: 1d }
+"#;
+    let db = TestDb::new("bq_ahead").await;
+    let dir = tempfile::tempdir().unwrap();
+    let file = write(dir.path(), "p.yaml", yaml);
+    let env = vec![("BQ_REST".to_string(), fake.url.clone())];
+    let out = run_cli(db.url.clone(), &file, env.clone(), &[]).await;
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    assert_eq!(summary_json(&out)["nodes"][0]["warnings"], json!([]));
+
+    let f = file.display().to_string();
+    let set = tokio::task::spawn_blocking({
+        let (url, rest) = (db.url.clone(), fake.url.clone());
+        move || {
+            cli(
+                &url,
+                &[
+                    "watermarks",
+                    "set",
+                    "fake",
+                    "2999-01-01T00:00:00Z",
+                    "--force",
+                    "--file",
+                    &f,
+                ],
+                &[("BQ_REST", &rest)],
+            )
+        }
+    })
+    .await
+    .unwrap();
+    assert_eq!(set.status.code(), Some(0), "{}", text(&set));
+
+    let out = run_cli(db.url.clone(), &file, env, &[]).await;
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let summary = summary_json(&out);
+    let warnings = summary["nodes"][0]["warnings"].to_string();
+    assert!(
+        warnings.contains(
+            "stored watermark 2999-01-01T00:00:00.000000Z is not before this run's upper bound"
+        ),
+        "{summary}"
+    );
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("is not before this run's upper bound"),
+        "the warning is logged: {}",
+        text(&out)
+    );
+    let ledger: Value = db
+        .client()
+        .await
+        .query_one(
+            "SELECT details FROM pulso_flow.node_runs WHERE run_id = $1 AND node = 'fake'",
+            &[&summary["run_id"].as_str().unwrap()],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert!(
+        ledger["warnings"]
+            .to_string()
+            .contains("not before this run's upper bound"),
+        "{ledger}"
+    );
+}

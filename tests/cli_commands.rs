@@ -1,4 +1,5 @@
-//! The operator commands: migrate, list, watermarks show/set/reset.
+//! The operator commands: migrate, list, watermarks show/set/reset, and the arguments `run` and
+//! `watermarks` refuse (exit 2 with a message that says how to fix them).
 
 mod common;
 
@@ -107,7 +108,11 @@ async fn migrate_list_and_watermarks() {
     assert_eq!(out.status.code(), Some(2), "{}", text(&out));
 
     // reset: the next run reads everything again (both rows unchanged).
-    let out = cli(&db.url, &["watermarks", "reset", "pagos"], &[]);
+    let out = cli(
+        &db.url,
+        &["watermarks", "reset", "pagos", "--file", &f],
+        &[],
+    );
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
     let out = cli(&db.url, &["run", &f, "--summary", "json"], &[]);
     let summary = common::summary_json(&out);
@@ -162,4 +167,83 @@ async fn watermarks_set_refuses_a_zone_less_timestamp_with_a_hint() {
             Some(LOADED_WATERMARK)
         );
     }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn watermarks_set_refuses_year_zero_and_the_future_unless_forced() {
+    let (db, _dir, f) = loaded("wm_future").await;
+    let set = |value: &str, force: bool| {
+        let mut args = vec!["watermarks", "set", "pagos", value, "--file", &f];
+        if force {
+            args.push("--force");
+        }
+        cli(&db.url, &args, &[])
+    };
+    for (value, why) in [
+        ("0000-06-01T00:00:00Z", "before year 0001"),
+        ("2999-01-01T00:00:00Z", "in the future"),
+    ] {
+        let out = set(value, false);
+        assert_eq!(out.status.code(), Some(2), "{value}: {}", text(&out));
+        let err = stderr(&out);
+        assert!(err.contains(why) && err.contains("--force"), "{err}");
+        assert_eq!(
+            common::watermark(&db.client().await, "pagos")
+                .await
+                .as_deref(),
+            Some(LOADED_WATERMARK)
+        );
+    }
+    // An operator who means it can.
+    let out = set("2999-01-01T00:00:00-05:00", true);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    assert_eq!(
+        common::watermark(&db.client().await, "pagos")
+            .await
+            .as_deref(),
+        Some("2999-01-01T05:00:00.000000Z")
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn watermarks_reset_refuses_a_node_the_pipeline_does_not_have() {
+    let (db, _dir, f) = loaded("wm_reset").await;
+    let out = cli(
+        &db.url,
+        &["watermarks", "reset", "pagoz", "--file", &f],
+        &[],
+    );
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    let err = stderr(&out);
+    assert!(
+        err.contains("no node pagoz in") && err.contains("it has: pagos"),
+        "{err}"
+    );
+    assert_eq!(
+        common::watermark(&db.client().await, "pagos")
+            .await
+            .as_deref(),
+        Some(LOADED_WATERMARK)
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn run_refuses_concurrency_zero() {
+    let (db, _dir, f) = loaded("conc0").await;
+    let out = cli(&db.url, &["run", &f, "--concurrency", "0"], &[]);
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    let err = stderr(&out);
+    assert!(
+        err.contains("--concurrency") && err.contains("at least 1"),
+        "{err}"
+    );
+    // Nothing ran: the ledger has only the first run.
+    let runs: i64 = db
+        .client()
+        .await
+        .query_one("SELECT count(*) FROM pulso_flow.runs", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(runs, 1);
 }

@@ -22,7 +22,7 @@ use tokio::task::JoinSet;
 
 use crate::error::EngineError;
 use crate::pipeline::{BuildNode, Node, NodeKind, Pipeline, TableNode};
-use crate::window::{bound_text, window_for};
+use crate::window::{bound_text, watermark_ahead, window_for};
 
 #[derive(Debug, Clone)]
 pub struct RunOptions {
@@ -67,6 +67,8 @@ pub struct NodeReport {
     pub outcome: Option<LoadOutcome>,
     pub window_lower: Option<String>,
     pub window_upper: Option<String>,
+    /// What an operator should look at although the node ran (also in the ledger's details).
+    pub warnings: Vec<String>,
     pub duration: Duration,
 }
 
@@ -291,6 +293,7 @@ fn not_run(node: &Node, status: NodeStatus, reason: String) -> NodeReport {
         outcome: None,
         window_lower: None,
         window_upper: None,
+        warnings: Vec::new(),
         duration: Duration::ZERO,
     }
 }
@@ -342,6 +345,7 @@ async fn run_node(
                 kind: node.kind.as_str(),
                 window_lower: report.window_lower.clone(),
                 window_upper: report.window_upper.clone(),
+                warnings: report.warnings.clone(),
                 rows_read: i64::try_from(report.rows_read).unwrap_or(i64::MAX),
                 started_at: Some(started_at),
                 duration_ms: i64::try_from(report.duration.as_millis()).unwrap_or(i64::MAX),
@@ -391,6 +395,10 @@ async fn run_table(
     report.window_lower = window.as_ref().and_then(|w| bound_text(w.lower.as_ref()));
     report.window_upper = window.as_ref().and_then(|w| bound_text(w.upper.as_ref()));
     tracing::info!(node = %node.name, lower = ?report.window_lower, upper = ?report.window_upper, "loading");
+    if let Some(warning) = watermark_ahead(open.watermark().as_ref(), window.as_ref()) {
+        tracing::warn!(node = %node.name, "{warning}");
+        report.warnings.push(warning);
+    }
 
     let ctx = SourceContext {
         batch_size: table.batch_size,
@@ -420,6 +428,7 @@ async fn run_table(
     let ledger = NodeRun {
         window_lower: report.window_lower.clone(),
         window_upper: report.window_upper.clone(),
+        warnings: report.warnings.clone(),
         ..NodeRun::default()
     };
     let rows_read = counters.clone();

@@ -9,7 +9,7 @@
 //! The engine schedules and never writes SQL: a table node's source → transform stream is handed
 //! to `pulso_sinks::load`, a SQL build to `pulso_sinks::build`, and every write to `pulso_flow.*`
 //! happens there. [`window`] computes the incremental window from the stored watermark (a
-//! `pulso_types::IncValue`).
+//! `pulso_types::IncValue`) and warns when a watermark is ahead of the window.
 
 pub mod compile;
 pub mod dag;

@@ -218,13 +218,23 @@ pub struct NodeRun {
     pub duration_ms: i64,
     pub status: &'static str,
     pub error: Option<String>,
+    /// Things an operator should look at although the run went through (e.g. a watermark ahead
+    /// of the window's upper bound); stored as `details.warnings`.
+    pub warnings: Vec<String>,
     pub details: serde_json::Value,
 }
 
 pub async fn record_node_run(client: &impl GenericClient, r: &NodeRun) -> Result<(), SinkError> {
     let started = r.started_at.unwrap_or_else(Utc::now);
     let mode = r.mode.map(RunMode::as_str);
-    let details = tokio_postgres::types::Json(&r.details);
+    let mut details = r.details.clone();
+    if !r.warnings.is_empty() {
+        if !details.is_object() {
+            details = serde_json::json!({});
+        }
+        details["warnings"] = serde_json::json!(r.warnings);
+    }
+    let details = tokio_postgres::types::Json(&details);
     client
         .execute(
             "INSERT INTO pulso_flow.node_runs (run_id, node, kind, target, mode, window_lower, window_upper, \
