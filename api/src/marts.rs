@@ -25,7 +25,6 @@ pub struct Sql {
     pub assignment: String,
     pub latest_month: String,
     pub latest_photo_in: String,
-    pub last_refresh: String,
     pub latest_operation: String,
     pub operation: String,
     pub latest_productivity: String,
@@ -103,10 +102,6 @@ impl Sql {
             latest_photo_in: format!(
                 "SELECT max(fecha_foto) FROM {m}.dashboard WHERE fecha_foto BETWEEN $1 AND $2"
             ),
-            last_refresh: "SELECT to_char(max(updated_at) AT TIME ZONE 'UTC', \
-                           'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"') \
-                           FROM pulso_flow.watermarks WHERE last_status = 'ok'"
-                .into(),
             latest_operation: format!(
                 "SELECT coalesce((SELECT max(fecha) FROM {m}.operacion WHERE fecha <= $1), \
                                  (SELECT max(fecha) FROM {m}.operacion))"

@@ -268,8 +268,8 @@ async fn openapi_document_matches_the_golden_file() {
     if std::env::var_os("PULSO_UPDATE_OPENAPI_GOLDEN").is_some() {
         std::fs::write(&golden_path, &served).unwrap();
     }
-    let golden = std::fs::read(&golden_path)
-        .unwrap_or_else(|e| panic!("{}: {e}", golden_path.display()));
+    let golden =
+        std::fs::read(&golden_path).unwrap_or_else(|e| panic!("{}: {e}", golden_path.display()));
     if served[..] != golden[..] {
         let at = served
             .iter()

@@ -300,11 +300,9 @@ async fn compute(st: &Shared, q: &AssignmentQuery) -> Result<AssignmentAnalysisR
             fecha_corte: None,
         },
     };
-    let last_refresh: Option<String> = st
-        .db
-        .query("last_refresh", &st.sql.last_refresh, &[])
-        .await?[0]
-        .get(0);
+    let last_refresh = pulso_sinks::status::last_successful_commit(&st.db)
+        .await?
+        .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true));
     let fecha_actual = format!("{}-01", q.actual);
     let fecha_anterior = format!("{}-01", q.anterior);
     Ok(AssignmentAnalysisResponse {

@@ -9,87 +9,24 @@ use serde::{Deserialize, Serialize};
 use subtle::ConstantTimeEq;
 use utoipa::ToSchema;
 
+use pulso_sinks::status::{self, NodeStatus};
+
 use crate::app::Shared;
 use crate::error::{ApiError, ErrorBody};
 use crate::params::{JsonBody, Query};
 use crate::refresh::Started;
 use crate::routes::system::TableFreshness;
 
-/// Every node of the pipeline file plus every node with a watermark, with its last run and last
-/// success (each one index probe on `node_runs (node, started_at DESC)`).
-pub const NODES_SQL: &str = "\
-WITH n AS (SELECT node FROM pulso_flow.watermarks UNION SELECT unnest($1::text[])) \
-SELECT n.node, w.target, w.inc_type, w.value, w.last_status, w.data_version, w.updated_at, \
-       last.run_id, last.kind, last.status, last.started_at, last.duration_ms, last.rows_read, \
-       last.records, last.error, ok.finished_at \
-FROM n \
-LEFT JOIN pulso_flow.watermarks w ON w.node = n.node \
-LEFT JOIN LATERAL (SELECT r.run_id, r.kind, r.status, r.started_at, r.duration_ms, r.rows_read, \
-                          r.inserted + r.updated AS records, r.error \
-                   FROM pulso_flow.node_runs r WHERE r.node = n.node \
-                   ORDER BY r.started_at DESC LIMIT 1) last ON true \
-LEFT JOIN LATERAL (SELECT r.started_at + r.duration_ms * interval '1 millisecond' AS finished_at \
-                   FROM pulso_flow.node_runs r WHERE r.node = n.node AND r.status = 'ok' \
-                   ORDER BY r.started_at DESC LIMIT 1) ok ON true \
-ORDER BY n.node";
-
-/// The last runs: run ids start with their UTC start time, so the primary key orders them.
-pub const RUNS_SQL: &str = "SELECT run_id, pipeline, status, started_at, finished_at \
-FROM pulso_flow.runs ORDER BY run_id DESC LIMIT 10";
-
-/// Node runs of the last five runs (primary-key probes), most recent first.
-pub const ACTIVITY_SQL: &str = "SELECT node, status, started_at, inserted + updated, duration_ms \
-FROM pulso_flow.node_runs \
-WHERE run_id = ANY (ARRAY(SELECT run_id FROM pulso_flow.runs ORDER BY run_id DESC LIMIT 5)) \
-ORDER BY started_at DESC LIMIT 10";
-
-struct NodeRow {
-    node: String,
-    target: Option<String>,
-    inc_type: Option<String>,
-    watermark: Option<String>,
-    watermark_status: Option<String>,
-    data_version: Option<i64>,
-    last_run_id: Option<String>,
-    kind: Option<String>,
-    last_status: Option<String>,
-    last_started: Option<DateTime<Utc>>,
-    last_duration_ms: Option<i64>,
-    last_records: Option<i64>,
-    last_error: Option<String>,
-    last_success: Option<DateTime<Utc>>,
+async fn nodes(st: &Shared) -> Result<Vec<NodeStatus>, ApiError> {
+    status::node_status(&st.db, &st.refresh.pipeline_nodes()).await
 }
 
-async fn nodes(st: &Shared) -> Result<Vec<NodeRow>, ApiError> {
-    let names: Vec<String> = st.refresh.pipeline_nodes();
-    let rows = st.db.query("etl_nodes", NODES_SQL, &[&names]).await?;
-    Ok(rows
-        .iter()
-        .map(|r| NodeRow {
-            node: r.get(0),
-            target: r.get(1),
-            inc_type: r.get(2),
-            watermark: r.get(3),
-            watermark_status: r.get(4),
-            data_version: r.get(5),
-            last_run_id: r.get(7),
-            kind: r.get(8),
-            last_status: r.get(9),
-            last_started: r.get(10),
-            last_duration_ms: r.get(11),
-            last_records: r.get(13),
-            last_error: r.get(14),
-            last_success: r.get(15),
-        })
-        .collect())
-}
-
-fn freshness_of(st: &Shared, n: &NodeRow, now: DateTime<Utc>) -> TableFreshness {
+fn freshness_of(st: &Shared, n: &NodeStatus, now: DateTime<Utc>) -> TableFreshness {
     let max_age = st.cfg.max_age(&n.node).as_secs() as i64;
-    let age = n.last_success.map(|t| (now - t).num_seconds().max(0));
+    let age = n.last_success_at.map(|t| (now - t).num_seconds().max(0));
     TableFreshness {
         node: n.node.clone(),
-        last_success_at: n.last_success,
+        last_success_at: n.last_success_at,
         age_seconds: age,
         max_age_seconds: max_age,
         fresh: age.is_some_and(|a| a <= max_age),
@@ -194,22 +131,22 @@ pub struct EtlStatusResponse {
     pub data_version: i64,
 }
 
-fn table_status(st: &Shared, n: NodeRow, now: DateTime<Utc>) -> TableStatus {
+fn table_status(st: &Shared, n: NodeStatus, now: DateTime<Utc>) -> TableStatus {
     let f = freshness_of(st, &n, now);
     TableStatus {
         status: n.last_status.clone().unwrap_or_else(|| "never".into()),
-        kind: n.kind,
+        kind: n.last_kind,
         target: n.target,
         watermark: n.watermark,
         watermark_type: n.inc_type,
         watermark_status: n.watermark_status,
         data_version: n.data_version,
         last_run_id: n.last_run_id,
-        last_extracted: n.last_started,
+        last_extracted: n.last_started_at,
         records_count: n.last_records,
         extraction_duration_seconds: n.last_duration_ms.map(|ms| ms as f64 / 1000.0),
         error_message: n.last_error,
-        last_success: n.last_success,
+        last_success: n.last_success_at,
         age_seconds: f.age_seconds,
         max_age_seconds: f.max_age_seconds,
         fresh: f.fresh,
@@ -228,8 +165,8 @@ pub async fn status(
     let now = Utc::now();
     let (nodes, runs, activity) = tokio::try_join!(
         nodes(&st),
-        st.db.query("etl_runs", RUNS_SQL, &[]),
-        st.db.query("etl_activity", ACTIVITY_SQL, &[]),
+        status::recent_runs(&st.db),
+        status::recent_activity(&st.db),
     )?;
     let tables: Vec<TableStatus> = nodes
         .into_iter()
@@ -239,13 +176,13 @@ pub async fn status(
     let successful = tables.iter().filter(|t| t.status == "ok").count();
     let stale = tables.iter().filter(|t| !t.fresh).count();
     let runs: Vec<RunRow> = runs
-        .iter()
+        .into_iter()
         .map(|r| RunRow {
-            run_id: r.get(0),
-            pipeline: r.get(1),
-            status: r.get(2),
-            started_at: r.get(3),
-            finished_at: r.get(4),
+            run_id: r.run_id,
+            pipeline: r.pipeline,
+            status: r.status,
+            started_at: r.started_at,
+            finished_at: r.finished_at,
         })
         .collect();
     Ok(axum::Json(EtlStatusResponse {
@@ -266,13 +203,13 @@ pub async fn status(
             .map(|t| t.table_name.clone())
             .collect(),
         recent_activity: activity
-            .iter()
-            .map(|r| RecentActivity {
-                table_name: r.get(0),
-                status: r.get(1),
-                timestamp: r.get(2),
-                records: r.get::<_, Option<i64>>(3).unwrap_or(0),
-                duration: r.get::<_, i64>(4) as f64 / 1000.0,
+            .into_iter()
+            .map(|a| RecentActivity {
+                table_name: a.node,
+                status: a.status,
+                timestamp: a.started_at,
+                records: a.records.unwrap_or(0),
+                duration: a.duration_ms as f64 / 1000.0,
             })
             .collect(),
         tables,
