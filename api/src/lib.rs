@@ -10,14 +10,13 @@ pub mod cache;
 pub mod config;
 pub mod db;
 pub mod error;
+pub mod http;
 pub mod kpi;
 pub mod marts;
 pub mod metrics;
-pub mod openapi;
-pub mod params;
 pub mod refresh;
 pub mod routes;
-pub mod ser;
+pub mod state;
 pub mod version;
 
 pub use app::{Api, serve};

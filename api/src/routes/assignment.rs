@@ -8,12 +8,13 @@ use chrono::{Datelike, Months, NaiveDate, Utc};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-use crate::app::{JsonBytes, Shared};
 use crate::error::{ApiError, ErrorBody};
+use crate::http::json::JsonBytes;
+use crate::http::params::{JsonBody, Query, filter_list, parse_month};
 use crate::kpi::{ratio, round2, variacion};
-use crate::params::{JsonBody, Query, filter_list, parse_month};
 use crate::routes::dashboard::{self, DashboardData, Dimension};
 use crate::routes::evolution::ValueType;
+use crate::state::Shared;
 
 #[derive(Debug, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]

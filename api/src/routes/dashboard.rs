@@ -13,10 +13,12 @@ use chrono::{Datelike, Months, NaiveDate};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-use crate::app::{JsonBytes, Shared};
 use crate::error::{ApiError, ErrorBody};
+use crate::http::envelope::{Envelope, envelope};
+use crate::http::json::JsonBytes;
+use crate::http::params::{JsonBody, Query, check_list_len, filter_list, parse_date};
 use crate::kpi::{pct, ratio, round2};
-use crate::params::{JsonBody, Query, check_list_len, filter_list, parse_date};
+use crate::state::Shared;
 
 /// A grouping dimension of the dashboard.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize, ToSchema)]
@@ -67,7 +69,7 @@ impl Dimension {
                     parameter,
                     format!(
                         "{parameter}: unknown dimension {:?}; use one of: {DIMENSION_NAMES}",
-                        crate::params::safe_text(other)
+                        crate::http::params::safe_text(other)
                     ),
                 ));
             }
@@ -197,11 +199,11 @@ pub struct DataRow {
     /// PDP + installment accounts (= pdpCount while fracCount has no source).
     pub pdp_frac_count: i64,
     /// Campaign opening date (rows of one campaign only).
-    #[serde(serialize_with = "crate::ser::date_opt::serialize")]
+    #[serde(serialize_with = "crate::http::ser::date_opt::serialize")]
     #[schema(value_type = Option<String>, format = Date)]
     pub fecha_asignacion: Option<NaiveDate>,
     /// Campaign closing date (rows of one campaign only).
-    #[serde(serialize_with = "crate::ser::date_opt::serialize")]
+    #[serde(serialize_with = "crate::http::ser::date_opt::serialize")]
     #[schema(value_type = Option<String>, format = Date)]
     pub fecha_cierre: Option<NaiveDate>,
     /// Management day (business days since opening) at the photo date (greatest of the row).
@@ -242,7 +244,7 @@ pub struct DashboardData {
     pub negocio_data: Vec<DataRow>,
     pub integral_chart_data: Vec<IntegralChartDataPoint>,
     /// The photo date served.
-    #[serde(serialize_with = "crate::ser::date_opt::serialize")]
+    #[serde(serialize_with = "crate::http::ser::date_opt::serialize")]
     #[schema(value_type = Option<String>, format = Date)]
     pub fecha_corte: Option<NaiveDate>,
 }
@@ -250,7 +252,7 @@ pub struct DashboardData {
 /// The normalised request: the cache key and the query's parameters.
 #[derive(Debug, Clone, Serialize)]
 pub struct DashboardQuery {
-    #[serde(serialize_with = "crate::ser::date_opt::serialize")]
+    #[serde(serialize_with = "crate::http::ser::date_opt::serialize")]
     pub fecha_corte: Option<NaiveDate>,
     pub cartera: Vec<String>,
     pub servicio: Vec<String>,
@@ -258,9 +260,9 @@ pub struct DashboardQuery {
     pub tramo: Vec<String>,
     pub vencimiento: Vec<i32>,
     pub rango_deuda: Vec<String>,
-    #[serde(serialize_with = "crate::ser::date_opt::serialize")]
+    #[serde(serialize_with = "crate::http::ser::date_opt::serialize")]
     pub fecha_inicio: Option<NaiveDate>,
-    #[serde(serialize_with = "crate::ser::date_opt::serialize")]
+    #[serde(serialize_with = "crate::http::ser::date_opt::serialize")]
     pub fecha_fin: Option<NaiveDate>,
     pub segment: Vec<Dimension>,
     pub negocio: Vec<Dimension>,
@@ -310,7 +312,7 @@ pub async fn normalise(st: &Shared, raw: RawDashboard) -> Result<DashboardQuery,
                 "vencimiento",
                 format!(
                     "vencimiento: {:?} is not a day of month (an integer)",
-                    crate::params::safe_text(v)
+                    crate::http::params::safe_text(v)
                 ),
             )
         })?;
@@ -410,12 +412,12 @@ pub async fn normalise(st: &Shared, raw: RawDashboard) -> Result<DashboardQuery,
                 }
             }
         } else {
-            crate::params::parse_month("periodo", &p).map_err(|_| {
+            crate::http::params::parse_month("periodo", &p).map_err(|_| {
                 ApiError::invalid(
                     "periodo",
                     format!(
                         "periodo: {:?} is neither a month (YYYY-MM) nor one of {}",
-                        crate::params::safe_text(&p),
+                        crate::http::params::safe_text(&p),
                         PERIODO_CODES.join(", ")
                     ),
                 )
@@ -855,26 +857,9 @@ pub struct FilterOptions {
     pub vencimiento: Vec<FilterOption>,
     pub rango_deuda: Vec<FilterOption>,
     /// The photo date the options were read from.
-    #[serde(serialize_with = "crate::ser::date_opt::serialize")]
+    #[serde(serialize_with = "crate::http::ser::date_opt::serialize")]
     #[schema(value_type = Option<String>, format = Date)]
     pub fecha_corte: Option<NaiveDate>,
-}
-
-/// The success envelope some endpoints use (`{status, message, data}`).
-#[derive(Debug, Serialize, ToSchema)]
-pub struct Envelope<T> {
-    /// Always `success`.
-    pub status: &'static str,
-    pub message: String,
-    pub data: T,
-}
-
-pub fn envelope<T>(message: impl Into<String>, data: T) -> Envelope<T> {
-    Envelope {
-        status: "success",
-        message: message.into(),
-        data,
-    }
 }
 
 fn cartera_label(code: &str) -> String {

@@ -6,16 +6,16 @@ use axum::extract::{Path, State};
 use axum::http::HeaderMap;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
-use subtle::ConstantTimeEq;
 use utoipa::ToSchema;
 
 use pulso_sinks::status::{self, NodeStatus};
 
-use crate::app::Shared;
 use crate::error::{ApiError, ErrorBody};
-use crate::params::{JsonBody, Query};
+use crate::http::auth::require_bearer;
+use crate::http::params::{JsonBody, Query};
 use crate::refresh::Started;
 use crate::routes::system::TableFreshness;
+use crate::state::Shared;
 
 async fn nodes(st: &Shared) -> Result<Vec<NodeStatus>, ApiError> {
     status::node_status(&st.db, &st.refresh.pipeline_nodes()).await
@@ -60,20 +60,20 @@ pub struct TableStatus {
     pub data_version: Option<i64>,
     pub last_run_id: Option<String>,
     /// When its last run started.
-    #[serde(serialize_with = "crate::ser::ts_opt::serialize")]
+    #[serde(serialize_with = "crate::http::ser::ts_opt::serialize")]
     pub last_extracted: Option<DateTime<Utc>>,
     /// Rows inserted + updated by its last run.
     pub records_count: Option<i64>,
     pub extraction_duration_seconds: Option<f64>,
     pub error_message: Option<String>,
     /// When its last successful run finished.
-    #[serde(serialize_with = "crate::ser::ts_opt::serialize")]
+    #[serde(serialize_with = "crate::http::ser::ts_opt::serialize")]
     pub last_success: Option<DateTime<Utc>>,
     pub age_seconds: Option<i64>,
     pub max_age_seconds: i64,
     pub fresh: bool,
     /// No schedule is known to the API: always null.
-    #[serde(serialize_with = "crate::ser::ts_opt::serialize")]
+    #[serde(serialize_with = "crate::http::ser::ts_opt::serialize")]
     pub next_scheduled: Option<DateTime<Utc>>,
 }
 
@@ -81,7 +81,7 @@ pub struct TableStatus {
 pub struct RecentActivity {
     pub table_name: String,
     pub status: String,
-    #[serde(serialize_with = "crate::ser::ts::serialize")]
+    #[serde(serialize_with = "crate::http::ser::ts::serialize")]
     pub timestamp: DateTime<Utc>,
     pub records: i64,
     /// Seconds.
@@ -94,16 +94,16 @@ pub struct RunRow {
     pub pipeline: String,
     /// `running`, `ok`, `failed` or `cancelled`.
     pub status: String,
-    #[serde(serialize_with = "crate::ser::ts::serialize")]
+    #[serde(serialize_with = "crate::http::ser::ts::serialize")]
     pub started_at: DateTime<Utc>,
-    #[serde(serialize_with = "crate::ser::ts_opt::serialize")]
+    #[serde(serialize_with = "crate::http::ser::ts_opt::serialize")]
     pub finished_at: Option<DateTime<Utc>>,
 }
 
 #[derive(Serialize, ToSchema)]
 pub struct RunningRefresh {
     pub run_id: String,
-    #[serde(serialize_with = "crate::ser::ts::serialize")]
+    #[serde(serialize_with = "crate::http::ser::ts::serialize")]
     pub started_at: DateTime<Utc>,
     pub tables: Vec<String>,
 }
@@ -113,7 +113,7 @@ pub struct RunningRefresh {
 pub struct EtlStatusResponse {
     /// `healthy` (no node's last run failed and all fresh) or `degraded`.
     pub status: &'static str,
-    #[serde(serialize_with = "crate::ser::ts_opt::serialize")]
+    #[serde(serialize_with = "crate::http::ser::ts_opt::serialize")]
     pub last_updated: Option<DateTime<Utc>>,
     pub total_tables: usize,
     pub successful_tables: usize,
@@ -238,42 +238,15 @@ pub async fn table_status_handler(
         .ok_or_else(|| {
             ApiError::NotFound(format!(
                 "table {:?} is neither in the pipeline nor in the ledger",
-                crate::params::safe_text(&table_name)
+                crate::http::params::safe_text(&table_name)
             ))
         })?;
     Ok(axum::Json(table_status(&st, node, now)))
 }
 
-/// Check `Authorization: Bearer <PULSO_API_REFRESH_TOKEN>`: 401 without it, 403 when wrong (or
-/// when no token is configured: refresh is then disabled).
-pub fn authorize(st: &Shared, headers: &HeaderMap) -> Result<(), ApiError> {
-    let Some(value) = headers.get(axum::http::header::AUTHORIZATION) else {
-        return Err(ApiError::Unauthorized(
-            "this endpoint needs Authorization: Bearer <token>".into(),
-        ));
-    };
-    let presented = value
-        .to_str()
-        .ok()
-        .and_then(|v| {
-            v.strip_prefix("Bearer ")
-                .or_else(|| v.strip_prefix("bearer "))
-        })
-        .map(str::trim)
-        .filter(|t| !t.is_empty())
-        .ok_or_else(|| {
-            ApiError::Unauthorized("the Authorization header must be `Bearer <token>`".into())
-        })?;
-    let Some(expected) = st.cfg.refresh_token.as_deref() else {
-        return Err(ApiError::Forbidden(
-            "refresh is disabled on this server (no PULSO_API_REFRESH_TOKEN)".into(),
-        ));
-    };
-    if bool::from(presented.as_bytes().ct_eq(expected.as_bytes())) {
-        Ok(())
-    } else {
-        Err(ApiError::Forbidden("invalid token".into()))
-    }
+/// 401 without a bearer token, 403 with a wrong one (see [`require_bearer`]).
+fn authorize(st: &Shared, headers: &HeaderMap) -> Result<(), ApiError> {
+    require_bearer(headers, st.cfg.refresh_token.as_deref())
 }
 
 /// Body of `POST /api/v1/etl/refresh/dashboard`.
@@ -304,7 +277,7 @@ pub struct RefreshResponse {
     pub tables_requested: Vec<String>,
     /// Every node the run covers (the requested ones and their dependants).
     pub nodes: Vec<String>,
-    #[serde(serialize_with = "crate::ser::ts::serialize")]
+    #[serde(serialize_with = "crate::http::ser::ts::serialize")]
     pub started_at: DateTime<Utc>,
     pub estimated_duration_minutes: usize,
 }
@@ -342,7 +315,7 @@ pub async fn refresh_dashboard(
     q.finish()?;
     let JsonBody(req) = body;
     if let Some(t) = &req.tables {
-        crate::params::check_list_len("tables", t.len(), st.cfg.max_list)?;
+        crate::http::params::check_list_len("tables", t.len(), st.cfg.max_list)?;
     }
     if !(1..=8).contains(&req.max_concurrent) {
         return Err(ApiError::invalid(

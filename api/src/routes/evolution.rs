@@ -12,11 +12,12 @@ use chrono::{Duration, NaiveDate};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-use crate::app::{JsonBytes, Shared};
 use crate::error::{ApiError, ErrorBody};
+use crate::http::envelope::{Envelope, envelope};
+use crate::http::json::JsonBytes;
+use crate::http::params::{JsonBody, Query, filter_list, parse_date};
 use crate::kpi::{pct, ratio, round2};
-use crate::params::{JsonBody, Query, filter_list, parse_date};
-use crate::routes::dashboard::{Envelope, envelope};
+use crate::state::Shared;
 
 /// How a metric's values read.
 #[derive(Clone, Copy, Debug, Serialize, ToSchema, PartialEq, Eq)]
@@ -117,7 +118,7 @@ impl Metric {
                     parameter,
                     format!(
                         "{parameter}: unknown metric {:?}; use any of {}",
-                        crate::params::safe_text(&v),
+                        crate::http::params::safe_text(&v),
                         names.join(", ")
                     ),
                 )
@@ -151,7 +152,7 @@ impl Comparison {
                 parameter,
                 format!(
                     "{parameter}: unknown comparison dimension {:?}; use cartera, servicio, periodo or archivo",
-                    crate::params::safe_text(other)
+                    crate::http::params::safe_text(other)
                 ),
             )),
         }
@@ -241,9 +242,9 @@ pub struct EvolutionRequest {
 
 #[derive(Debug, Serialize)]
 struct EvolutionQuery {
-    #[serde(serialize_with = "crate::ser::date::serialize")]
+    #[serde(serialize_with = "crate::http::ser::date::serialize")]
     fecha_inicio: NaiveDate,
-    #[serde(serialize_with = "crate::ser::date::serialize")]
+    #[serde(serialize_with = "crate::http::ser::date::serialize")]
     fecha_fin: NaiveDate,
     cartera: Vec<String>,
     servicio: Vec<String>,
@@ -290,7 +291,7 @@ fn normalise(st: &Shared, raw: Raw) -> Result<EvolutionQuery, ApiError> {
             format!("the date range may span at most {MAX_DAYS} days"),
         ));
     }
-    crate::params::check_list_len("metrics", raw.metrics.len(), max)?;
+    crate::http::params::check_list_len("metrics", raw.metrics.len(), max)?;
     let mut metrics = Vec::new();
     for m in &raw.metrics {
         let m = Metric::parse("metrics", m)?;

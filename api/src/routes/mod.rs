@@ -3,7 +3,7 @@
 use axum::Router;
 use axum::routing::{MethodRouter, get, post};
 
-use crate::app::Shared;
+use crate::state::Shared;
 
 pub mod assignment;
 pub mod dashboard;

@@ -8,10 +8,11 @@ use chrono::{NaiveDate, Utc};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-use crate::app::{JsonBytes, Shared};
 use crate::error::{ApiError, ErrorBody};
+use crate::http::json::JsonBytes;
+use crate::http::params::{JsonBody, Query, filter_list, parse_date};
 use crate::kpi::{pct, thousands};
-use crate::params::{JsonBody, Query, filter_list, parse_date};
+use crate::state::Shared;
 
 /// A KPI card: pre-formatted value.
 #[derive(Debug, Serialize, ToSchema)]
@@ -93,7 +94,7 @@ pub struct OperationDayAnalysisData {
     pub queue_performance: Vec<QueuePerformance>,
     pub totals: OperationTotals,
     /// The Lima day analysed.
-    #[serde(serialize_with = "crate::ser::date_opt::serialize")]
+    #[serde(serialize_with = "crate::http::ser::date_opt::serialize")]
     #[schema(value_type = Option<String>, format = Date)]
     pub fecha: Option<NaiveDate>,
 }
@@ -120,7 +121,7 @@ fn yes() -> bool {
 
 #[derive(Debug, Serialize, Clone)]
 struct OperationQuery {
-    #[serde(serialize_with = "crate::ser::date_opt::serialize")]
+    #[serde(serialize_with = "crate::http::ser::date_opt::serialize")]
     fecha: Option<NaiveDate>,
     hourly: bool,
     attempts: bool,

@@ -13,10 +13,11 @@ use chrono::{Duration, NaiveDate, Utc};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-use crate::app::{JsonBytes, Shared};
 use crate::error::{ApiError, ErrorBody};
+use crate::http::json::JsonBytes;
+use crate::http::params::{JsonBody, Query, filter_list, filter_value, parse_date};
 use crate::kpi::{pct, round2};
-use crate::params::{JsonBody, Query, filter_list, filter_value, parse_date};
+use crate::state::Shared;
 
 /// A point of `dailyTrend` (day set, hour null) or `hourlyTrend` (hour set, day null).
 #[derive(Debug, Serialize, ToSchema)]
@@ -174,7 +175,7 @@ impl RankBy {
                     parameter,
                     format!(
                         "{parameter}: unknown metric {:?}; use calls, directContacts, commitments, closingRate or commitmentConversion",
-                        crate::params::safe_text(other)
+                        crate::http::params::safe_text(other)
                     ),
                 ));
             }
@@ -194,9 +195,9 @@ impl RankBy {
 
 #[derive(Debug, Serialize, Clone)]
 struct ProductivityQuery {
-    #[serde(serialize_with = "crate::ser::date::serialize")]
+    #[serde(serialize_with = "crate::http::ser::date::serialize")]
     fecha_inicio: NaiveDate,
-    #[serde(serialize_with = "crate::ser::date::serialize")]
+    #[serde(serialize_with = "crate::http::ser::date::serialize")]
     fecha_fin: NaiveDate,
     agente: Option<String>,
     cartera: Vec<String>,

@@ -9,8 +9,9 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 use utoipa::ToSchema;
 
-use crate::app::Shared;
 use crate::error::ApiError;
+use crate::http::envelope::{Envelope, envelope};
+use crate::state::Shared;
 
 /// `/health`: the process is up. Never touches a dependency.
 #[derive(Serialize, ToSchema)]
@@ -59,7 +60,7 @@ pub struct ReadyChecks {
 pub struct TableFreshness {
     pub node: String,
     /// When its last successful load or build finished.
-    #[serde(serialize_with = "crate::ser::ts_opt::serialize")]
+    #[serde(serialize_with = "crate::http::ser::ts_opt::serialize")]
     pub last_success_at: Option<DateTime<Utc>>,
     pub age_seconds: Option<i64>,
     pub max_age_seconds: i64,
@@ -260,7 +261,7 @@ pub struct ApiHealth {
     pub status: &'static str,
     pub api_version: &'static str,
     pub openapi_docs: &'static str,
-    #[serde(serialize_with = "crate::ser::ts::serialize")]
+    #[serde(serialize_with = "crate::http::ser::ts::serialize")]
     pub timestamp: DateTime<Utc>,
 }
 
@@ -276,9 +277,7 @@ pub async fn api_health() -> axum::Json<ApiHealth> {
 }
 
 /// `…/health` of each endpoint group (Pulso-Back's aliases): static.
-pub async fn group_health(
-    uri: axum::http::Uri,
-) -> axum::Json<crate::routes::dashboard::Envelope<serde_json::Value>> {
+pub async fn group_health(uri: axum::http::Uri) -> axum::Json<Envelope<serde_json::Value>> {
     let service = uri
         .path()
         .trim_end_matches('/')
@@ -287,7 +286,7 @@ pub async fn group_health(
         .next()
         .unwrap_or("api")
         .to_string();
-    axum::Json(crate::routes::dashboard::envelope(
+    axum::Json(envelope(
         "Service is healthy",
         serde_json::json!({
             "status": "healthy",
