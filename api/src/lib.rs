@@ -11,7 +11,6 @@ pub mod config;
 pub mod db;
 pub mod error;
 pub mod http;
-pub mod kpi;
 pub mod marts;
 pub mod metrics;
 pub mod refresh;

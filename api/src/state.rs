@@ -8,6 +8,7 @@ use std::future::Future;
 use std::sync::Arc;
 
 use bytes::Bytes;
+use chrono::NaiveDate;
 use serde::Serialize;
 
 use crate::cache::Cache;
@@ -16,6 +17,8 @@ use crate::db::Db;
 use crate::error::ApiError;
 use crate::http::json::JsonBytes;
 use crate::http::params::Limits;
+use crate::marts::Marts;
+use crate::marts::latest::Latest;
 use crate::metrics::Metrics;
 use crate::refresh::Refresher;
 use crate::version::DataVersion;
@@ -30,7 +33,8 @@ pub struct AppState {
     pub refresh: Arc<Refresher>,
     /// `/api/v1/openapi.json`, serialised once.
     pub openapi: Bytes,
-    pub sql: crate::marts::Sql,
+    /// Every query on the marts.
+    pub marts: Marts,
 }
 
 pub type Shared = Arc<AppState>;
@@ -72,5 +76,26 @@ impl AppState {
             })
             .await?;
         Ok(JsonBytes(bytes))
+    }
+
+    /// The latest date of `which` ([`Marts::latest`] relative to today) through the cache, so
+    /// that requests with a default date look it up once per data version and day. The cached
+    /// value is the date's text (or null), shared with other API instances through Redis.
+    pub async fn latest_cached(&self, which: Latest) -> Result<Option<NaiveDate>, ApiError> {
+        let route = match which {
+            Latest::Photo => "meta:latest_photo",
+            Latest::OperationDay => "meta:latest_operation",
+            Latest::ProductivityDay => "meta:latest_productivity",
+            Latest::AssignmentMonth => "meta:latest_month",
+        };
+        let today = self.marts.today();
+        let bytes = self
+            .cached(route, &today.to_string(), || async {
+                let d = self.marts.latest(which, today).await?;
+                Ok(d.map(|d| d.to_string()))
+            })
+            .await?;
+        let d: Option<String> = serde_json::from_slice(&bytes.0).map_err(ApiError::internal)?;
+        Ok(d.and_then(|d| NaiveDate::parse_from_str(&d, "%Y-%m-%d").ok()))
     }
 }

@@ -6,7 +6,7 @@ mod common;
 
 use common::*;
 use pulso_api::marts::Sql;
-use pulso_api::routes::dashboard::Dimension;
+use pulso_api::marts::dashboard::Dimension;
 use tokio_postgres::types::ToSql;
 
 async fn plan(c: &tokio_postgres::Client, sql: &str, params: &[&(dyn ToSql + Sync)]) -> String {

@@ -19,6 +19,7 @@ use crate::cache::{Cache, RedisCache};
 use crate::config::ApiConfig;
 use crate::db::Db;
 use crate::error::ServeError;
+use crate::marts::Marts;
 use crate::metrics::Metrics;
 use crate::refresh::Refresher;
 use crate::state::{AppState, Shared};
@@ -67,7 +68,7 @@ impl Api {
         let refresh = Refresher::new(cfg.pipeline_file.clone(), cfg.database_url.clone());
         let openapi = Bytes::from(openapi::json());
         let state = Arc::new(AppState {
-            sql: crate::marts::Sql::new(&cfg.mart_schema),
+            marts: Marts::new(db.clone(), &cfg.mart_schema, cfg.time_zone),
             cfg: cfg.clone(),
             db,
             cache,

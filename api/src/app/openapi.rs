@@ -4,7 +4,9 @@
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
-use crate::routes::{assignment, dashboard, etl, evolution, operation, productivity, system};
+use crate::routes::{
+    assignment, dashboard, etl, evolution, filters, operation, productivity, system,
+};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -20,7 +22,7 @@ use crate::routes::{assignment, dashboard, etl, evolution, operation, productivi
         system::api_health,
         dashboard::get_dashboard,
         dashboard::post_dashboard,
-        dashboard::filters,
+        filters::filters,
         evolution::get_evolution,
         evolution::post_evolution,
         evolution::carteras,

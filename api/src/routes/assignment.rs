@@ -11,8 +11,8 @@ use utoipa::ToSchema;
 use crate::error::{ApiError, ErrorBody};
 use crate::http::json::JsonBytes;
 use crate::http::params::{JsonBody, Query, filter_list, parse_month};
-use crate::kpi::{ratio, round2, variacion};
-use crate::routes::dashboard::{self, DashboardData, Dimension};
+use crate::marts::dashboard::{DashboardData, DashboardQuery, Dimension};
+use crate::marts::kpi::{ratio, round2, variacion};
 use crate::routes::evolution::ValueType;
 use crate::state::Shared;
 
@@ -137,7 +137,11 @@ async fn latest_month(st: &Shared) -> Result<Option<String>, ApiError> {
     let today = Utc::now().with_timezone(&st.cfg.time_zone).date_naive();
     let rows = st
         .db
-        .query("latest_month", &st.sql.latest_month, &[&month_of(today)])
+        .query(
+            "latest_month",
+            &st.marts.sql().latest_month,
+            &[&month_of(today)],
+        )
         .await?;
     Ok(rows[0].get(0))
 }
@@ -163,7 +167,7 @@ async fn compute(st: &Shared, q: &AssignmentQuery) -> Result<AssignmentAnalysisR
         .db
         .query(
             "assignment",
-            &st.sql.assignment,
+            &st.marts.sql().assignment,
             &[&months, &q.cartera, &q.servicio],
         )
         .await?;
@@ -273,12 +277,16 @@ async fn compute(st: &Shared, q: &AssignmentQuery) -> Result<AssignmentAnalysisR
     let last = first + Months::new(1) - chrono::Duration::days(1);
     let photo: Option<NaiveDate> = st
         .db
-        .query("latest_photo_in", &st.sql.latest_photo_in, &[&first, &last])
+        .query(
+            "latest_photo_in",
+            &st.marts.sql().latest_photo_in,
+            &[&first, &last],
+        )
         .await?[0]
         .get(0);
     let data = match photo {
         Some(p) => {
-            let dq = dashboard::DashboardQuery {
+            let dq = DashboardQuery {
                 fecha_corte: Some(p),
                 cartera: q.cartera.clone(),
                 servicio: q.servicio.clone(),
@@ -292,7 +300,7 @@ async fn compute(st: &Shared, q: &AssignmentQuery) -> Result<AssignmentAnalysisR
                 negocio: vec![Dimension::Servicio],
                 chart: vec![Dimension::Cartera],
             };
-            dashboard::compute(st, &dq).await?
+            st.marts.dashboard(&dq).await?
         }
         None => DashboardData {
             segmento_data: vec![],
@@ -451,7 +459,11 @@ pub async fn summary(State(st): State<Shared>, mut q: Query) -> Result<JsonBytes
         let empty: Vec<String> = vec![];
         let rows = st
             .db
-            .query("assignment", &st.sql.assignment, &[&months, &empty, &empty])
+            .query(
+                "assignment",
+                &st.marts.sql().assignment,
+                &[&months, &empty, &empty],
+            )
             .await?;
         let mut t = Month::default();
         let mut carteras = 0;

@@ -16,7 +16,7 @@ use crate::error::{ApiError, ErrorBody};
 use crate::http::envelope::{Envelope, envelope};
 use crate::http::json::JsonBytes;
 use crate::http::params::{JsonBody, Query, filter_list, parse_date};
-use crate::kpi::{pct, ratio, round2};
+use crate::marts::kpi::{pct, ratio, round2};
 use crate::state::Shared;
 
 /// How a metric's values read.
@@ -350,7 +350,7 @@ async fn compute(st: &Shared, q: &EvolutionQuery) -> Result<Vec<EvolutionMetric>
         .db
         .query(
             "evolution",
-            &st.sql.evolution,
+            &st.marts.sql().evolution,
             &[
                 &q.fecha_inicio,
                 &q.fecha_fin,
@@ -490,7 +490,10 @@ pub async fn post_evolution(
 pub async fn carteras(State(st): State<Shared>, q: Query) -> Result<JsonBytes, ApiError> {
     q.finish()?;
     st.cached("evolution_carteras", &(), || async {
-        let rows = st.db.query("carteras", &st.sql.carteras, &[]).await?;
+        let rows = st
+            .db
+            .query("carteras", &st.marts.sql().carteras, &[])
+            .await?;
         Ok(rows
             .iter()
             .map(|r| r.get::<_, String>(0))

@@ -9,6 +9,7 @@ pub mod assignment;
 pub mod dashboard;
 pub mod etl;
 pub mod evolution;
+pub mod filters;
 pub mod operation;
 pub mod productivity;
 pub mod system;
@@ -38,7 +39,7 @@ pub fn routes() -> Router<Shared> {
             "/api/v1/dashboard",
             get(dashboard::get_dashboard).post(dashboard::post_dashboard),
         ),
-        ("/api/v1/filters", get(dashboard::filters)),
+        ("/api/v1/filters", get(filters::filters)),
         (
             "/api/v1/evolution",
             get(evolution::get_evolution).post(evolution::post_evolution),

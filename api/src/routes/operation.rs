@@ -11,7 +11,7 @@ use utoipa::ToSchema;
 use crate::error::{ApiError, ErrorBody};
 use crate::http::json::JsonBytes;
 use crate::http::params::{JsonBody, Query, filter_list, parse_date};
-use crate::kpi::{pct, thousands};
+use crate::marts::kpi::{pct, thousands};
 use crate::state::Shared;
 
 /// A KPI card: pre-formatted value.
@@ -153,7 +153,11 @@ async fn compute(st: &Shared, q: &OperationQuery) -> Result<OperationDayAnalysis
     if let Some(fecha) = q.fecha {
         let rows = st
             .db
-            .query("operation", &st.sql.operation, &[&fecha, &q.cartera])
+            .query(
+                "operation",
+                &st.marts.sql().operation,
+                &[&fecha, &q.cartera],
+            )
             .await?;
         for r in &rows {
             let c = C {
@@ -296,7 +300,11 @@ async fn resolve_day(st: &Shared, fecha: Option<NaiveDate>) -> Result<Option<Nai
         .cached("meta:latest_operation", &today.to_string(), || async {
             let d: Option<NaiveDate> = st
                 .db
-                .query("latest_operation", &st.sql.latest_operation, &[&today])
+                .query(
+                    "latest_operation",
+                    &st.marts.sql().latest_operation,
+                    &[&today],
+                )
                 .await?[0]
                 .get(0);
             Ok(d.map(|d| d.to_string()))

@@ -16,7 +16,7 @@ use utoipa::ToSchema;
 use crate::error::{ApiError, ErrorBody};
 use crate::http::json::JsonBytes;
 use crate::http::params::{JsonBody, Query, filter_list, filter_value, parse_date};
-use crate::kpi::{pct, round2};
+use crate::marts::kpi::{pct, round2};
 use crate::state::Shared;
 
 /// A point of `dailyTrend` (day set, hour null) or `hourlyTrend` (hour set, day null).
@@ -211,7 +211,7 @@ async fn latest_day(st: &Shared) -> Result<NaiveDate, ApiError> {
         .db
         .query(
             "latest_productivity",
-            &st.sql.latest_productivity,
+            &st.marts.sql().latest_productivity,
             &[&today],
         )
         .await?[0]
@@ -298,7 +298,7 @@ async fn compute(st: &Shared, q: &ProductivityQuery) -> Result<ProductivityRespo
         st.db
             .query(
                 "productivity_hourly",
-                &st.sql.productivity_hourly,
+                &st.marts.sql().productivity_hourly,
                 &[&q.fecha_inicio, &q.fecha_fin, &q.cartera],
             )
             .await
@@ -307,7 +307,7 @@ async fn compute(st: &Shared, q: &ProductivityQuery) -> Result<ProductivityRespo
         st.db
             .query(
                 "productivity",
-                &st.sql.productivity,
+                &st.marts.sql().productivity,
                 &[&q.fecha_inicio, &q.fecha_fin, &q.agente, &q.cartera],
             )
             .await
@@ -553,7 +553,7 @@ pub async fn agents(State(st): State<Shared>, mut q: Query) -> Result<JsonBytes,
         || async {
             let rows = st
                 .db
-                .query("agents", &st.sql.agents, &[&key.0, &key.1])
+                .query("agents", &st.marts.sql().agents, &[&key.0, &key.1])
                 .await?;
             Ok(rows
                 .iter()

@@ -1,7 +1,21 @@
-//! SQL over the mart tables. Statements are text built from the configured schema name (validated
-//! as a plain identifier at startup) and from static column names chosen by enums — never from
-//! request text; every value is a bound parameter (`$n`). Each statement's access path is an
-//! index the migrations create (see `tests/api_explain.rs`):
+//! The marts layer: one module per mart, each owning its statement text, the decoding of its rows,
+//! the KPI shaping and its answer types; all reached through one handle, [`Marts`], that owns the
+//! read pool and the statement texts (prepared once per connection by the pool's statement cache).
+//!
+//! * [`dashboard`] — `mart.dashboard`: KPI tables and chart at one photo date.
+//! * [`filters`] — the dashboard's filter options.
+//! * [`evolution`] — `mart.evolucion`: KPI series per management day.
+//! * [`assignment`] — `mart.asignacion`: the portfolio of two months compared.
+//! * [`operation`] — `mart.operacion`: one day's interactions per channel, hour, attempt, queue.
+//! * [`productivity`] — `mart.productividad`: agents' ranking, heatmap and trends.
+//! * [`latest`] — the one "latest date" lookup behind every default date.
+//! * [`kpi`] — KPI arithmetic on summed counters.
+//!
+//! This layer knows no route, request or cache: it takes normalised queries and returns typed
+//! answers. Statements are text built from the configured schema name (validated as a plain
+//! identifier at startup) and from static column names chosen by enums — never from request
+//! text; every value is a bound parameter (`$n`). Each statement's access path is an index the
+//! migrations create (see `tests/api_explain.rs`):
 //!
 //! | statement | index |
 //! |---|---|
@@ -12,7 +26,57 @@
 //! | operation | `mart.operacion` primary key (fecha, …) |
 //! | productivity | `mart.productividad` primary key (fecha, …); one agent: `productividad_agente` |
 
-use crate::routes::dashboard::{COUNTER_SQL, Dimension};
+pub mod dashboard;
+pub mod filters;
+pub mod kpi;
+pub mod latest;
+
+use std::sync::Arc;
+
+use chrono::{Datelike, NaiveDate, Utc};
+
+use crate::db::Db;
+use dashboard::Dimension;
+use latest::Latest;
+
+/// The handle of the marts layer: the read pool, the statement texts and the business time zone.
+/// Cheap to clone.
+#[derive(Clone)]
+pub struct Marts {
+    db: Db,
+    sql: Arc<Sql>,
+    time_zone: chrono_tz::Tz,
+}
+
+impl Marts {
+    /// `schema`: the marts' schema (a plain identifier, checked by the configuration).
+    pub fn new(db: Db, schema: &str, time_zone: chrono_tz::Tz) -> Self {
+        Marts {
+            db,
+            sql: Arc::new(Sql::new(schema)),
+            time_zone,
+        }
+    }
+
+    /// Today in the business time zone (`PULSO_TIME_ZONE`): the day "latest" defaults are
+    /// relative to.
+    pub fn today(&self) -> NaiveDate {
+        Utc::now().with_timezone(&self.time_zone).date_naive()
+    }
+
+    /// The statement texts (for `EXPLAIN`-style checks).
+    pub fn sql(&self) -> &Sql {
+        &self.sql
+    }
+}
+
+/// `YYYY-MM`: a month as the marts' `periodo` columns hold it.
+pub fn month_of(d: NaiveDate) -> String {
+    format!("{:04}-{:02}", d.year(), d.month())
+}
+
+/// The text of every statement of the marts layer, built once from the schema name by the module
+/// that owns each statement.
 
 #[derive(Clone, Debug)]
 pub struct Sql {
@@ -38,24 +102,9 @@ impl Sql {
         let m = schema;
         Sql {
             schema: schema.to_string(),
-            latest_photo: format!(
-                "SELECT coalesce((SELECT max(fecha_foto) FROM {m}.dashboard WHERE fecha_foto < $1), \
-                                 (SELECT max(fecha_foto) FROM {m}.dashboard))"
-            ),
-            campaigns: "SELECT archivo, fecha_apertura, fecha_cierre, duracion_dias_habiles \
-                        FROM aux.campana WHERE archivo = ANY($1::text[])"
-                .into(),
-            filter_options: format!(
-                "SELECT k, v FROM (SELECT cartera, servicio, periodo, tramo, \
-                        dia_vencimiento::text AS dv, rango_deuda \
-                   FROM {m}.dashboard WHERE fecha_foto = $1) d \
-                 CROSS JOIN LATERAL (VALUES ('cartera', cartera), ('servicio', servicio), \
-                        ('periodo', periodo), ('tramo', tramo), ('dia_vencimiento', dv), \
-                        ('rango_deuda', rango_deuda)) AS x(k, v) \
-                 GROUP BY k, v \
-                 UNION SELECT 'periodo', periodo FROM {m}.asignacion GROUP BY periodo \
-                 ORDER BY 1, 2"
-            ),
+            latest_photo: latest::statement(m, Latest::Photo),
+            campaigns: dashboard::CAMPAIGNS_SQL.into(),
+            filter_options: filters::statement(m),
             // Series key ($6 picks the column), summed per management day.
             evolution: format!(
                 "SELECT serie, dia_gestion, \
@@ -95,17 +144,9 @@ impl Sql {
                    AND (cardinality($3::text[]) = 0 OR servicio = ANY($3::text[])) \
                  GROUP BY periodo, cartera ORDER BY periodo, cartera"
             ),
-            latest_month: format!(
-                "SELECT coalesce((SELECT max(periodo) FROM {m}.asignacion WHERE periodo <= $1), \
-                                 (SELECT max(periodo) FROM {m}.asignacion))"
-            ),
-            latest_photo_in: format!(
-                "SELECT max(fecha_foto) FROM {m}.dashboard WHERE fecha_foto BETWEEN $1 AND $2"
-            ),
-            latest_operation: format!(
-                "SELECT coalesce((SELECT max(fecha) FROM {m}.operacion WHERE fecha <= $1), \
-                                 (SELECT max(fecha) FROM {m}.operacion))"
-            ),
+            latest_month: latest::statement(m, Latest::AssignmentMonth),
+            latest_photo_in: latest::photo_between_statement(m),
+            latest_operation: latest::statement(m, Latest::OperationDay),
             // One scan of the day: per channel, hour, attempt, queue, and the day's total.
             operation: format!(
                 "SELECT GROUPING(canal, hora, intento, cola)::int4, canal, hora, intento, cola, \
@@ -117,10 +158,7 @@ impl Sql {
                    AND (cardinality($2::text[]) = 0 OR cartera = ANY($2::text[])) \
                  GROUP BY GROUPING SETS ((canal), (hora), (intento), (cola), ())"
             ),
-            latest_productivity: format!(
-                "SELECT coalesce((SELECT max(fecha) FROM {m}.productividad WHERE fecha <= $1), \
-                                 (SELECT max(fecha) FROM {m}.productividad))"
-            ),
+            latest_productivity: latest::statement(m, Latest::ProductivityDay),
             // Per agent and day over a date range (optionally one agent).
             productivity: format!(
                 "SELECT fecha, correo_agente, min(nombre_agente), min(documento_agente), \
@@ -150,35 +188,6 @@ impl Sql {
 
     /// The dashboard statement for `cols` grouped by each of `sets` and in total.
     pub fn dashboard(&self, cols: &[Dimension], sets: &[Vec<Dimension>]) -> String {
-        let names: Vec<&str> = cols.iter().map(|d| d.column()).collect();
-        let select: Vec<String> = names.iter().map(|c| format!("{c}::text")).collect();
-        let groups: Vec<String> = sets
-            .iter()
-            .map(|s| {
-                let cs: Vec<&str> = s.iter().map(|d| d.column()).collect();
-                format!("({})", cs.join(", "))
-            })
-            .chain(std::iter::once("()".to_string()))
-            .collect();
-        format!(
-            "SELECT GROUPING({g})::int4, {select}, {COUNTER_SQL}, max(dia_gestion) \
-             FROM {m}.dashboard \
-             WHERE fecha_foto = $1 \
-               AND (cardinality($2::text[]) = 0 OR cartera = ANY($2::text[])) \
-               AND (cardinality($3::text[]) = 0 OR servicio = ANY($3::text[])) \
-               AND (cardinality($4::text[]) = 0 OR periodo = ANY($4::text[])) \
-               AND (cardinality($5::text[]) = 0 OR tramo = ANY($5::text[])) \
-               AND (cardinality($6::int4[]) = 0 OR dia_vencimiento = ANY($6::int4[])) \
-               AND (cardinality($7::text[]) = 0 OR rango_deuda = ANY($7::text[])) \
-               AND (($8::date IS NULL AND $9::date IS NULL) OR archivo IN ( \
-                    SELECT archivo FROM aux.campana \
-                     WHERE fecha_apertura >= coalesce($8::date, '-infinity'::date) \
-                       AND fecha_apertura <= coalesce($9::date, 'infinity'::date))) \
-             GROUP BY GROUPING SETS ({sets})",
-            g = names.join(", "),
-            select = select.join(", "),
-            m = self.schema,
-            sets = groups.join(", "),
-        )
+        dashboard::statement(&self.schema, cols, sets)
     }
 }
