@@ -27,6 +27,7 @@
 //! | productivity | `mart.productividad` primary key (fecha, …); one agent: `productividad_agente` |
 
 pub mod dashboard;
+pub mod evolution;
 pub mod filters;
 pub mod kpi;
 pub mod latest;
@@ -105,36 +106,8 @@ impl Sql {
             latest_photo: latest::statement(m, Latest::Photo),
             campaigns: dashboard::CAMPAIGNS_SQL.into(),
             filter_options: filters::statement(m),
-            // Series key ($6 picks the column), summed per management day.
-            evolution: format!(
-                "SELECT serie, dia_gestion, \
-                        sum(cuentas)::float8, sum(cuentas_gestionadas)::float8, \
-                        sum(cuentas_cd)::float8, sum(cuentas_ci)::float8, sum(cuentas_sc)::float8, \
-                        sum(cuentas_pdp)::float8, sum(cuentas_pagadoras)::float8, \
-                        sum(recupero)::float8, sum(gestiones)::float8, sum(gestiones_ce)::float8, \
-                        sum(gestiones_pdp)::float8, sum(deuda_asig)::float8, \
-                        GROUPING(serie)::int4 \
-                 FROM (SELECT CASE $6::text WHEN 'servicio' THEN servicio \
-                                            WHEN 'periodo' THEN periodo \
-                                            WHEN 'archivo' THEN archivo \
-                                            ELSE cartera END AS serie, * \
-                         FROM {m}.evolucion \
-                        WHERE fecha_foto BETWEEN $1 AND $2 \
-                          AND (cardinality($3::text[]) = 0 OR cartera = ANY($3::text[])) \
-                          AND (cardinality($4::text[]) = 0 OR servicio = ANY($4::text[])) \
-                          AND (cardinality($5::text[]) = 0 OR periodo = ANY($5::text[]))) e \
-                 GROUP BY GROUPING SETS ((serie, dia_gestion), (dia_gestion)) \
-                 ORDER BY 15, 1, 2"
-            ),
-            // Distinct carteras by a loose index scan over evolucion_cartera (cartera, dia_gestion).
-            carteras: format!(
-                "WITH RECURSIVE c AS ( \
-                   (SELECT cartera FROM {m}.evolucion ORDER BY cartera LIMIT 1) \
-                   UNION ALL \
-                   SELECT (SELECT e.cartera FROM {m}.evolucion e WHERE e.cartera > c.cartera \
-                           ORDER BY e.cartera LIMIT 1) FROM c WHERE c.cartera IS NOT NULL) \
-                 SELECT cartera FROM c WHERE cartera IS NOT NULL"
-            ),
+            evolution: evolution::statement(m),
+            carteras: evolution::carteras_statement(m),
             assignment: format!(
                 "SELECT periodo, cartera, sum(cuentas)::float8, sum(clientes)::float8, \
                         sum(deuda_asig)::float8, sum(deuda_act)::float8 \

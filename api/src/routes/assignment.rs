@@ -12,8 +12,8 @@ use crate::error::{ApiError, ErrorBody};
 use crate::http::json::JsonBytes;
 use crate::http::params::{JsonBody, Query, filter_list, parse_month};
 use crate::marts::dashboard::{DashboardData, DashboardQuery, Dimension};
+use crate::marts::kpi::ValueType;
 use crate::marts::kpi::{ratio, round2, variacion};
-use crate::routes::evolution::ValueType;
 use crate::state::Shared;
 
 #[derive(Debug, Serialize, ToSchema)]
