@@ -26,6 +26,7 @@
 //! | operation | `mart.operacion` primary key (fecha, …) |
 //! | productivity | `mart.productividad` primary key (fecha, …); one agent: `productividad_agente` |
 
+pub mod assignment;
 pub mod dashboard;
 pub mod evolution;
 pub mod filters;
@@ -108,15 +109,7 @@ impl Sql {
             filter_options: filters::statement(m),
             evolution: evolution::statement(m),
             carteras: evolution::carteras_statement(m),
-            assignment: format!(
-                "SELECT periodo, cartera, sum(cuentas)::float8, sum(clientes)::float8, \
-                        sum(deuda_asig)::float8, sum(deuda_act)::float8 \
-                 FROM {m}.asignacion \
-                 WHERE periodo = ANY($1::text[]) \
-                   AND (cardinality($2::text[]) = 0 OR cartera = ANY($2::text[])) \
-                   AND (cardinality($3::text[]) = 0 OR servicio = ANY($3::text[])) \
-                 GROUP BY periodo, cartera ORDER BY periodo, cartera"
-            ),
+            assignment: assignment::statement(m),
             latest_month: latest::statement(m, Latest::AssignmentMonth),
             latest_photo_in: latest::photo_between_statement(m),
             latest_operation: latest::statement(m, Latest::OperationDay),
