@@ -32,6 +32,7 @@ pub mod evolution;
 pub mod filters;
 pub mod kpi;
 pub mod latest;
+pub mod operation;
 
 use std::sync::Arc;
 
@@ -113,17 +114,7 @@ impl Sql {
             latest_month: latest::statement(m, Latest::AssignmentMonth),
             latest_photo_in: latest::photo_between_statement(m),
             latest_operation: latest::statement(m, Latest::OperationDay),
-            // One scan of the day: per channel, hour, attempt, queue, and the day's total.
-            operation: format!(
-                "SELECT GROUPING(canal, hora, intento, cola)::int4, canal, hora, intento, cola, \
-                        sum(gestiones)::int8, sum(contactos_efectivos)::int8, \
-                        sum(contactos_no_efectivos)::int8, sum(pdp)::int8, \
-                        sum(duracion_total)::int8 \
-                 FROM {m}.operacion \
-                 WHERE fecha = $1 \
-                   AND (cardinality($2::text[]) = 0 OR cartera = ANY($2::text[])) \
-                 GROUP BY GROUPING SETS ((canal), (hora), (intento), (cola), ())"
-            ),
+            operation: operation::statement(m),
             latest_productivity: latest::statement(m, Latest::ProductivityDay),
             // Per agent and day over a date range (optionally one agent).
             productivity: format!(
