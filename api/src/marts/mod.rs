@@ -33,6 +33,7 @@ pub mod filters;
 pub mod kpi;
 pub mod latest;
 pub mod operation;
+pub mod productivity;
 
 use std::sync::Arc;
 
@@ -66,11 +67,6 @@ impl Marts {
     pub fn today(&self) -> NaiveDate {
         Utc::now().with_timezone(&self.time_zone).date_naive()
     }
-
-    /// The statement texts (for `EXPLAIN`-style checks).
-    pub fn sql(&self) -> &Sql {
-        &self.sql
-    }
 }
 
 /// `YYYY-MM`: a month as the marts' `periodo` columns hold it.
@@ -79,8 +75,8 @@ pub fn month_of(d: NaiveDate) -> String {
 }
 
 /// The text of every statement of the marts layer, built once from the schema name by the module
-/// that owns each statement.
-
+/// that owns each statement (the dashboard's, which depends on the requested grouping, is built per
+/// request by [`Sql::dashboard`]).
 #[derive(Clone, Debug)]
 pub struct Sql {
     pub schema: String,
@@ -101,6 +97,7 @@ pub struct Sql {
 }
 
 impl Sql {
+    /// The statements over the marts of `schema` (a plain identifier).
     pub fn new(schema: &str) -> Self {
         let m = schema;
         Sql {
@@ -116,30 +113,9 @@ impl Sql {
             latest_operation: latest::statement(m, Latest::OperationDay),
             operation: operation::statement(m),
             latest_productivity: latest::statement(m, Latest::ProductivityDay),
-            // Per agent and day over a date range (optionally one agent).
-            productivity: format!(
-                "SELECT fecha, correo_agente, min(nombre_agente), min(documento_agente), \
-                        sum(gestiones)::int8, sum(contactos_efectivos)::int8, sum(pdp)::int8, \
-                        sum(monto_compromiso)::float8 \
-                 FROM {m}.productividad \
-                 WHERE fecha BETWEEN $1 AND $2 \
-                   AND ($3::text IS NULL OR correo_agente = $3 OR nombre_agente = $3) \
-                   AND (cardinality($4::text[]) = 0 OR cartera = ANY($4::text[])) \
-                 GROUP BY fecha, correo_agente ORDER BY fecha, correo_agente"
-            ),
-            productivity_hourly: format!(
-                "SELECT hora, sum(gestiones)::int8, sum(pdp)::int8 \
-                 FROM {m}.operacion \
-                 WHERE fecha BETWEEN $1 AND $2 AND canal = 'HUMANO' \
-                   AND (cardinality($3::text[]) = 0 OR cartera = ANY($3::text[])) \
-                 GROUP BY hora ORDER BY hora"
-            ),
-            agents: format!(
-                "SELECT correo_agente, min(nombre_agente), min(documento_agente), min(fecha), \
-                        max(fecha) \
-                 FROM {m}.productividad WHERE fecha BETWEEN $1 AND $2 \
-                 GROUP BY correo_agente ORDER BY 2, 1"
-            ),
+            productivity: productivity::statement(m),
+            productivity_hourly: productivity::hourly_statement(m),
+            agents: productivity::agents_statement(m),
         }
     }
 
