@@ -10,6 +10,7 @@ pub mod cache;
 pub mod config;
 pub mod db;
 pub mod error;
+pub mod freshness;
 pub mod http;
 pub mod marts;
 pub mod metrics;

@@ -5,7 +5,7 @@ use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
 use crate::routes::{
-    assignment, dashboard, etl, evolution, filters, operation, productivity, system,
+    assignment, dashboard, etl, etl_refresh, evolution, filters, operation, productivity, system,
 };
 
 #[derive(OpenApi)]
@@ -41,9 +41,9 @@ use crate::routes::{
         productivity::metrics,
         etl::status,
         etl::table_status_handler,
-        etl::refresh_dashboard,
-        etl::refresh_table,
-        etl::refresh_all,
+        etl_refresh::refresh_dashboard,
+        etl_refresh::refresh_table,
+        etl_refresh::refresh_all,
     ),
     components(schemas(crate::error::ErrorBody)),
     modifiers(&Bearer),
