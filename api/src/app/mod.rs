@@ -1,6 +1,7 @@
 //! The top of the crate: the application ([`Api`]: state, router, background tasks) and the server
-//! loop. The router ([`router`]), the layer around every request ([`middleware`]) and the OpenAPI
-//! document ([`openapi`]) are its parts; only this module and [`crate::routes`] name the routes.
+//! loop. Its parts: `router.rs` (the route table of [`crate::routes`] with fallbacks and CORS),
+//! `middleware.rs` (request id, timeout, metrics, security headers and access log around every
+//! request) and [`openapi`] (the document). Only this module and [`crate::routes`] name routes.
 
 mod middleware;
 pub mod openapi;
