@@ -45,6 +45,8 @@
 #![allow(clippy::type_complexity)]
 
 mod common;
+#[path = "kpis/redelivery.rs"]
+mod redelivery;
 
 use std::path::{Path, PathBuf};
 
@@ -1350,9 +1352,17 @@ async fn late_data_recomputes_only_affected_days() {
         .get(0);
     assert_eq!(entregas, 4);
 
-    // The incremental result equals a full rebuild of every build.
-    let incremental = build_checksums(c).await;
+    assert_equals_full_rebuild(&f).await;
+}
+
+/// The builds' incremental result equals rebuilding every build from scratch.
+async fn assert_equals_full_rebuild(f: &Fixture) {
+    let incremental = build_checksums(&f.client).await;
     let builds = "calendario_habiles,deuda_diaria,campana,cuenta_campana,gestion,gestion_cuenta,pago,pago_diario,cuenta_estado_diario,dashboard,evolucion,asignacion,operacion,productividad";
     f.run(&["--tables", builds, "--full-refresh"]);
-    assert_eq!(incremental, build_checksums(c).await);
+    assert_eq!(
+        incremental,
+        build_checksums(&f.client).await,
+        "the incremental builds differ from a full rebuild"
+    );
 }
