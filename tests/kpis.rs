@@ -118,15 +118,15 @@ fn trandeuda_csv() -> String {
 }
 
 const PAGOS: &str = "\
-nro_documento,fecha_pago,monto_cancelado,archivo,creado_el
-F21,2025-06-04,200.00,PAG_0604.txt,2025-06-04T15:00:00Z
-F21,2025-06-04,200.00,PAG_0605.txt,2025-06-05T15:00:00Z
-F21,2025-06-04,200.00,PAG_0606.txt,2025-06-06T15:00:00Z
-F11,2025-06-05,40.00,PAG_0605.txt,2025-06-05T15:00:00Z
-F11,2025-06-03,10.00,PAG_0603.txt,2025-06-03T15:00:00Z
-F41,2025-06-02,500.00,PAG_0602.txt,2025-06-02T15:00:00Z
-F99,2025-06-05,10.00,PAG_0605.txt,2025-06-05T15:00:00Z
-F51,2025-06-09,300.00,PAG_0609.txt,2025-06-09T15:00:00Z
+nro_documento,fecha_pago,monto_cancelado,archivo,ocurrencia,cod_sistema,creado_el
+F21,2025-06-04,200.00,PAG_0604.txt,1,S1,2025-06-04T15:00:00Z
+F21,2025-06-04,200.00,PAG_0605.txt,1,S1,2025-06-05T15:00:00Z
+F21,2025-06-04,200.00,PAG_0606.txt,1,S2,2025-06-06T15:00:00Z
+F11,2025-06-05,40.00,PAG_0605.txt,1,S1,2025-06-05T15:00:00Z
+F11,2025-06-03,10.00,PAG_0603.txt,1,S1,2025-06-03T15:00:00Z
+F41,2025-06-02,500.00,PAG_0602.txt,1,S1,2025-06-02T15:00:00Z
+F99,2025-06-05,10.00,PAG_0605.txt,1,S1,2025-06-05T15:00:00Z
+F51,2025-06-09,300.00,PAG_0609.txt,1,S1,2025-06-09T15:00:00Z
 ";
 
 const VOICEBOT: &str = "\
@@ -177,6 +177,7 @@ tables:
     source: {{ kind: csv, path: {d}/calendario.csv }}
     columns: {{ archivo: text, periodo_date: date, tipo_cartera: text, fecha_apertura: date, fecha_trandeuda: date, fecha_cierre: date, fecha_cierre_planificada: date }}
     primary_key: [archivo, periodo_date]
+    mode: full_refresh
     change_date: fecha_apertura
   - name: asignaciones
     source: {{ kind: csv, path: {d}/asignaciones.csv }}
@@ -190,8 +191,8 @@ tables:
     change_date: fecha_proceso
   - name: pagos
     source: {{ kind: csv, path: {d}/pagos.csv }}
-    columns: {{ nro_documento: text, fecha_pago: date, monto_cancelado: \"numeric(15,2)\", archivo: text, creado_el: timestamptz }}
-    primary_key: [nro_documento, fecha_pago, monto_cancelado, archivo]
+    columns: {{ nro_documento: text, fecha_pago: date, monto_cancelado: \"numeric(15,2)\", archivo: text, ocurrencia: integer, cod_sistema: text, creado_el: timestamptz }}
+    primary_key: [nro_documento, fecha_pago, monto_cancelado, archivo, ocurrencia]
     change_date: fecha_pago
   - name: voicebot_gestiones
     source: {{ kind: csv, path: {d}/voicebot.csv, null_text: ~ }}
@@ -1267,7 +1268,7 @@ async fn late_data_recomputes_only_affected_days() {
     write(
         d,
         "pagos.csv",
-        &format!("{PAGOS}F21,2025-06-04,200.00,PAG_0609.txt,2025-06-09T15:00:00Z\n"),
+        &format!("{PAGOS}F21,2025-06-04,200.00,PAG_0609.txt,1,S1,2025-06-09T15:00:00Z\n"),
     );
     f.run(&[]);
 

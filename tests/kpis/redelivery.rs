@@ -42,7 +42,7 @@ async fn trandeuda_redelivered_on_the_same_day_counts_each_document_once() {
     write(
         d,
         "pagos.csv",
-        &format!("{PAGOS}F41,2025-06-09,100.00,PAG_0609.txt,2025-06-09T15:00:00Z\n"),
+        &format!("{PAGOS}F41,2025-06-09,100.00,PAG_0609.txt,1,S1,2025-06-09T15:00:00Z\n"),
     );
     f.run(&[]);
 
@@ -135,11 +135,11 @@ async fn identical_payments_in_one_file_are_each_counted_and_redeliveries_are_no
         "pagos.csv",
         &format!(
             "{PAGOS}\
-F12,2025-06-05,25.00,PAG_0605.txt,2025-06-05T15:00:00Z
-F12,2025-06-05,25.00,PAG_0605.txt,2025-06-05T15:00:00Z
-F12,2025-06-05,25.00,PAG_0605_B.txt,2025-06-05T18:00:00Z
-F12,2025-06-05,25.00,PAG_0605_B.txt,2025-06-05T18:00:00Z
-F12,2025-06-05,25.00,PAG_0606.txt,2025-06-06T15:00:00Z
+F12,2025-06-05,25.00,PAG_0605.txt,1,S1,2025-06-05T15:00:00Z
+F12,2025-06-05,25.00,PAG_0605.txt,2,S1,2025-06-05T15:00:00Z
+F12,2025-06-05,25.00,PAG_0605_B.txt,1,S1,2025-06-05T18:00:00Z
+F12,2025-06-05,25.00,PAG_0605_B.txt,2,S1,2025-06-05T18:00:00Z
+F12,2025-06-05,25.00,PAG_0606.txt,1,S1,2025-06-06T15:00:00Z
 "
         ),
     );
