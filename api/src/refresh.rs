@@ -186,7 +186,7 @@ pub fn select_with_dependants(
     let roots = pipeline.find_nodes(tables).map_err(|unknown| {
         ApiError::NotFound(format!(
             "table {:?} is not in the pipeline {}",
-            crate::params::safe_text(unknown.first().copied().unwrap_or_default()),
+            crate::http::params::safe_text(unknown.first().copied().unwrap_or_default()),
             pipeline.file
         ))
     })?;

@@ -42,7 +42,7 @@ pub enum SinkError {
     /// The stream of batches failed (source or transform).
     #[error("source failed: {0}")]
     Source(#[source] BoxError),
-    #[error("migrations failed: {0}")]
+    #[error("migrations failed: {}", describe_migration_error(.0))]
     Migrate(#[source] refinery::Error),
     /// `pulso_flow.watermarks` holds a value its type does not parse (edited by hand?).
     #[error(
@@ -175,6 +175,23 @@ fn io_cause(err: &tokio_postgres::Error) -> bool {
         source = s.source();
     }
     false
+}
+
+/// refinery's message names the migration but ends its cause at "db error": add the server's
+/// message from the cause chain.
+fn describe_migration_error(err: &refinery::Error) -> String {
+    let mut msg = err.to_string();
+    let mut source = std::error::Error::source(err);
+    while let Some(s) = source {
+        msg.push_str(": ");
+        if let Some(pg) = s.downcast_ref::<tokio_postgres::Error>() {
+            msg.push_str(&describe_pg_error(pg));
+            break;
+        }
+        msg.push_str(&s.to_string());
+        source = s.source();
+    }
+    msg
 }
 
 /// The most useful one-line description of a tokio-postgres error.

@@ -8,6 +8,7 @@
 //! * [`commit`] — the end of every node run: changes, build cursor, watermark and data version,
 //!   ledger row, NOTIFY, COMMIT (`commit_node`, used by loads and builds alike).
 //! * [`state`] — watermarks (typed as [`pulso_types::IncValue`]) and the run ledger.
+//! * [`status`] — read queries on that state for status reporting (the API's only access to it).
 //! * [`lock`], [`connect`] — per-target advisory locks; sessions configured for loading.
 //! * [`error`] — [`SinkError`], which keeps its cause, and [`error::PgErrorClass`].
 //! * [`migrate`] — versioned SQL of `migrations/`, applied with refinery.
@@ -26,5 +27,6 @@ pub mod migrate;
 pub mod pgtype;
 pub mod sql;
 pub mod state;
+pub mod status;
 
 pub use error::SinkError;
