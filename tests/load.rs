@@ -306,6 +306,14 @@ tables:
     source: { kind: csv, path: overflow.csv }
     columns: { cuenta: text, doc: text, monto: \"numeric(15,2)\" }
     primary_key: [cuenta, doc]
+  - name: not_finite
+    source: { kind: csv, path: not_finite.csv }
+    columns: { cuenta: text, doc: text, monto: \"numeric(5,2)\" }
+    primary_key: [cuenta, doc]
+  - name: inexact
+    source: { kind: csv, path: inexact.csv }
+    columns: { cuenta: text, doc: text, monto: \"numeric(5,2)\" }
+    primary_key: [cuenta, doc]
   - name: not_int
     source: { kind: csv, path: not_int.csv }
     columns: { id: integer, decil: integer }
@@ -331,6 +339,17 @@ async fn bad_rows_fail_their_table_with_table_column_and_key_and_commit_nothing(
         dir.path(),
         "overflow.csv",
         "cuenta,doc,monto\nA,D1,10.00\nB,D7,12345678901234.56\n",
+    );
+    write(
+        dir.path(),
+        "not_finite.csv",
+        "cuenta,doc,monto\nA,D1,10.00\nB,D8,NaN\n",
+    );
+    // 1.2300 fits numeric(5,2) exactly; 1.239 would need rounding.
+    write(
+        dir.path(),
+        "inexact.csv",
+        "cuenta,doc,monto\nA,D1,1.2300\nC,D9,1.239\n",
     );
     write(dir.path(), "not_int.csv", "id,decil\n1,3\n2,12a\n");
     let file = write(dir.path(), "p.yaml", BAD_ROWS);
@@ -363,6 +382,20 @@ async fn bad_rows_fail_their_table_with_table_column_and_key_and_commit_nothing(
             && e.contains("numeric(15,2)"),
         "{e}"
     );
+    let e = err("not_finite");
+    assert!(
+        e.contains("table t.not_finite, column monto")
+            && e.contains("cuenta=B, doc=D8")
+            && e.contains("value NaN is not a finite number"),
+        "{e}"
+    );
+    let e = err("inexact");
+    assert!(
+        e.contains("table t.inexact, column monto")
+            && e.contains("cuenta=C, doc=D9")
+            && e.contains("value 1.239 has more decimal places than numeric(5,2) keeps (2)"),
+        "{e}"
+    );
     let e = err("not_int");
     assert!(
         e.contains("column decil") && e.contains("id=2") && e.contains("12a"),
@@ -371,7 +404,7 @@ async fn bad_rows_fail_their_table_with_table_column_and_key_and_commit_nothing(
 
     let client = db.client().await;
     assert_eq!(checksum(&client, "t.good").await.0, 2);
-    for t in ["null_key", "overflow", "not_int"] {
+    for t in ["null_key", "overflow", "not_finite", "inexact", "not_int"] {
         // Created inside the failed transaction, so not even the table exists.
         let exists: bool = client
             .query_one("SELECT to_regclass($1) IS NOT NULL", &[&format!("t.{t}")])
