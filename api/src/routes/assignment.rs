@@ -8,7 +8,7 @@ use utoipa::ToSchema;
 
 use crate::error::{ApiError, ErrorBody};
 use crate::http::json::JsonBytes;
-use crate::http::params::{JsonBody, Query, filter_list, parse_month};
+use crate::http::params::{JsonBody, JsonObject, Query, filter_list, parse_month};
 use crate::marts::assignment::{AssignmentAnalysisResponse, AssignmentQuery, AssignmentSummary};
 use crate::marts::latest::Latest;
 use crate::marts::month_of;
@@ -30,6 +30,10 @@ pub struct AssignmentAnalysisRequest {
     pub include_detail_breakdown: bool,
     #[serde(default = "yes")]
     pub include_composition: bool,
+}
+
+impl JsonObject for AssignmentAnalysisRequest {
+    const OBJECT_FIELDS: &'static [&'static str] = &["filters"];
 }
 
 fn yes() -> bool {

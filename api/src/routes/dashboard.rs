@@ -9,7 +9,7 @@ use utoipa::ToSchema;
 
 use crate::error::{ApiError, ErrorBody};
 use crate::http::json::JsonBytes;
-use crate::http::params::{JsonBody, Query, check_list_len, filter_list, parse_date};
+use crate::http::params::{JsonBody, JsonObject, Query, check_list_len, filter_list, parse_date};
 use crate::marts::dashboard::{DashboardData, DashboardQuery, Dimension, default_groupings};
 use crate::marts::latest::Latest;
 use crate::marts::month_of;
@@ -92,6 +92,10 @@ pub struct DashboardRequest {
     /// cartera.
     #[serde(default)]
     pub dimensions: Option<Vec<String>>,
+}
+
+impl JsonObject for DashboardRequest {
+    const OBJECT_FIELDS: &'static [&'static str] = &["filters"];
 }
 
 /// Raw (unvalidated) dashboard parameters, from the query string or the body.

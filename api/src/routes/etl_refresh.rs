@@ -9,7 +9,7 @@ use utoipa::ToSchema;
 
 use crate::error::{ApiError, ErrorBody};
 use crate::http::auth::require_bearer;
-use crate::http::params::{JsonBody, Query};
+use crate::http::params::{JsonBody, JsonObject, Query};
 use crate::refresh::Started;
 use crate::state::Shared;
 
@@ -32,6 +32,8 @@ pub struct RefreshRequest {
     #[serde(default = "two")]
     pub max_concurrent: usize,
 }
+
+impl JsonObject for RefreshRequest {}
 
 fn two() -> usize {
     2

@@ -10,7 +10,7 @@ use utoipa::ToSchema;
 use crate::error::{ApiError, ErrorBody};
 use crate::http::envelope::{Envelope, envelope};
 use crate::http::json::JsonBytes;
-use crate::http::params::{JsonBody, Query, filter_list, parse_date};
+use crate::http::params::{JsonBody, JsonObject, Query, filter_list, parse_date};
 use crate::marts::evolution::{
     Comparison, EvolutionMetric, EvolutionQuery, Metric, MetricInfo, catalogue,
 };
@@ -100,6 +100,10 @@ pub struct EvolutionRequest {
     /// Default cobertura, contacto, cierre, intensidad.
     #[serde(default)]
     pub include_metrics: Option<Vec<String>>,
+}
+
+impl JsonObject for EvolutionRequest {
+    const OBJECT_FIELDS: &'static [&'static str] = &["filters"];
 }
 
 struct Raw {

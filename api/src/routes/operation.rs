@@ -9,7 +9,7 @@ use utoipa::ToSchema;
 
 use crate::error::{ApiError, ErrorBody};
 use crate::http::json::JsonBytes;
-use crate::http::params::{JsonBody, Query, filter_list, parse_date};
+use crate::http::params::{JsonBody, JsonObject, Query, filter_list, parse_date};
 use crate::marts::latest::Latest;
 use crate::marts::operation::{
     ChannelMetric, OperationDayAnalysisData, OperationDayKpi, OperationQuery,
@@ -31,6 +31,8 @@ pub struct OperationDayRequest {
     #[serde(default)]
     pub cartera: Option<Vec<String>>,
 }
+
+impl JsonObject for OperationDayRequest {}
 
 fn yes() -> bool {
     true

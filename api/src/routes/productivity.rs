@@ -9,7 +9,7 @@ use utoipa::ToSchema;
 
 use crate::error::{ApiError, ErrorBody};
 use crate::http::json::JsonBytes;
-use crate::http::params::{JsonBody, Query, filter_list, filter_value, parse_date};
+use crate::http::params::{JsonBody, JsonObject, Query, filter_list, filter_value, parse_date};
 use crate::marts::latest::Latest;
 use crate::marts::productivity::{AvailableAgent, ProductivityQuery, ProductivityResponse, RankBy};
 use crate::state::Shared;
@@ -30,6 +30,10 @@ pub struct ProductivityRequest {
     /// gestiones (default), contactos, compromisos, closingRate, commitmentConversion.
     #[serde(default)]
     pub metric_type: Option<String>,
+}
+
+impl JsonObject for ProductivityRequest {
+    const OBJECT_FIELDS: &'static [&'static str] = &["filtros"];
 }
 
 #[derive(Debug, Default, Deserialize, ToSchema)]
