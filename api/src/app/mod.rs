@@ -60,6 +60,9 @@ impl Api {
             ),
             None => None,
         };
+        if let Some(r) = &redis {
+            r.set_max_keys(cfg.redis_max_keys);
+        }
         let cache = Cache::new(
             cfg.cache_max_bytes,
             cfg.cache_ttl,
@@ -78,6 +81,7 @@ impl Api {
             metrics,
             refresh,
             openapi,
+            auth_failures: crate::http::auth::FailureLimiter::new(cfg.auth_failures_per_minute),
         });
         let (shutdown, shutdown_rx) = watch::channel(false);
         let mut tasks = vec![tokio::spawn(

@@ -10,6 +10,7 @@ use utoipa::ToSchema;
 use crate::error::{ApiError, ErrorBody};
 use crate::http::json::JsonBytes;
 use crate::http::params::{JsonBody, JsonObject, Query, filter_list, parse_date};
+use crate::marts::known::Dim;
 use crate::marts::latest::Latest;
 use crate::marts::operation::{
     ChannelMetric, OperationDayAnalysisData, OperationDayKpi, OperationQuery,
@@ -47,6 +48,7 @@ async fn resolve_day(st: &Shared, fecha: Option<NaiveDate>) -> Result<Option<Nai
 }
 
 async fn answer(st: &Shared, q: OperationQuery) -> Result<JsonBytes, ApiError> {
+    super::check_known(st, &[(Dim::Cartera, "cartera", &q.cartera)]).await?;
     st.cached("operation", &q, || st.marts.operation_day(&q))
         .await
 }
