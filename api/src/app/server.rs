@@ -53,6 +53,9 @@ pub(super) async fn run(
     metrics: Metrics,
 ) -> io::Result<()> {
     let permits = Arc::new(Semaphore::new(limits.max_connections));
+    // Refusals read the request before answering (a client that is still writing would not
+    // see an early answer); a few at a time, each for at most a second.
+    let refusals = Arc::new(Semaphore::new(REFUSALS_AT_ONCE));
     let (close_tx, close_rx) = watch::channel(false);
     let mut conns = JoinSet::new();
     loop {
@@ -71,7 +74,12 @@ pub(super) async fn run(
         };
         let Ok(permit) = permits.clone().try_acquire_owned() else {
             metrics.connections_refused.inc();
-            refuse(stream);
+            if let Ok(slot) = refusals.clone().try_acquire_owned() {
+                tokio::spawn(async move {
+                    refuse(stream).await;
+                    drop(slot);
+                });
+            }
             continue;
         };
         let _ = stream.set_nodelay(true);
@@ -123,8 +131,10 @@ pub(super) async fn run(
     Ok(())
 }
 
-/// The answer to a connection over the limit: written without waiting (a new socket's send
-/// buffer holds it), then the socket is closed.
+/// Connections over the limit being answered at the same time; more are closed unanswered.
+const REFUSALS_AT_ONCE: usize = 64;
+
+/// The answer to a connection over the limit, then the socket is closed.
 const REFUSED: &[u8] = b"HTTP/1.1 503 Service Unavailable\r\n\
 content-type: application/json\r\n\
 retry-after: 1\r\n\
@@ -133,9 +143,31 @@ content-length: 86\r\n\
 \r\n\
 {\"status\":\"error\",\"code\":503,\"message\":\"too many open connections; retry in a moment\"}";
 
-fn refuse(stream: TcpStream) {
-    let _ = stream.try_write(REFUSED);
-    drop(stream);
+/// Read what the client sends first (its request head, at most 16 KiB, at most a second), then
+/// answer 503 and close.
+async fn refuse(mut stream: TcpStream) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut buf = vec![0u8; 16 * 1024];
+    let mut read = 0;
+    let _ = tokio::time::timeout(Duration::from_secs(1), async {
+        while read < buf.len() {
+            match stream.read(&mut buf[read..]).await {
+                Ok(0) | Err(_) => break,
+                Ok(n) => {
+                    read += n;
+                    if buf[..read].windows(4).any(|w| w == b"\r\n\r\n") {
+                        break;
+                    }
+                }
+            }
+        }
+    })
+    .await;
+    let _ = tokio::time::timeout(Duration::from_secs(1), async {
+        let _ = stream.write_all(REFUSED).await;
+        let _ = stream.shutdown().await;
+    })
+    .await;
 }
 
 /// An I/O stream that fails with `TimedOut` once no byte has moved either way for `timeout`
@@ -236,6 +268,35 @@ impl<S: AsyncWrite + Unpin> AsyncWrite for IdleTimeout<S> {
 
 #[cfg(test)]
 mod tests {
+    use std::time::Duration;
+
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    use super::IdleTimeout;
+
+    /// No byte either way for the timeout: the read fails with `TimedOut`; traffic resets it.
+    #[tokio::test]
+    async fn idle_streams_time_out() {
+        let (client, server) = tokio::io::duplex(64);
+        let mut idle = IdleTimeout::new(server, Duration::from_millis(300));
+        let mut client = client;
+        let mut buf = [0u8; 8];
+        for _ in 0..3 {
+            // Traffic every 200 ms keeps it open past the 300 ms timeout.
+            tokio::time::sleep(Duration::from_millis(200)).await;
+            client.write_all(b"a").await.unwrap();
+            assert_eq!(idle.read(&mut buf).await.unwrap(), 1);
+        }
+        let t0 = std::time::Instant::now();
+        let e = idle.read(&mut buf).await.unwrap_err();
+        assert_eq!(e.kind(), std::io::ErrorKind::TimedOut);
+        assert!(
+            t0.elapsed() >= Duration::from_millis(250),
+            "{:?}",
+            t0.elapsed()
+        );
+    }
+
     #[test]
     fn the_refusal_is_a_complete_json_error() {
         let text = std::str::from_utf8(super::REFUSED).unwrap();

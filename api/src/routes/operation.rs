@@ -48,7 +48,6 @@ async fn resolve_day(st: &Shared, fecha: Option<NaiveDate>) -> Result<Option<Nai
 }
 
 async fn answer(st: &Shared, q: OperationQuery) -> Result<JsonBytes, ApiError> {
-    super::check_known(st, &[(Dim::Cartera, "cartera", &q.cartera)]).await?;
     st.cached("operation", &q, || st.marts.operation_day(&q))
         .await
 }
@@ -75,6 +74,7 @@ pub async fn get_operation(State(st): State<Shared>, mut q: Query) -> Result<Jso
         .unwrap_or(true);
     let cartera = filter_list("cartera", &q.list(&["cartera"])?, st.cfg.max_list)?;
     q.finish()?;
+    super::check_known(&st, &[(Dim::Cartera, "cartera", &cartera)]).await?;
     let fecha = resolve_day(&st, fecha).await?;
     answer(
         &st,
@@ -105,6 +105,7 @@ pub async fn post_operation(
         &body.cartera.unwrap_or_default(),
         st.cfg.max_list,
     )?;
+    super::check_known(&st, &[(Dim::Cartera, "cartera", &cartera)]).await?;
     answer(
         &st,
         OperationQuery {
