@@ -152,7 +152,7 @@ impl ApiConfig {
             monitor_token: None,
             private_endpoints: PrivateEndpoints::default(),
             public_error_detail: ErrorDetail::Class,
-            redis_max_keys: 20_000,
+            redis_max_keys: 5_000,
             auth_failures_per_minute: 10,
         }
     }

@@ -494,7 +494,8 @@ async fn adversarial_suite() {
         }));
     }
     let admin = db.client().await;
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    // The baseline: the same load without a fault.
+    tokio::time::sleep(Duration::from_millis(1500)).await;
     // 5a. Terminate every backend of the API (pool and listener) every 200 ms for 3 s.
     let pg_fault_start = load_start.elapsed();
     fault.store(true, Ordering::Release);
@@ -565,6 +566,18 @@ async fn adversarial_suite() {
         .iter()
         .filter(|(t, s, _)| *s != 200 && in_window(*t, redis_fault_start, redis_fault_end))
         .count();
+    let rate = |a: Duration, b: Duration| {
+        log.iter().filter(|(t, _, _)| in_window(*t, a, b)).count() as f64 / (b - a).as_secs_f64()
+    };
+    let baseline_rate = rate(Duration::ZERO, pg_fault_start);
+    let pg_rate = rate(pg_fault_start, pg_fault_end);
+    let redis_rate = rate(redis_fault_start, redis_fault_end);
+    eprintln!(
+        "fault throughput vs the same-run baseline ({baseline_rate:.0} answers/s): backends \
+         terminated {:.2}×, Redis stopped {:.2}×",
+        pg_rate / baseline_rate,
+        redis_rate / baseline_rate
+    );
     let answers = tally.answers.load(Ordering::Relaxed);
     let unavailable = tally.unavailable.load(Ordering::Relaxed);
     eprintln!(
