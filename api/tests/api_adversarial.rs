@@ -328,7 +328,8 @@ async fn adversarial_suite() {
                     .map(|e| at + e)
                     .unwrap_or(body.len());
                 let mut s = body.to_string();
-                s.replace_range(at..end, *rng.pick(&inserts));
+                let insert = inserts[rng.below(inserts.len())];
+                s.replace_range(at..end, insert);
                 bytes = s.into_bytes();
             }
             3 => bytes = format!("[{body}]").into_bytes(),

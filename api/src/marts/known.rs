@@ -89,6 +89,9 @@ impl KnownValues {
     }
 }
 
+/// The known values and the data version they were read at (one per [`Marts`] handle).
+pub type KnownSlot = tokio::sync::Mutex<Option<(String, Arc<KnownValues>)>>;
+
 /// One statement over the marts of schema `m`: `(dimension, value)` rows. Each mart is scanned
 /// once; the dimensions of a scan are grouping sets of it.
 pub fn statement(m: &str) -> String {

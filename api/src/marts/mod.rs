@@ -55,7 +55,7 @@ pub struct Marts {
     sql: Arc<Sql>,
     time_zone: chrono_tz::Tz,
     /// The known values and the data version they were read at.
-    known: Arc<tokio::sync::Mutex<Option<(String, Arc<known::KnownValues>)>>>,
+    known: Arc<known::KnownSlot>,
 }
 
 impl Marts {
