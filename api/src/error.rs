@@ -65,6 +65,15 @@ pub enum ApiError {
     /// 500: logged in full, answered without details.
     #[error("internal error: {0}")]
     Internal(String),
+    /// 405: the path exists, the method does not.
+    #[error("{0}")]
+    MethodNotAllowed(String),
+    /// 415: a body that is not JSON.
+    #[error("{0}")]
+    UnsupportedMediaType(String),
+    /// 429: too many wrong tokens from one client; retry after the given seconds.
+    #[error("{message}")]
+    TooManyRequests { message: String, retry_after: u64 },
 }
 
 /// The JSON body of every error answer.
@@ -111,6 +120,9 @@ impl ApiError {
             ApiError::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+            ApiError::MethodNotAllowed(_) => StatusCode::METHOD_NOT_ALLOWED,
+            ApiError::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            ApiError::TooManyRequests { .. } => StatusCode::TOO_MANY_REQUESTS,
         }
     }
 
@@ -149,6 +161,17 @@ impl IntoResponse for ApiError {
                 HeaderValue::from_static("Bearer realm=\"pulso-flow\""),
             );
         }
+        // Unavailability is transient (a restart, a failover, a busy pool): say when to retry.
+        let retry_after = match &self {
+            ApiError::Unavailable(_) => Some(1),
+            ApiError::TooManyRequests { retry_after, .. } => Some(*retry_after),
+            _ => None,
+        };
+        if let Some(secs) = retry_after {
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(secs));
+        }
         response
     }
 }
@@ -160,12 +183,21 @@ impl From<tokio_postgres::Error> for ApiError {
             PgErrorClass::Cancelled => {
                 ApiError::Unavailable("the query took too long (statement timeout)".into())
             }
-            PgErrorClass::Closed => {
+            class if class.is_connection_lost() => {
+                tracing::warn!(error = %describe_pg_error(&e), "database connection lost");
                 ApiError::Unavailable("the database connection was lost".into())
             }
             _ => ApiError::Internal(describe_pg_error(&e)),
         }
     }
+}
+
+/// Whether `e` says the connection (not the statement) failed: the backend was terminated
+/// (57P01 admin shutdown, 57P02 crash shutdown, 57P03 cannot connect now — a restart, a
+/// failover, `pg_terminate_backend`), a connection-exception class 08 error, the socket broke,
+/// or the client is closed. Such a read can be retried on another connection.
+pub fn connection_lost(e: &tokio_postgres::Error) -> bool {
+    pulso_sinks::error::PgErrorClass::of(e).is_connection_lost()
 }
 
 impl From<deadpool_postgres::PoolError> for ApiError {

@@ -105,8 +105,9 @@ impl SinkError {
 pub enum PgErrorClass {
     /// The connection is closed or its socket failed (reset, broken pipe, refused).
     Closed,
-    /// The server ended the session: `pg_terminate_backend`, a shutdown or a crash restart
-    /// (SQLSTATE 57P01, 57P02, 57P03), or another connection exception (class 08).
+    /// The server ended the session: `pg_terminate_backend`, a shutdown, a crash restart, a
+    /// dropped database or an idle-session timeout (SQLSTATE 57P01–57P05), or another connection
+    /// exception (class 08).
     Terminated,
     /// The statement was cancelled: `statement_timeout` or `pg_cancel_backend` (57014).
     Cancelled,
@@ -135,15 +136,6 @@ impl PgErrorClass {
             return PgErrorClass::Cancelled;
         }
         if [
-            SqlState::ADMIN_SHUTDOWN,
-            SqlState::CRASH_SHUTDOWN,
-            SqlState::CANNOT_CONNECT_NOW,
-        ]
-        .contains(code)
-        {
-            return PgErrorClass::Terminated;
-        }
-        if [
             SqlState::T_R_SERIALIZATION_FAILURE,
             SqlState::T_R_DEADLOCK_DETECTED,
             SqlState::LOCK_NOT_AVAILABLE,
@@ -151,6 +143,9 @@ impl PgErrorClass {
         .contains(code)
         {
             return PgErrorClass::Conflict;
+        }
+        if code.code().starts_with("57P0") {
+            return PgErrorClass::Terminated;
         }
         match code.code().get(..2) {
             Some("08") => PgErrorClass::Terminated,
@@ -234,6 +229,7 @@ mod tests {
             ("57P01", PgErrorClass::Terminated),
             ("57P02", PgErrorClass::Terminated),
             ("57P03", PgErrorClass::Terminated),
+            ("57P05", PgErrorClass::Terminated),
             ("08006", PgErrorClass::Terminated),
             ("40001", PgErrorClass::Conflict),
             ("40P01", PgErrorClass::Conflict),
