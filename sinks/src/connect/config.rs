@@ -247,32 +247,43 @@ impl PgConnectConfig {
         self
     }
 
-    /// `host=… port=… dbname=… user=… sslmode=…`: what to show people (no password).
+    /// `host=… [hostaddr=…] port=… dbname=… user=… sslmode=…`: what to show people (never the
+    /// password).
     pub fn describe(&self) -> String {
-        let hosts: Vec<String> = self
-            .pg
-            .get_hosts()
-            .iter()
-            .map(|h| match h {
-                tokio_postgres::config::Host::Tcp(s) => s.clone(),
-                #[cfg(unix)]
-                tokio_postgres::config::Host::Unix(p) => p.display().to_string(),
-            })
-            .chain(self.pg.get_hostaddrs().iter().map(|a| a.to_string()))
-            .collect();
-        let ports: Vec<String> = self.pg.get_ports().iter().map(u16::to_string).collect();
-        format!(
-            "host={} port={} dbname={} user={} sslmode={}",
-            hosts.join(","),
-            if ports.is_empty() {
-                "5432".into()
-            } else {
-                ports.join(",")
-            },
+        let join = |items: Vec<String>| items.join(",");
+        let hosts = join(
+            self.pg
+                .get_hosts()
+                .iter()
+                .map(|h| match h {
+                    tokio_postgres::config::Host::Tcp(s) => s.clone(),
+                    #[cfg(unix)]
+                    tokio_postgres::config::Host::Unix(p) => p.display().to_string(),
+                })
+                .collect(),
+        );
+        let addrs = join(
+            self.pg
+                .get_hostaddrs()
+                .iter()
+                .map(|a| a.to_string())
+                .collect(),
+        );
+        let ports = match join(self.pg.get_ports().iter().map(u16::to_string).collect()) {
+            p if p.is_empty() => "5432".to_string(),
+            p => p,
+        };
+        let mut text = format!("host={hosts} ");
+        if !addrs.is_empty() && addrs != hosts {
+            text.push_str(&format!("hostaddr={addrs} "));
+        }
+        text.push_str(&format!(
+            "port={ports} dbname={} user={} sslmode={}",
             self.pg.get_dbname().unwrap_or("-"),
             self.pg.get_user().unwrap_or("-"),
             self.ssl_mode.as_str()
-        )
+        ));
+        text
     }
 
     /// Host, port and database: what identifies the database (not who connects to it).

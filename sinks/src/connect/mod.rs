@@ -87,8 +87,8 @@ impl PgConnector {
     ///
     /// * `disable` — plain text; Unix sockets are always plain text, as in libpq;
     /// * `allow` — plain text, and TLS if the server refuses the plain-text attempt;
-    /// * `prefer` — TLS if the server offers it, plain text if it does not or if the TLS
-    ///   handshake fails;
+    /// * `prefer` — TLS if the server offers it, plain text if it does not, if the TLS
+    ///   handshake fails or if the server refuses the TLS session;
     /// * `require`, `verify-ca`, `verify-full` — TLS or nothing.
     pub async fn connect_with(
         &self,
@@ -114,10 +114,12 @@ impl PgConnector {
                 }
                 other => other,
             },
+            // libpq retries without TLS when the handshake fails and when the server refuses
+            // the TLS session (pg_hba.conf `hostnossl`).
             SslMode::Prefer => match attempt(Tokio::Prefer).await {
-                Err(e) if is_tls_failure(&e) => {
-                    tracing::warn!(error = %describe_pg_error(&e),
-                        "sslmode=prefer: TLS handshake failed; connecting without TLS");
+                Err(e) if is_tls_failure(&e) || e.as_db_error().is_some() => {
+                    tracing::debug!(error = %describe_pg_error(&e),
+                        "sslmode=prefer: refused over TLS; trying without TLS");
                     attempt(Tokio::Disable).await
                 }
                 other => other,
