@@ -89,7 +89,13 @@ impl Db {
     pub async fn ping(&self, deadline: Duration) -> Result<Duration, String> {
         let t0 = Instant::now();
         let work = async {
-            let client = self.pool.get().await.map_err(|e| e.to_string())?;
+            let client = self.pool.get().await.map_err(|e| match &e {
+                // The server's or the TLS layer's reason, not just "db error".
+                deadpool_postgres::PoolError::Backend(pg) => {
+                    pulso_sinks::error::describe_pg_error(pg)
+                }
+                other => other.to_string(),
+            })?;
             client
                 .simple_query("SELECT 1")
                 .await
