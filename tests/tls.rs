@@ -586,6 +586,17 @@ fn no_output_of_serve_holds_a_secret() {
                 String::from_utf8_lossy(&buf).to_string()
             })
         };
+        // A failing assertion must not leave the server running.
+        struct KillOnDrop(Option<u32>);
+        impl Drop for KillOnDrop {
+            fn drop(&mut self) {
+                if let Some(pid) = self.0 {
+                    // SAFETY: signalling our own child, not reaped yet.
+                    unsafe { libc::kill(pid as i32, libc::SIGKILL) };
+                }
+            }
+        }
+        let mut guard = KillOnDrop(Some(child.id()));
         let stdout = drain(Box::new(child.stdout.take().expect("stdout")));
         let stderr = drain(Box::new(child.stderr.take().expect("stderr")));
         let logs = move |child_status: Option<i32>| {
@@ -610,6 +621,7 @@ fn no_output_of_serve_holds_a_secret() {
         if case == "healthy" && !all_up(&ready) {
             let _ = child.kill();
             let status = child.wait().ok().and_then(|s| s.code());
+            guard.0 = None;
             panic!("serve never got ready: {ready}\n{}", logs(status));
         } else if case != "healthy" {
             assert!(ready.contains("down"), "{ready}");
@@ -653,6 +665,7 @@ fn no_output_of_serve_holds_a_secret() {
             std::thread::sleep(Duration::from_millis(50));
         }
         let status = child.wait().unwrap().code();
+        guard.0 = None;
         let output = logs(status);
         assert_eq!(status, Some(0), "{case}: {output}");
         let all = format!("{output}\n{bodies}");
