@@ -119,7 +119,7 @@ impl ApiConfig {
         let database_url = match secret(&get, "DATABASE_URL", "DATABASE_URL_FILE")? {
             Some(url) => url,
             // libpq's conventions: PGHOST, PGUSER, … name the database by themselves.
-            None if pulso_sinks::connect::env_names_a_database(&get) => String::new(),
+            None if pulso_sinks::connect::env_names_a_database(get) => String::new(),
             None => {
                 return Err(ConfigError {
                     var: "DATABASE_URL",

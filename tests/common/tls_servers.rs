@@ -115,6 +115,8 @@ fn new_dir(tag: &str) -> PathBuf {
 }
 
 /// Stop `stop_command` and remove `dir` when this process has ended.
+// Never waited for on purpose: the watchdog outlives this process (init reaps it).
+#[allow(clippy::zombie_processes)]
 fn watchdog(stop_command: &str, dir: &Path) {
     let script = format!(
         "while kill -0 {pid} 2>/dev/null; do sleep 0.5; done; {stop_command} >/dev/null 2>&1; rm -rf '{dir}'",
@@ -358,6 +360,9 @@ pub struct RedisTls {
 }
 
 impl RedisTls {
+    // The server runs until the watchdog stops it after this process has ended; nobody here
+    // waits for it.
+    #[allow(clippy::zombie_processes)]
     pub fn start(pki: &Pki, client_certs: bool) -> RedisTls {
         let dir = new_dir("redis");
         let port = free_port();
