@@ -5,7 +5,10 @@
 --              aux.snapshot_dia, aux.deuda_cuenta_dia.
 -- Rules:       assignment rows join their campaign by campaign id (file name without ".txt",
 --              W-24). A re-delivered assignment file does not add accounts: the account keeps its
---              first assignment date and takes its attributes from the latest delivery.
+--              first assignment date and takes its attributes (client included) from the latest
+--              delivery (greatest creado_el, then assignment date, then file name). An account
+--              missing from a later delivery stays in the universe (files arrive partially: late
+--              assignments come as later deliveries of the same file).
 --              es_principal_cliente marks one account per (campaign, client) — the earliest
 --              assigned, then the lowest account id — so that client counts are additive.
 --              servicio, cartera, due-day group and debt bracket come from the aux.* rule functions.
@@ -63,7 +66,7 @@ WITH asig AS (
            count(*) OVER (PARTITION BY campana, cta) AS n
       FROM asig
      WHERE cta IS NOT NULL AND id_cliente IS NOT NULL
-     ORDER BY campana, cta, creado_el DESC NULLS LAST, fecha_asignacion DESC, id_cliente
+     ORDER BY campana, cta, creado_el DESC NULLS LAST, fecha_asignacion DESC, archivo DESC, id_cliente
 ), universo AS (
     SELECT p.*, c.cartera, s.fecha_snapshot
       FROM por_cuenta p

@@ -1,11 +1,17 @@
 -- aux.pago — payments deduplicated across re-deliveries and attributed to a campaign.
 --
--- Grain:       one row per payment identity (nro_documento, fecha_pago, monto_cancelado).
--- Inputs:      raw.pagos (change_date: fecha_pago), raw.trandeuda (change_date: fecha_proceso),
---              aux.cuenta_campana, aux.campana, aux.campana_dia.
--- Rules:       [pulso-flow] a payment delivered again in later payment files is one payment
---              (entregas = files that delivered it; first/last file and load time kept, W-27).
---              Document → account: the account of the document in the latest snapshot on or
+-- Grain:       one row per payment: (nro_documento, fecha_pago, monto_cancelado, ocurrencia).
+-- Inputs:      raw.pagos (change_date: fecha_pago), raw.trandeuda (change_date: fecha_proceso,
+--              through aux.trandeuda_vigente), aux.cuenta_campana, aux.campana, aux.campana_dia.
+-- Rules:       [pulso-flow] a payment is (document, date, amount) plus its occurrence within its
+--              delivery file (raw.pagos.ocurrencia: two identical payments in one file are
+--              occurrences 1 and 2, two payments). The same occurrence delivered again in
+--              another file, the same day or later, is the same payment (entregas = files that
+--              delivered it; first/last file and load time kept, W-27; cod_sistema from the
+--              latest delivery). Limitation: the source has no payment id, so a later file that
+--              changes a payment's amount delivers another payment.
+--              Document → account: the account of the document's delivery that counts
+--              (aux.trandeuda_vigente: latest delivery of the day) in the latest snapshot on or
 --              before the payment date; if the document only appears later, the first snapshot
 --              after it (a document belongs to one account). No snapshot has the document:
 --              not attributed, DOCUMENTO_SIN_CUENTA.
@@ -13,61 +19,67 @@
 --              days contain the payment date (inclusive), the one opened last, then the smallest
 --              archivo (deterministic). None: not attributed, FUERA_DE_VENTANA (the account is
 --              assigned, but not on that date) or CUENTA_NO_ASIGNADA.
---              Limitation: two genuinely identical payments (same document, date and amount) in
---              ONE file are one row in raw.pagos (its key) and therefore one payment here.
 -- Incremental: a change on day m can move the attribution of payments dated m or later (new
 --              snapshot, campaign days, payments), so payments dated >= min(changed days) are
---              recomputed, plus every payment still without an account (its document may have
---              arrived in a snapshot). The result is diffed with the stored rows; only changed
---              payments are rewritten and only their payment dates are reported downstream.
+--              recomputed, plus every payment not attributed (its document, account or campaign
+--              may have arrived, and whether its account is assigned anywhere may have changed),
+--              plus payments whose account came from a snapshot after their date that is >= m
+--              (an earlier snapshot may have arrived). The result is diffed with the stored
+--              rows; only changed payments are rewritten and only their payment dates reported.
 
 CREATE TEMP TABLE _desde ON COMMIT DROP AS
 SELECT CASE WHEN current_setting('pulso_flow.full_refresh')::boolean THEN NULL
             ELSE (SELECT min(day) FROM pulso_flow_changed_days) END AS m,
        current_setting('pulso_flow.full_refresh')::boolean AS todo;
 
--- Payment identities in scope.
+-- Stored payments in scope (see "Incremental" above).
+CREATE TEMP TABLE _previo ON COMMIT DROP AS
+SELECT a.* FROM aux.pago a, _desde
+ WHERE _desde.todo
+    OR a.fecha_pago >= _desde.m
+    OR a.archivo IS NULL
+    OR (a.fecha_snapshot > a.fecha_pago AND a.fecha_snapshot >= _desde.m);
+
+-- Payment identities in scope: the delivered ones dated >= m, and the stored ones above.
 CREATE TEMP TABLE _ids ON COMMIT DROP AS
-SELECT p.nro_documento, p.fecha_pago, p.monto_cancelado
+SELECT p.nro_documento, p.fecha_pago, p.monto_cancelado, p.ocurrencia
   FROM raw.pagos p, _desde
  WHERE _desde.todo OR p.fecha_pago >= _desde.m
 UNION
-SELECT a.nro_documento, a.fecha_pago, a.monto_cancelado
-  FROM aux.pago a
- WHERE a.cuenta IS NULL;
+SELECT nro_documento, fecha_pago, monto_cancelado, ocurrencia FROM _previo;
 
 CREATE TEMP TABLE _pago (LIKE aux.pago) ON COMMIT DROP;
-INSERT INTO _pago (nro_documento, fecha_pago, monto_cancelado, entregas, primer_archivo, ultimo_archivo,
-                   primera_carga, ultima_carga, cod_sistema, cuenta, fecha_snapshot, archivo, cod_luna,
-                   motivo_no_atribuido)
+INSERT INTO _pago (nro_documento, fecha_pago, monto_cancelado, ocurrencia, entregas, primer_archivo,
+                   ultimo_archivo, primera_carga, ultima_carga, cod_sistema, cuenta, fecha_snapshot,
+                   archivo, cod_luna, motivo_no_atribuido)
 WITH entregas AS (
-    SELECT p.nro_documento, p.fecha_pago, p.monto_cancelado,
+    SELECT p.nro_documento, p.fecha_pago, p.monto_cancelado, p.ocurrencia,
            count(*)::int AS entregas,
            (array_agg(p.archivo ORDER BY p.creado_el, p.archivo))[1] AS primer_archivo,
-           (array_agg(p.archivo ORDER BY p.creado_el DESC, p.archivo DESC))[1] AS ultimo_archivo,
+           (array_agg(p.archivo ORDER BY p.creado_el DESC NULLS LAST, p.archivo DESC))[1] AS ultimo_archivo,
            min(p.creado_el) AS primera_carga,
            max(p.creado_el) AS ultima_carga,
-           (array_agg(p.cod_sistema ORDER BY p.creado_el DESC, p.archivo DESC))[1] AS cod_sistema
+           (array_agg(p.cod_sistema ORDER BY p.creado_el DESC NULLS LAST, p.archivo DESC))[1] AS cod_sistema
       FROM raw.pagos p
-      JOIN _ids USING (nro_documento, fecha_pago, monto_cancelado)
-     GROUP BY 1, 2, 3
+      JOIN _ids USING (nro_documento, fecha_pago, monto_cancelado, ocurrencia)
+     GROUP BY 1, 2, 3, 4
 ), con_cuenta AS (
     SELECT e.*,
            aux.id_canonico(coalesce(antes.cod_cuenta, despues.cod_cuenta)) AS cta,
            coalesce(antes.fecha_proceso, despues.fecha_proceso) AS snap
       FROM entregas e
       LEFT JOIN LATERAL (
-          SELECT t.cod_cuenta, t.fecha_proceso FROM raw.trandeuda t
-           WHERE t.nro_documento = e.nro_documento AND t.fecha_proceso <= e.fecha_pago
-           ORDER BY t.fecha_proceso DESC, t.cod_cuenta LIMIT 1) antes ON true
+          SELECT v.cod_cuenta, v.fecha_proceso FROM aux.trandeuda_vigente v
+           WHERE v.nro_documento = e.nro_documento AND v.fecha_proceso <= e.fecha_pago
+           ORDER BY v.fecha_proceso DESC LIMIT 1) antes ON true
       LEFT JOIN LATERAL (
-          SELECT t.cod_cuenta, t.fecha_proceso FROM raw.trandeuda t
+          SELECT v.cod_cuenta, v.fecha_proceso FROM aux.trandeuda_vigente v
            WHERE antes.cod_cuenta IS NULL
-             AND t.nro_documento = e.nro_documento AND t.fecha_proceso > e.fecha_pago
-           ORDER BY t.fecha_proceso, t.cod_cuenta LIMIT 1) despues ON true
+             AND v.nro_documento = e.nro_documento AND v.fecha_proceso > e.fecha_pago
+           ORDER BY v.fecha_proceso LIMIT 1) despues ON true
 )
-SELECT c.nro_documento, c.fecha_pago, c.monto_cancelado, c.entregas, c.primer_archivo, c.ultimo_archivo,
-       c.primera_carga, c.ultima_carga, c.cod_sistema, c.cta, c.snap,
+SELECT c.nro_documento, c.fecha_pago, c.monto_cancelado, c.ocurrencia, c.entregas, c.primer_archivo,
+       c.ultimo_archivo, c.primera_carga, c.ultima_carga, c.cod_sistema, c.cta, c.snap,
        camp.archivo, camp.cod_luna,
        CASE
            WHEN c.cta IS NULL THEN 'DOCUMENTO_SIN_CUENTA'
@@ -85,22 +97,19 @@ SELECT c.nro_documento, c.fecha_pago, c.monto_cancelado, c.entregas, c.primer_ar
        ORDER BY k.fecha_apertura DESC, cc.archivo
        LIMIT 1) camp ON true;
 
--- Stored rows in the same scope, then the identities whose row differs.
-CREATE TEMP TABLE _previo ON COMMIT DROP AS
-SELECT a.* FROM aux.pago a, _desde
- WHERE _desde.todo OR a.fecha_pago >= _desde.m OR a.cuenta IS NULL;
-
+-- The identities whose row differs from the stored one.
 CREATE TEMP TABLE _cambiados ON COMMIT DROP AS
-SELECT nro_documento, fecha_pago, monto_cancelado FROM (
+SELECT nro_documento, fecha_pago, monto_cancelado, ocurrencia FROM (
     (TABLE _pago EXCEPT TABLE _previo)
     UNION ALL
     (TABLE _previo EXCEPT TABLE _pago)
-) x GROUP BY 1, 2, 3;
+) x GROUP BY 1, 2, 3, 4;
 
 DELETE FROM aux.pago a USING _cambiados c
- WHERE (a.nro_documento, a.fecha_pago, a.monto_cancelado) = (c.nro_documento, c.fecha_pago, c.monto_cancelado);
+ WHERE (a.nro_documento, a.fecha_pago, a.monto_cancelado, a.ocurrencia)
+     = (c.nro_documento, c.fecha_pago, c.monto_cancelado, c.ocurrencia);
 INSERT INTO aux.pago
-SELECT n.* FROM _pago n JOIN _cambiados c USING (nro_documento, fecha_pago, monto_cancelado);
+SELECT n.* FROM _pago n JOIN _cambiados c USING (nro_documento, fecha_pago, monto_cancelado, ocurrencia);
 
 DELETE FROM pulso_flow_changed_days;
 INSERT INTO pulso_flow_changed_days SELECT DISTINCT fecha_pago FROM _cambiados;

@@ -44,7 +44,11 @@
 // hand-worked expectations; naming a type per query would only add indirection.
 #![allow(clippy::type_complexity)]
 
+#[path = "kpis/api.rs"]
+mod api;
 mod common;
+#[path = "kpis/redelivery.rs"]
+mod redelivery;
 
 use std::path::{Path, PathBuf};
 
@@ -116,15 +120,15 @@ fn trandeuda_csv() -> String {
 }
 
 const PAGOS: &str = "\
-nro_documento,fecha_pago,monto_cancelado,archivo,creado_el
-F21,2025-06-04,200.00,PAG_0604.txt,2025-06-04T15:00:00Z
-F21,2025-06-04,200.00,PAG_0605.txt,2025-06-05T15:00:00Z
-F21,2025-06-04,200.00,PAG_0606.txt,2025-06-06T15:00:00Z
-F11,2025-06-05,40.00,PAG_0605.txt,2025-06-05T15:00:00Z
-F11,2025-06-03,10.00,PAG_0603.txt,2025-06-03T15:00:00Z
-F41,2025-06-02,500.00,PAG_0602.txt,2025-06-02T15:00:00Z
-F99,2025-06-05,10.00,PAG_0605.txt,2025-06-05T15:00:00Z
-F51,2025-06-09,300.00,PAG_0609.txt,2025-06-09T15:00:00Z
+nro_documento,fecha_pago,monto_cancelado,archivo,ocurrencia,cod_sistema,creado_el
+F21,2025-06-04,200.00,PAG_0604.txt,1,S1,2025-06-04T15:00:00Z
+F21,2025-06-04,200.00,PAG_0605.txt,1,S1,2025-06-05T15:00:00Z
+F21,2025-06-04,200.00,PAG_0606.txt,1,S2,2025-06-06T15:00:00Z
+F11,2025-06-05,40.00,PAG_0605.txt,1,S1,2025-06-05T15:00:00Z
+F11,2025-06-03,10.00,PAG_0603.txt,1,S1,2025-06-03T15:00:00Z
+F41,2025-06-02,500.00,PAG_0602.txt,1,S1,2025-06-02T15:00:00Z
+F99,2025-06-05,10.00,PAG_0605.txt,1,S1,2025-06-05T15:00:00Z
+F51,2025-06-09,300.00,PAG_0609.txt,1,S1,2025-06-09T15:00:00Z
 ";
 
 const VOICEBOT: &str = "\
@@ -175,6 +179,7 @@ tables:
     source: {{ kind: csv, path: {d}/calendario.csv }}
     columns: {{ archivo: text, periodo_date: date, tipo_cartera: text, fecha_apertura: date, fecha_trandeuda: date, fecha_cierre: date, fecha_cierre_planificada: date }}
     primary_key: [archivo, periodo_date]
+    mode: full_refresh
     change_date: fecha_apertura
   - name: asignaciones
     source: {{ kind: csv, path: {d}/asignaciones.csv }}
@@ -188,8 +193,8 @@ tables:
     change_date: fecha_proceso
   - name: pagos
     source: {{ kind: csv, path: {d}/pagos.csv }}
-    columns: {{ nro_documento: text, fecha_pago: date, monto_cancelado: \"numeric(15,2)\", archivo: text, creado_el: timestamptz }}
-    primary_key: [nro_documento, fecha_pago, monto_cancelado, archivo]
+    columns: {{ nro_documento: text, fecha_pago: date, monto_cancelado: \"numeric(15,2)\", archivo: text, ocurrencia: integer, cod_sistema: text, creado_el: timestamptz }}
+    primary_key: [nro_documento, fecha_pago, monto_cancelado, archivo, ocurrencia]
     change_date: fecha_pago
   - name: voicebot_gestiones
     source: {{ kind: csv, path: {d}/voicebot.csv, null_text: ~ }}
@@ -1265,7 +1270,7 @@ async fn late_data_recomputes_only_affected_days() {
     write(
         d,
         "pagos.csv",
-        &format!("{PAGOS}F21,2025-06-04,200.00,PAG_0609.txt,2025-06-09T15:00:00Z\n"),
+        &format!("{PAGOS}F21,2025-06-04,200.00,PAG_0609.txt,1,S1,2025-06-09T15:00:00Z\n"),
     );
     f.run(&[]);
 
@@ -1350,9 +1355,17 @@ async fn late_data_recomputes_only_affected_days() {
         .get(0);
     assert_eq!(entregas, 4);
 
-    // The incremental result equals a full rebuild of every build.
-    let incremental = build_checksums(c).await;
+    assert_equals_full_rebuild(&f).await;
+}
+
+/// The builds' incremental result equals rebuilding every build from scratch.
+async fn assert_equals_full_rebuild(f: &Fixture) {
+    let incremental = build_checksums(&f.client).await;
     let builds = "calendario_habiles,deuda_diaria,campana,cuenta_campana,gestion,gestion_cuenta,pago,pago_diario,cuenta_estado_diario,dashboard,evolucion,asignacion,operacion,productividad";
     f.run(&["--tables", builds, "--full-refresh"]);
-    assert_eq!(incremental, build_checksums(c).await);
+    assert_eq!(
+        incremental,
+        build_checksums(&f.client).await,
+        "the incremental builds differ from a full rebuild"
+    );
 }

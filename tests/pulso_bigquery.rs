@@ -5,8 +5,9 @@
 //! mart build runs on them, and a second run changes nothing.
 //!
 //! The source tables have the columns and types of `../shared/domain/sources.md` and a handful
-//! of hand-made rows: one campaign, three accounts of two clients, a debt snapshot, a payment
-//! delivered twice, two bot and one agent interaction, homologation rules and agents, plus rows
+//! of hand-made rows: one campaign, three accounts of two clients, a debt snapshot with a
+//! correction file the same day, two identical payments in one file delivered again the next day,
+//! two bot and one agent interaction, homologation rules and agents, plus rows
 //! each filter must drop. Without the emulator the test prints why it is skipped (it fails
 //! instead with `BQEMU_REQUIRED=1`, as `.ci/run` sets).
 
@@ -145,9 +146,13 @@ fn sources() -> Vec<Source> {
                 debt("02", "5000000001", " F1 ", 150.456, None),
                 debt("02", "5000000002", "F2", 80.0, None),
                 debt("02", "5000000003", "F3", 200.0, Some("")),
-                // Dropped: not positive; rejected by the loader.
+                // Loaded, but a document of 0 owes nothing; dropped: rejected by the loader.
                 debt("02", "5000000003", "F4", 0.0, None),
                 debt("02", "5000000001", "F5", 10.0, Some("DUPLICADO")),
+                // A correction file the same day (11:00 Lima): F1 is 140.00, F2 unchanged; F3 is
+                // not in it and keeps its earlier delivery. Each document counts once.
+                correction("5000000001", "F1", 140.0),
+                correction("5000000002", "F2", 80.0),
                 // The next snapshot (the campaign's days run up to the latest one).
                 debt("05", "5000000001", "F1", 100.21, None),
                 debt("05", "5000000002", "F2", 80.0, None),
@@ -166,8 +171,11 @@ fn sources() -> Vec<Source> {
                 ("motivo_rechazo", S),
             ],
             vec![
-                // One payment delivered in two daily files.
+                // Two identical payments in one file (two payments), the file delivered again
+                // the next day (the same two payments).
                 payment("PAGOS_2025-06-05.txt", 50.25),
+                payment("PAGOS_2025-06-05.txt", 50.25),
+                payment("PAGOS_2025-06-06.txt", 50.25),
                 payment("PAGOS_2025-06-06.txt", 50.25),
                 // Dropped: not positive.
                 payment("PAGOS_2025-06-06.txt", 0.0),
@@ -308,6 +316,13 @@ fn debt(day: &str, cuenta: &str, documento: &str, monto: f64, rechazo: Option<&s
            "creado_el": format!("2025-06-{day}T12:00:00Z"), "motivo_rechazo": rechazo})
 }
 
+/// A row of the correction file of the 2025-06-02 snapshot (loaded 16:00 UTC, the same Lima day).
+fn correction(cuenta: &str, documento: &str, monto: f64) -> Value {
+    json!({"cod_cuenta": cuenta, "nro_documento": documento, "fecha_vencimiento": "2025-06-30",
+           "monto_exigible": monto, "archivo": "TRAN_DEUDA_0206_CORRECCION.txt",
+           "creado_el": "2025-06-02T16:00:00Z", "motivo_rechazo": null})
+}
+
 fn payment(archivo: &str, monto: f64) -> Value {
     json!({"cod_sistema": "S1", "nro_documento": "F1", "monto_cancelado": monto,
            "fecha_pago": "2025-06-05", "archivo": archivo, "creado_el": "2025-06-06T15:00:00Z"})
@@ -367,8 +382,8 @@ async fn the_production_pipeline_runs_against_the_emulator_and_fills_every_layer
     let loaded = [
         ("calendario", 1),
         ("asignaciones", 3),
-        ("trandeuda", 6),
-        ("pagos", 2),
+        ("trandeuda", 9),
+        ("pagos", 4),
         ("voicebot_gestiones", 2),
         ("mibotair_gestiones", 1),
         ("homologacion_mibotair", 2),
@@ -392,12 +407,12 @@ async fn the_production_pipeline_runs_against_the_emulator_and_fills_every_layer
         ),
         // Trimmed keys, money rounded to the cent, the rejected rows gone.
         (
-            "SELECT string_agg(monto_exigible::text, ',' ORDER BY fecha_proceso) FROM raw.trandeuda WHERE nro_documento = 'F1'",
-            "150.46,100.21",
+            "SELECT string_agg(monto_exigible::text, ',' ORDER BY fecha_proceso, creado_el) FROM raw.trandeuda WHERE nro_documento = 'F1'",
+            "150.46,140.00,100.21",
         ),
         (
             "SELECT string_agg(fecha_proceso::text, ',' ORDER BY fecha_proceso) FROM raw.trandeuda WHERE nro_documento = 'F2'",
-            "2025-06-02,2025-06-05",
+            "2025-06-02,2025-06-02,2025-06-05",
         ),
         ("SELECT es_cartera_abierta FROM raw.calendario", "true"),
         // Interactions: Lima wall-clock DATETIME, the phone as integer text.
@@ -423,25 +438,31 @@ async fn the_production_pipeline_runs_against_the_emulator_and_fills_every_layer
             "SELECT string_agg(correo_name || '=' || document, ',' ORDER BY correo_name) FROM raw.ejecutivos",
             "ana.quispe@agencia.pe=40112233,bruno.diaz@agencia.pe=SIN DNI",
         ),
-        // aux: the campaign's accounts with their assigned debt, homologated interactions.
+        // aux: the campaign's accounts with their assigned debt (snapshot 06-02, each document
+        // once, as of its latest delivery: 140.00 + 80.00 + 200.00), homologated interactions.
         (
             "SELECT count(*) || ' ' || sum(deuda_asignada) FROM aux.cuenta_campana",
-            "3 430.46",
+            "3 420.00",
         ),
         (
             "SELECT string_agg(gestion_uid || ':' || clase_contacto || ':' || es_pdp, ',' ORDER BY gestion_uid) FROM aux.gestion",
             "ma-1:CONTACTO_EFECTIVO:true,vb-1:CONTACTO_EFECTIVO:true,vb-2:NO_CONTACTO:false",
         ),
-        // The payment once (re-delivery collapsed), attributed to the campaign.
+        // The two payments, each once (the re-delivery collapsed), attributed to the campaign:
+        // ROW_NUMBER in the source query numbered them 1 and 2 in each file.
         (
-            "SELECT entregas || ' ' || monto_cancelado || ' ' || archivo || ' ' || cuenta FROM aux.pago",
-            "2 50.25 CARTERA_TEMPRANA_MOVIL_20250602 5000000001",
+            "SELECT string_agg(archivo || ':' || ocurrencia, ',' ORDER BY archivo, ocurrencia) FROM raw.pagos",
+            "PAGOS_2025-06-05.txt:1,PAGOS_2025-06-05.txt:2,PAGOS_2025-06-06.txt:1,PAGOS_2025-06-06.txt:2",
+        ),
+        (
+            "SELECT string_agg(ocurrencia || ': ' || entregas || ' ' || monto_cancelado || ' ' || archivo || ' ' || cuenta, ', ' ORDER BY ocurrencia) FROM aux.pago",
+            "1: 2 50.25 CARTERA_TEMPRANA_MOVIL_20250602 5000000001, 2: 2 50.25 CARTERA_TEMPRANA_MOVIL_20250602 5000000001",
         ),
         // marts: the dashboard counts the three accounts on each of the campaign's four days,
         // the current debt from the latest snapshot, the payment recovered from its date on.
         (
             "SELECT string_agg(fecha_foto || '=' || c || '/' || d || '/' || r, ',' ORDER BY fecha_foto) FROM (SELECT fecha_foto, sum(cuentas) AS c, sum(deuda_act) AS d, sum(recupero) AS r FROM mart.dashboard GROUP BY 1) x",
-            "2025-06-02=3/430.46/0.00,2025-06-03=3/430.46/0.00,2025-06-04=3/430.46/0.00,2025-06-05=3/380.21/50.25",
+            "2025-06-02=3/420.00/0.00,2025-06-03=3/420.00/0.00,2025-06-04=3/420.00/0.00,2025-06-05=3/380.21/100.50",
         ),
         ("SELECT count(*) > 0 FROM mart.evolucion", "true"),
         (

@@ -4,12 +4,16 @@
 //! `statement_timeout`; the settings travel in the startup packet, so they cost no round trip.
 //! Every query goes through [`Db::query`]: a cached prepared statement with bound parameters (no
 //! value is ever spliced into SQL text) and its time recorded in `pulso_api_db_query_seconds`.
+//! The same path runs the status reads of `pulso_sinks::status` (the pool is their
+//! [`StatusReader`]).
 
+use std::future::Future;
 use std::time::{Duration, Instant};
 
 use deadpool_postgres::{Connect, Manager, ManagerConfig, Pool, RecyclingMethod, Runtime};
 use futures::future::BoxFuture;
 use pulso_sinks::connect::{PgConnectConfig, PgConnector};
+use pulso_sinks::status::StatusReader;
 use tokio_postgres::Row;
 use tokio_postgres::types::ToSql;
 
@@ -111,6 +115,19 @@ impl Db {
 
     pub fn pool(&self) -> &Pool {
         &self.pool
+    }
+}
+
+impl StatusReader for Db {
+    type Error = ApiError;
+
+    fn query(
+        &self,
+        name: &'static str,
+        sql: &'static str,
+        params: &[&(dyn ToSql + Sync)],
+    ) -> impl Future<Output = Result<Vec<Row>, ApiError>> + Send {
+        Db::query(self, name, sql, params)
     }
 }
 

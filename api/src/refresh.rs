@@ -197,7 +197,7 @@ pub fn select_with_dependants(
             None => {
                 return Err(ApiError::NotFound(format!(
                     "table {:?} is not in the pipeline {}",
-                    crate::params::safe_text(t),
+                    crate::http::params::safe_text(t),
                     pipeline.file
                 )));
             }

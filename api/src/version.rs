@@ -1,9 +1,10 @@
 //! The data version every cache key carries.
 //!
-//! Every committed load or build bumps `pulso_flow.watermarks.data_version` of its node and, in the
-//! same transaction, sends `NOTIFY pulso_flow_loads`. The API keeps one connection that LISTENs on
+//! Every committed load or build bumps the data version of its node and, in the same transaction,
+//! sends `NOTIFY pulso_flow_loads` ([`CHANNEL`]). The API keeps one connection that LISTENs on
 //! that channel; on each notification it re-reads the version
-//! (`sum(data_version)` over all nodes — it only ever grows) and from then on every cache key
+//! ([`pulso_sinks::status::data_version`]: the sum over all nodes, which only ever grows) and from
+//! then on every cache key
 //! carries the new value, so no answer computed before the commit can be served again.
 //!
 //! While the listener is not connected (startup, a lost connection), or between a notification
@@ -21,6 +22,7 @@ use std::time::{Duration, Instant};
 
 use futures::StreamExt;
 use pulso_sinks::connect::{PgConnectConfig, PgConnector};
+use pulso_sinks::status;
 use tokio::sync::{mpsc, watch};
 use tokio_postgres::AsyncMessage;
 
@@ -28,10 +30,6 @@ use crate::db::Db;
 use crate::metrics::Metrics;
 
 pub use pulso_sinks::state::LOADS_CHANNEL as CHANNEL;
-
-const VERSION_SQL: &str = "SELECT (SELECT oid::bigint FROM pg_database WHERE datname = current_database()), \
-       CASE WHEN to_regclass('pulso_flow.watermarks') IS NULL THEN 0::bigint \
-            ELSE (SELECT coalesce(sum(data_version), 0)::bigint FROM pulso_flow.watermarks) END";
 
 pub struct DataVersion {
     /// Hash of the database identity; 0 until first read.
@@ -125,9 +123,8 @@ impl DataVersion {
     }
 
     async fn read_from_db(&self) -> Result<(), crate::error::ApiError> {
-        let rows = self.db.query("data_version", VERSION_SQL, &[]).await?;
-        let row = &rows[0];
-        self.store(row.get::<_, Option<i64>>(0).unwrap_or(0), row.get(1));
+        let v = status::data_version(&self.db).await?;
+        self.store(v.database_oid, v.sum);
         Ok(())
     }
 
@@ -193,11 +190,10 @@ impl DataVersion {
             .map_err(|e| pulso_sinks::error::describe_pg_error(&e))?;
         // Read after LISTEN: a commit between the two is either in this read or notified.
         let reread = || async {
-            let row = client
-                .query_one(VERSION_SQL, &[])
+            let v = status::data_version(&client)
                 .await
                 .map_err(|e| pulso_sinks::error::describe_pg_error(&e))?;
-            self.store(row.get::<_, Option<i64>>(0).unwrap_or(0), row.get(1));
+            self.store(v.database_oid, v.sum);
             Ok::<_, String>(())
         };
         reread().await?;

@@ -6,7 +6,7 @@ mod common;
 
 use common::*;
 use pulso_api::marts::Sql;
-use pulso_api::routes::dashboard::Dimension;
+use pulso_api::marts::dashboard::Dimension;
 use tokio_postgres::types::ToSql;
 
 async fn plan(c: &tokio_postgres::Client, sql: &str, params: &[&(dyn ToSql + Sync)]) -> String {
@@ -110,11 +110,11 @@ async fn every_statement_uses_an_index() {
     assert_uses(&p, "productividad_pkey", "latest productivity day");
     // The ETL status statements, over pulso_flow's ledger.
     let nodes = vec!["trandeuda".to_string(), "dashboard".to_string()];
-    let p = plan(&c, pulso_api::routes::etl::NODES_SQL, &[&nodes]).await;
+    let p = plan(&c, pulso_sinks::status::NODES_SQL, &[&nodes]).await;
     assert_uses(&p, "node_runs_node_started", "etl nodes");
-    let p = plan(&c, pulso_api::routes::etl::RUNS_SQL, &[]).await;
+    let p = plan(&c, pulso_sinks::status::RUNS_SQL, &[]).await;
     assert_uses(&p, "runs_pkey", "etl runs");
-    let p = plan(&c, pulso_api::routes::etl::ACTIVITY_SQL, &[]).await;
+    let p = plan(&c, pulso_sinks::status::ACTIVITY_SQL, &[]).await;
     assert_uses(&p, "node_runs_pkey", "etl activity");
     let ids = vec!["x".to_string()];
     let p = plan(&c, &sql.campaigns, &[&ids]).await;

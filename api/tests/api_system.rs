@@ -245,3 +245,49 @@ async fn ready_reports_postgres_down_but_health_stays_up() {
     let _ = tx.send(());
     h.await.unwrap().unwrap();
 }
+
+/// The served OpenAPI document is byte-identical to `api/tests/openapi.golden.json`, so a change
+/// of the documented contract (or of its serialisation) is always a visible, reviewed edit of that
+/// file. After an intended change, regenerate it with
+/// `PULSO_UPDATE_OPENAPI_GOLDEN=1 cargo test -p pulso-api --test api_system openapi_golden`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn openapi_document_matches_the_golden_file() {
+    let golden_path =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/openapi.golden.json");
+    let db = TestDb::migrated("openapi").await;
+    let server = TestServer::start(config(&db.url)).await;
+    let r = http()
+        .get(server.url("/api/v1/openapi.json"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.headers()["content-type"], "application/json");
+    let served = r.bytes().await.unwrap();
+    server.stop().await;
+    if std::env::var_os("PULSO_UPDATE_OPENAPI_GOLDEN").is_some() {
+        std::fs::write(&golden_path, &served).unwrap();
+    }
+    let golden =
+        std::fs::read(&golden_path).unwrap_or_else(|e| panic!("{}: {e}", golden_path.display()));
+    if served[..] != golden[..] {
+        let at = served
+            .iter()
+            .zip(&golden)
+            .position(|(a, b)| a != b)
+            .unwrap_or(served.len().min(golden.len()));
+        let around = |b: &[u8]| {
+            String::from_utf8_lossy(&b[at.saturating_sub(200)..(at + 200).min(b.len())])
+                .into_owned()
+        };
+        panic!(
+            "the served OpenAPI document differs from {} at byte {at} (served {} bytes, golden {}):\n\
+             served: …{}…\ngolden: …{}…",
+            golden_path.display(),
+            served.len(),
+            golden.len(),
+            around(&served),
+            around(&golden),
+        );
+    }
+}

@@ -8,10 +8,13 @@ use std::time::{Duration, Instant};
 
 use arrow::array::{Array, AsArray, Decimal128Array, Decimal256Array, Float64Array, RecordBatch};
 use arrow::datatypes::{DataType, TimeUnit, TimestampMicrosecondType};
-use bigquery_support::{FakeBigQuery, FakeState, Fault, FaultKind, On, context, rest_row};
+use bigquery_support::{
+    FakeBigQuery, FakeState, Fault, FaultKind, On, context, far_timestamps, float_seconds, rest_row,
+};
 use futures::StreamExt;
 use pulso_operators::OperatorError;
 use pulso_operators::source::bigquery::BigQueryError;
+use pulso_operators::source::bigquery::decode::parse_timestamp_micros;
 use pulso_operators::source::{BigQueryConnection, SourceContext, SourceSpec};
 use pulso_operators::window::{IncType, IncValue, Window};
 use serde_json::{Value, json};
@@ -246,6 +249,82 @@ async fn every_page_is_read_one_batch_per_page_with_every_type_exact() {
     assert_eq!(b.column(14).as_string::<i32>().value(5), "POINT(5 -12.05)");
     assert_eq!(b.column(15).as_string::<i32>().value(5), "0-5 3 -4:5:6.5");
     assert!(b.column(14).is_null(6) && b.column(15).is_null(6));
+}
+
+/// The TIMESTAMP values read (µs), in order.
+fn timestamps(batches: &[RecordBatch], column: usize) -> Vec<i64> {
+    batches
+        .iter()
+        .flat_map(|b| {
+            b.column(column)
+                .as_primitive::<TimestampMicrosecondType>()
+                .values()
+                .to_vec()
+        })
+        .collect()
+}
+
+/// Issue 9, defect 5: float seconds cannot hold a microsecond far from 1970
+/// (`9999-12-31 23:59:59.999999` becomes `10000-01-01`), so every getQueryResults call asks for
+/// int64 timestamps; a server that ignores the option still gets its float and scientific forms
+/// read.
+#[tokio::test]
+async fn timestamps_from_year_1_to_9999_keep_their_microseconds() {
+    let far = far_timestamps();
+    let fake = FakeBigQuery::start_rest(FakeState {
+        fields: json!([{"name": "id", "type": "INTEGER"}, {"name": "ts", "type": "TIMESTAMP"}]),
+        rows: far
+            .iter()
+            .enumerate()
+            .map(|(i, (_, micros))| {
+                rest_row(vec![
+                    Some(json!(i.to_string())),
+                    Some(json!(micros.to_string())),
+                ])
+            })
+            .collect(),
+        ..FakeState::default()
+    })
+    .await;
+    let spec: SourceSpec = serde_json::from_value(json!({
+        "kind": "bigquery", "connection": "bq", "query": "SELECT id, ts FROM `test-proj.ds.t`",
+        "page_size": 4
+    }))
+    .expect("source");
+    let read_all = || async {
+        let (_, stream) = spec.open(&ctx(&fake, None)).await.expect("open");
+        let items: Vec<_> = stream.collect().await;
+        items
+            .into_iter()
+            .collect::<Result<Vec<_>, _>>()
+            .expect("read")
+    };
+    let batches = read_all().await;
+    let want: Vec<i64> = far.iter().map(|(_, m)| *m).collect();
+    assert_eq!(timestamps(&batches, 1), want, "{far:?}");
+    let asked = fake.with(|s| std::mem::take(&mut s.int64_timestamps_asked));
+    assert!(
+        asked.len() >= 2 && asked.iter().all(|a| *a),
+        "every getQueryResults call (both pages) asks for int64 timestamps: {asked:?}"
+    );
+
+    // A server that ignores the option sends float seconds: read as exactly as they are
+    // written (the microseconds near 1970 survive; far from it the float carried none).
+    fake.with(|s| s.ignore_format_options = true);
+    let batches = read_all().await;
+    let got = timestamps(&batches, 1);
+    for ((text, micros), got) in far.iter().zip(&got) {
+        let float = float_seconds(*micros);
+        let from_float = parse_timestamp_micros(&float).expect("float seconds parse");
+        assert_eq!(*got, from_float, "{text} served as {float}");
+        if text.starts_with("2024") || text.starts_with("1969") {
+            assert_eq!(*got, *micros, "{text} served as {float}");
+        }
+    }
+    assert_ne!(
+        got[5], want[5],
+        "the float rendering of year 9999 is not exact"
+    );
 }
 
 #[tokio::test]

@@ -11,11 +11,11 @@ use arrow::array::{
     ArrayRef, AsArray, Decimal128Array, Int64Array, RecordBatch, StringArray,
     TimestampMicrosecondArray,
 };
-use arrow::datatypes::{DataType, Int64Type, TimeUnit};
+use arrow::datatypes::{DataType, Int64Type, TimeUnit, TimestampMicrosecondType};
 use bigquery_support::storage::{
     FakeStorageRead, StorageFault, StorageFaultKind, StorageOn, StorageState,
 };
-use bigquery_support::{FakeBigQuery, FakeState, context};
+use bigquery_support::{FakeBigQuery, FakeState, context, far_timestamps};
 use futures::StreamExt;
 use pulso_operators::OperatorError;
 use pulso_operators::source::bigquery::BigQueryError;
@@ -219,6 +219,52 @@ async fn every_stream_is_read_in_parallel_with_the_session_options() {
         assert_eq!(offsets(&f, stream), vec![0]);
     }
     assert_eq!(f.storage.with(|s| s.rows_sent), ROWS);
+}
+
+/// Issue 9, defect 5 on this path: Arrow carries TIMESTAMP as integer microseconds, so values
+/// from year 1 to 9999 arrive exact.
+#[tokio::test(flavor = "multi_thread")]
+async fn timestamps_from_year_1_to_9999_keep_their_microseconds() {
+    let f = fakes().await;
+    let far = far_timestamps();
+    let ids: Vec<i64> = (0..far.len() as i64).collect();
+    let ts = TimestampMicrosecondArray::from(far.iter().map(|(_, m)| *m).collect::<Vec<_>>())
+        .with_timezone("UTC");
+    let n = Decimal128Array::from(vec![0i128; far.len()])
+        .with_precision_and_scale(38, 9)
+        .unwrap();
+    let table = RecordBatch::try_from_iter([
+        ("id", Arc::new(Int64Array::from(ids)) as ArrayRef),
+        (
+            "s",
+            Arc::new(StringArray::from(vec![None::<&str>; far.len()])) as ArrayRef,
+        ),
+        ("n", Arc::new(n) as ArrayRef),
+        ("ts", Arc::new(ts) as ArrayRef),
+    ])
+    .unwrap();
+    f.storage.with(|s| s.table = Some(table));
+    let batches = read_whole_table(&f).await.unwrap();
+    let mut got: Vec<(i64, i64)> = batches
+        .iter()
+        .flat_map(|b| {
+            let id = b.column(0).as_primitive::<Int64Type>().clone();
+            let ts = b
+                .column(3)
+                .as_primitive::<TimestampMicrosecondType>()
+                .clone();
+            (0..b.num_rows())
+                .map(|r| (id.value(r), ts.value(r)))
+                .collect::<Vec<_>>()
+        })
+        .collect();
+    got.sort_unstable();
+    let want: Vec<(i64, i64)> = far
+        .iter()
+        .enumerate()
+        .map(|(i, (_, m))| (i as i64, *m))
+        .collect();
+    assert_eq!(got, want, "{far:?}");
 }
 
 #[tokio::test(flavor = "multi_thread")]

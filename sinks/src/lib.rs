@@ -5,6 +5,7 @@
 //! * [`sql`] — the SQL text of a load (staging, merge), pure so `explain` can print it offline.
 //! * [`load`] — one table load as one transaction: staging COPY, merge, watermark, ledger.
 //! * [`state`] — watermarks and the run ledger.
+//! * [`status`] — read queries on that state for status reporting (the API's only access to it).
 //! * [`migrate`] — versioned SQL of `migrations/`, applied with refinery.
 
 pub mod connect;
@@ -16,5 +17,6 @@ pub mod migrate;
 pub mod pgtype;
 pub mod sql;
 pub mod state;
+pub mod status;
 
 pub use error::SinkError;

@@ -1,109 +1,21 @@
-//! ETL status (watermarks, the run ledger, freshness) and refresh (authenticated).
+//! ETL status: `GET /api/v1/etl/status` and `/etl/status/table/{table_name}` — watermarks, the
+//! run ledger and freshness per node, from [`pulso_sinks::status`].
 //!
 //! Field names follow the Pulso-Back contract of these endpoints (snake_case, api.md §9).
 
 use axum::extract::{Path, State};
-use axum::http::HeaderMap;
 use chrono::{DateTime, Utc};
-use serde::{Deserialize, Serialize};
-use subtle::ConstantTimeEq;
+use pulso_sinks::status::{self, NodeStatus};
+use serde::Serialize;
 use utoipa::ToSchema;
 
-use crate::app::Shared;
 use crate::error::{ApiError, ErrorBody};
-use crate::params::{JsonBody, Query};
-use crate::refresh::Started;
-use crate::routes::system::TableFreshness;
+use crate::freshness;
+use crate::http::params::Query;
+use crate::state::Shared;
 
-/// Every node of the pipeline file plus every node with a watermark, with its last run and last
-/// success (each one index probe on `node_runs (node, started_at DESC)`).
-pub const NODES_SQL: &str = "\
-WITH n AS (SELECT node FROM pulso_flow.watermarks UNION SELECT unnest($1::text[])) \
-SELECT n.node, w.target, w.inc_type, w.value, w.last_status, w.data_version, w.updated_at, \
-       last.run_id, last.kind, last.status, last.started_at, last.duration_ms, last.rows_read, \
-       last.records, last.error, ok.finished_at \
-FROM n \
-LEFT JOIN pulso_flow.watermarks w ON w.node = n.node \
-LEFT JOIN LATERAL (SELECT r.run_id, r.kind, r.status, r.started_at, r.duration_ms, r.rows_read, \
-                          r.inserted + r.updated AS records, r.error \
-                   FROM pulso_flow.node_runs r WHERE r.node = n.node \
-                   ORDER BY r.started_at DESC LIMIT 1) last ON true \
-LEFT JOIN LATERAL (SELECT r.started_at + r.duration_ms * interval '1 millisecond' AS finished_at \
-                   FROM pulso_flow.node_runs r WHERE r.node = n.node AND r.status = 'ok' \
-                   ORDER BY r.started_at DESC LIMIT 1) ok ON true \
-ORDER BY n.node";
-
-/// The last runs: run ids start with their UTC start time, so the primary key orders them.
-pub const RUNS_SQL: &str = "SELECT run_id, pipeline, status, started_at, finished_at \
-FROM pulso_flow.runs ORDER BY run_id DESC LIMIT 10";
-
-/// Node runs of the last five runs (primary-key probes), most recent first.
-pub const ACTIVITY_SQL: &str = "SELECT node, status, started_at, inserted + updated, duration_ms \
-FROM pulso_flow.node_runs \
-WHERE run_id = ANY (ARRAY(SELECT run_id FROM pulso_flow.runs ORDER BY run_id DESC LIMIT 5)) \
-ORDER BY started_at DESC LIMIT 10";
-
-struct NodeRow {
-    node: String,
-    target: Option<String>,
-    inc_type: Option<String>,
-    watermark: Option<String>,
-    watermark_status: Option<String>,
-    data_version: Option<i64>,
-    last_run_id: Option<String>,
-    kind: Option<String>,
-    last_status: Option<String>,
-    last_started: Option<DateTime<Utc>>,
-    last_duration_ms: Option<i64>,
-    last_records: Option<i64>,
-    last_error: Option<String>,
-    last_success: Option<DateTime<Utc>>,
-}
-
-async fn nodes(st: &Shared) -> Result<Vec<NodeRow>, ApiError> {
-    let names: Vec<String> = st.refresh.pipeline_nodes();
-    let rows = st.db.query("etl_nodes", NODES_SQL, &[&names]).await?;
-    Ok(rows
-        .iter()
-        .map(|r| NodeRow {
-            node: r.get(0),
-            target: r.get(1),
-            inc_type: r.get(2),
-            watermark: r.get(3),
-            watermark_status: r.get(4),
-            data_version: r.get(5),
-            last_run_id: r.get(7),
-            kind: r.get(8),
-            last_status: r.get(9),
-            last_started: r.get(10),
-            last_duration_ms: r.get(11),
-            last_records: r.get(13),
-            last_error: r.get(14),
-            last_success: r.get(15),
-        })
-        .collect())
-}
-
-fn freshness_of(st: &Shared, n: &NodeRow, now: DateTime<Utc>) -> TableFreshness {
-    let max_age = st.cfg.max_age(&n.node).as_secs() as i64;
-    let age = n.last_success.map(|t| (now - t).num_seconds().max(0));
-    TableFreshness {
-        node: n.node.clone(),
-        last_success_at: n.last_success,
-        age_seconds: age,
-        max_age_seconds: max_age,
-        fresh: age.is_some_and(|a| a <= max_age),
-    }
-}
-
-/// Freshness of every known node (for `/ready`).
-pub async fn freshness(st: &Shared) -> Result<Vec<TableFreshness>, ApiError> {
-    let now = Utc::now();
-    Ok(nodes(st)
-        .await?
-        .iter()
-        .map(|n| freshness_of(st, n, now))
-        .collect())
+async fn nodes(st: &Shared) -> Result<Vec<NodeStatus>, ApiError> {
+    status::node_status(&st.db, &st.refresh.pipeline_nodes()).await
 }
 
 /// One node in `/api/v1/etl/status`.
@@ -123,20 +35,20 @@ pub struct TableStatus {
     pub data_version: Option<i64>,
     pub last_run_id: Option<String>,
     /// When its last run started.
-    #[serde(serialize_with = "crate::ser::ts_opt::serialize")]
+    #[serde(serialize_with = "crate::http::ser::ts_opt::serialize")]
     pub last_extracted: Option<DateTime<Utc>>,
     /// Rows inserted + updated by its last run.
     pub records_count: Option<i64>,
     pub extraction_duration_seconds: Option<f64>,
     pub error_message: Option<String>,
     /// When its last successful run finished.
-    #[serde(serialize_with = "crate::ser::ts_opt::serialize")]
+    #[serde(serialize_with = "crate::http::ser::ts_opt::serialize")]
     pub last_success: Option<DateTime<Utc>>,
     pub age_seconds: Option<i64>,
     pub max_age_seconds: i64,
     pub fresh: bool,
     /// No schedule is known to the API: always null.
-    #[serde(serialize_with = "crate::ser::ts_opt::serialize")]
+    #[serde(serialize_with = "crate::http::ser::ts_opt::serialize")]
     pub next_scheduled: Option<DateTime<Utc>>,
 }
 
@@ -144,7 +56,7 @@ pub struct TableStatus {
 pub struct RecentActivity {
     pub table_name: String,
     pub status: String,
-    #[serde(serialize_with = "crate::ser::ts::serialize")]
+    #[serde(serialize_with = "crate::http::ser::ts::serialize")]
     pub timestamp: DateTime<Utc>,
     pub records: i64,
     /// Seconds.
@@ -157,16 +69,16 @@ pub struct RunRow {
     pub pipeline: String,
     /// `running`, `ok`, `failed` or `cancelled`.
     pub status: String,
-    #[serde(serialize_with = "crate::ser::ts::serialize")]
+    #[serde(serialize_with = "crate::http::ser::ts::serialize")]
     pub started_at: DateTime<Utc>,
-    #[serde(serialize_with = "crate::ser::ts_opt::serialize")]
+    #[serde(serialize_with = "crate::http::ser::ts_opt::serialize")]
     pub finished_at: Option<DateTime<Utc>>,
 }
 
 #[derive(Serialize, ToSchema)]
 pub struct RunningRefresh {
     pub run_id: String,
-    #[serde(serialize_with = "crate::ser::ts::serialize")]
+    #[serde(serialize_with = "crate::http::ser::ts::serialize")]
     pub started_at: DateTime<Utc>,
     pub tables: Vec<String>,
 }
@@ -176,7 +88,7 @@ pub struct RunningRefresh {
 pub struct EtlStatusResponse {
     /// `healthy` (no node's last run failed and all fresh) or `degraded`.
     pub status: &'static str,
-    #[serde(serialize_with = "crate::ser::ts_opt::serialize")]
+    #[serde(serialize_with = "crate::http::ser::ts_opt::serialize")]
     pub last_updated: Option<DateTime<Utc>>,
     pub total_tables: usize,
     pub successful_tables: usize,
@@ -194,22 +106,22 @@ pub struct EtlStatusResponse {
     pub data_version: i64,
 }
 
-fn table_status(st: &Shared, n: NodeRow, now: DateTime<Utc>) -> TableStatus {
-    let f = freshness_of(st, &n, now);
+fn table_status(st: &Shared, n: NodeStatus, now: DateTime<Utc>) -> TableStatus {
+    let f = freshness::of_node(&st.cfg, &n, now);
     TableStatus {
         status: n.last_status.clone().unwrap_or_else(|| "never".into()),
-        kind: n.kind,
+        kind: n.last_kind,
         target: n.target,
         watermark: n.watermark,
         watermark_type: n.inc_type,
         watermark_status: n.watermark_status,
         data_version: n.data_version,
         last_run_id: n.last_run_id,
-        last_extracted: n.last_started,
+        last_extracted: n.last_started_at,
         records_count: n.last_records,
         extraction_duration_seconds: n.last_duration_ms.map(|ms| ms as f64 / 1000.0),
         error_message: n.last_error,
-        last_success: n.last_success,
+        last_success: n.last_success_at,
         age_seconds: f.age_seconds,
         max_age_seconds: f.max_age_seconds,
         fresh: f.fresh,
@@ -228,8 +140,8 @@ pub async fn status(
     let now = Utc::now();
     let (nodes, runs, activity) = tokio::try_join!(
         nodes(&st),
-        st.db.query("etl_runs", RUNS_SQL, &[]),
-        st.db.query("etl_activity", ACTIVITY_SQL, &[]),
+        status::recent_runs(&st.db),
+        status::recent_activity(&st.db),
     )?;
     let tables: Vec<TableStatus> = nodes
         .into_iter()
@@ -239,13 +151,13 @@ pub async fn status(
     let successful = tables.iter().filter(|t| t.status == "ok").count();
     let stale = tables.iter().filter(|t| !t.fresh).count();
     let runs: Vec<RunRow> = runs
-        .iter()
+        .into_iter()
         .map(|r| RunRow {
-            run_id: r.get(0),
-            pipeline: r.get(1),
-            status: r.get(2),
-            started_at: r.get(3),
-            finished_at: r.get(4),
+            run_id: r.run_id,
+            pipeline: r.pipeline,
+            status: r.status,
+            started_at: r.started_at,
+            finished_at: r.finished_at,
         })
         .collect();
     Ok(axum::Json(EtlStatusResponse {
@@ -266,13 +178,13 @@ pub async fn status(
             .map(|t| t.table_name.clone())
             .collect(),
         recent_activity: activity
-            .iter()
-            .map(|r| RecentActivity {
-                table_name: r.get(0),
-                status: r.get(1),
-                timestamp: r.get(2),
-                records: r.get::<_, Option<i64>>(3).unwrap_or(0),
-                duration: r.get::<_, i64>(4) as f64 / 1000.0,
+            .into_iter()
+            .map(|a| RecentActivity {
+                table_name: a.node,
+                status: a.status,
+                timestamp: a.started_at,
+                records: a.records.unwrap_or(0),
+                duration: a.duration_ms as f64 / 1000.0,
             })
             .collect(),
         tables,
@@ -301,160 +213,8 @@ pub async fn table_status_handler(
         .ok_or_else(|| {
             ApiError::NotFound(format!(
                 "table {:?} is neither in the pipeline nor in the ledger",
-                crate::params::safe_text(&table_name)
+                crate::http::params::safe_text(&table_name)
             ))
         })?;
     Ok(axum::Json(table_status(&st, node, now)))
-}
-
-/// Check `Authorization: Bearer <PULSO_API_REFRESH_TOKEN>`: 401 without it, 403 when wrong (or
-/// when no token is configured: refresh is then disabled).
-pub fn authorize(st: &Shared, headers: &HeaderMap) -> Result<(), ApiError> {
-    let Some(value) = headers.get(axum::http::header::AUTHORIZATION) else {
-        return Err(ApiError::Unauthorized(
-            "this endpoint needs Authorization: Bearer <token>".into(),
-        ));
-    };
-    let presented = value
-        .to_str()
-        .ok()
-        .and_then(|v| {
-            v.strip_prefix("Bearer ")
-                .or_else(|| v.strip_prefix("bearer "))
-        })
-        .map(str::trim)
-        .filter(|t| !t.is_empty())
-        .ok_or_else(|| {
-            ApiError::Unauthorized("the Authorization header must be `Bearer <token>`".into())
-        })?;
-    let Some(expected) = st.cfg.refresh_token.as_deref() else {
-        return Err(ApiError::Forbidden(
-            "refresh is disabled on this server (no PULSO_API_REFRESH_TOKEN)".into(),
-        ));
-    };
-    if bool::from(presented.as_bytes().ct_eq(expected.as_bytes())) {
-        Ok(())
-    } else {
-        Err(ApiError::Forbidden("invalid token".into()))
-    }
-}
-
-/// Body of `POST /api/v1/etl/refresh/dashboard`.
-#[derive(Deserialize, ToSchema, Default)]
-#[serde(deny_unknown_fields)]
-pub struct RefreshRequest {
-    /// Re-read the chosen tables whole (`--full-refresh`).
-    #[serde(default)]
-    pub force: bool,
-    /// Pipeline nodes to load; their dependants (aux/mart builds) run too. Null: everything.
-    #[serde(default)]
-    pub tables: Option<Vec<String>>,
-    /// Nodes run at the same time (1–8).
-    #[serde(default = "two")]
-    pub max_concurrent: usize,
-}
-
-fn two() -> usize {
-    2
-}
-
-#[derive(Serialize, ToSchema)]
-pub struct RefreshResponse {
-    /// The run id (as in `pulso_flow.runs` and `pulso-flow watermarks show`).
-    pub pipeline_id: String,
-    /// `started`, or `running` when a refresh was already running (its id is returned).
-    pub status: &'static str,
-    pub tables_requested: Vec<String>,
-    /// Every node the run covers (the requested ones and their dependants).
-    pub nodes: Vec<String>,
-    #[serde(serialize_with = "crate::ser::ts::serialize")]
-    pub started_at: DateTime<Utc>,
-    pub estimated_duration_minutes: usize,
-}
-
-fn respond(started: Started, requested: Vec<String>) -> axum::Json<RefreshResponse> {
-    let (status, r) = match started {
-        Started::New(r) => ("started", r),
-        Started::AlreadyRunning(r) => ("running", r),
-    };
-    axum::Json(RefreshResponse {
-        pipeline_id: r.run_id,
-        status,
-        estimated_duration_minutes: 2 * r.nodes.len().max(1),
-        tables_requested: requested,
-        nodes: r.nodes,
-        started_at: r.started_at,
-    })
-}
-
-#[utoipa::path(post, path = "/api/v1/etl/refresh/dashboard", tag = "etl",
-    request_body = RefreshRequest,
-    security(("bearer" = [])),
-    responses(
-        (status = 200, description = "Started, or the running refresh", body = RefreshResponse),
-        (status = 401, description = "No token", body = ErrorBody),
-        (status = 403, description = "Wrong token", body = ErrorBody),
-        (status = 404, description = "Unknown table", body = ErrorBody)))]
-pub async fn refresh_dashboard(
-    State(st): State<Shared>,
-    headers: HeaderMap,
-    q: Query,
-    body: JsonBody<RefreshRequest>,
-) -> Result<axum::Json<RefreshResponse>, ApiError> {
-    authorize(&st, &headers)?;
-    q.finish()?;
-    let JsonBody(req) = body;
-    if let Some(t) = &req.tables {
-        crate::params::check_list_len("tables", t.len(), st.cfg.max_list)?;
-    }
-    if !(1..=8).contains(&req.max_concurrent) {
-        return Err(ApiError::invalid(
-            "max_concurrent",
-            "max_concurrent must be between 1 and 8",
-        ));
-    }
-    let started = st
-        .refresh
-        .start(req.tables.as_deref(), req.force, req.max_concurrent)?;
-    Ok(respond(started, req.tables.unwrap_or_default()))
-}
-
-#[utoipa::path(post, path = "/api/v1/etl/refresh/table/{table_name}", tag = "etl",
-    params(("table_name" = String, Path, description = "A pipeline node"),
-           ("force" = Option<bool>, Query, description = "Re-read the table whole")),
-    security(("bearer" = [])),
-    responses(
-        (status = 200, body = RefreshResponse),
-        (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
-        (status = 404, body = ErrorBody)))]
-pub async fn refresh_table(
-    State(st): State<Shared>,
-    headers: HeaderMap,
-    Path(table_name): Path<String>,
-    mut q: Query,
-) -> Result<axum::Json<RefreshResponse>, ApiError> {
-    authorize(&st, &headers)?;
-    let force = q.boolean(&["force"])?.unwrap_or(false);
-    q.finish()?;
-    let tables = vec![table_name];
-    let started = st.refresh.start(Some(&tables), force, 2)?;
-    Ok(respond(started, tables))
-}
-
-/// `POST /api/v1/refresh` (dashboard group): the same as refreshing everything, authenticated.
-#[utoipa::path(post, path = "/api/v1/refresh", tag = "etl",
-    params(("force" = Option<bool>, Query, description = "Full refresh")),
-    security(("bearer" = [])),
-    responses((status = 200, body = RefreshResponse),
-        (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)))]
-pub async fn refresh_all(
-    State(st): State<Shared>,
-    headers: HeaderMap,
-    mut q: Query,
-) -> Result<axum::Json<RefreshResponse>, ApiError> {
-    authorize(&st, &headers)?;
-    let force = q.boolean(&["force"])?.unwrap_or(false);
-    q.finish()?;
-    let started = st.refresh.start(None, force, 2)?;
-    Ok(respond(started, Vec::new()))
 }

@@ -1,193 +1,56 @@
-//! `GET|POST /api/v1/evolution`, `/evolution/carteras`, `/evolution/metrics`, over
-//! `mart.evolucion` (the dashboard's counters per campaign and management day).
-//!
-//! One series per value of the comparison dimension (default cartera) plus a `Total` series;
-//! each point sums the campaigns' counters at that management day (`dia_gestion`, business days
-//! since opening) and computes the metric from the sums.
-
-use std::collections::BTreeMap;
+//! `GET|POST /api/v1/evolution`, `/evolution/carteras`, `/evolution/metrics`: the request's
+//! parameters validated and normalised into an [`EvolutionQuery`], answered by
+//! [`crate::marts::evolution`].
 
 use axum::extract::State;
-use chrono::{Duration, NaiveDate};
-use serde::{Deserialize, Serialize};
+use chrono::Duration;
+use serde::Deserialize;
 use utoipa::ToSchema;
 
-use crate::app::{JsonBytes, Shared};
 use crate::error::{ApiError, ErrorBody};
-use crate::kpi::{pct, ratio, round2};
-use crate::params::{JsonBody, Query, filter_list, parse_date};
-use crate::routes::dashboard::{Envelope, envelope};
+use crate::http::envelope::{Envelope, envelope};
+use crate::http::json::JsonBytes;
+use crate::http::params::{JsonBody, Query, filter_list, parse_date};
+use crate::marts::evolution::{
+    Comparison, EvolutionMetric, EvolutionQuery, Metric, MetricInfo, catalogue,
+};
+use crate::state::Shared;
 
-/// How a metric's values read.
-#[derive(Clone, Copy, Debug, Serialize, ToSchema, PartialEq, Eq)]
-#[serde(rename_all = "lowercase")]
-pub enum ValueType {
-    Percent,
-    Currency,
-    Number,
+/// A metric named by the request (any case; `inten` for intensidad).
+fn parse_metric(parameter: &str, v: &str) -> Result<Metric, ApiError> {
+    let v = v.trim().to_ascii_lowercase();
+    let v = if v == "inten" {
+        "intensidad".to_string()
+    } else {
+        v
+    };
+    Metric::from_name(&v).ok_or_else(|| {
+        ApiError::invalid(
+            parameter,
+            format!(
+                "{parameter}: unknown metric {:?}; use any of {}",
+                crate::http::params::safe_text(&v),
+                Metric::names().join(", ")
+            ),
+        )
+    })
 }
 
-/// The metrics the evolution charts can plot.
-#[derive(Clone, Copy, Debug, Serialize, PartialEq, Eq, PartialOrd, Ord)]
-#[serde(rename_all = "lowercase")]
-pub enum Metric {
-    Cobertura,
-    Contacto,
-    Cd,
-    Ci,
-    Sc,
-    Cierre,
-    Recupero,
-    Intensidad,
-    Pdp,
-}
-
-const METRICS: [(Metric, &str, &str, ValueType); 9] = [
-    (
-        Metric::Cobertura,
-        "cobertura",
-        "Coverage percentage",
-        ValueType::Percent,
-    ),
-    (
-        Metric::Contacto,
-        "contacto",
-        "Contact percentage",
-        ValueType::Percent,
-    ),
-    (
-        Metric::Cd,
-        "cd",
-        "Direct contact percentage",
-        ValueType::Percent,
-    ),
-    (
-        Metric::Ci,
-        "ci",
-        "Indirect contact percentage",
-        ValueType::Percent,
-    ),
-    (
-        Metric::Sc,
-        "sc",
-        "No contact percentage",
-        ValueType::Percent,
-    ),
-    (
-        Metric::Cierre,
-        "cierre",
-        "Closure rate percentage (paying accounts)",
-        ValueType::Percent,
-    ),
-    (
-        Metric::Recupero,
-        "recupero",
-        "Recovery amount",
-        ValueType::Currency,
-    ),
-    (
-        Metric::Intensidad,
-        "intensidad",
-        "Intensity (attempts per account)",
-        ValueType::Number,
-    ),
-    (
-        Metric::Pdp,
-        "pdp",
-        "Accounts with a promise to pay (percentage)",
-        ValueType::Percent,
-    ),
-];
-
-impl Metric {
-    fn parse(parameter: &str, v: &str) -> Result<Metric, ApiError> {
-        let v = v.trim().to_ascii_lowercase();
-        let v = if v == "inten" {
-            "intensidad".to_string()
-        } else {
-            v
-        };
-        METRICS
-            .iter()
-            .find(|(_, name, _, _)| *name == v)
-            .map(|(m, ..)| *m)
-            .ok_or_else(|| {
-                let names: Vec<&str> = METRICS.iter().map(|(_, n, _, _)| *n).collect();
-                ApiError::invalid(
-                    parameter,
-                    format!(
-                        "{parameter}: unknown metric {:?}; use any of {}",
-                        crate::params::safe_text(&v),
-                        names.join(", ")
-                    ),
-                )
-            })
+/// A comparison dimension named by the request, with its aliases.
+fn parse_comparison(parameter: &str, v: &str) -> Result<Comparison, ApiError> {
+    match v.trim() {
+        "cartera" => Ok(Comparison::Cartera),
+        "servicio" | "negocio" => Ok(Comparison::Servicio),
+        "periodo" => Ok(Comparison::Periodo),
+        "archivo" | "campana" => Ok(Comparison::Archivo),
+        other => Err(ApiError::invalid(
+            parameter,
+            format!(
+                "{parameter}: unknown comparison dimension {:?}; use cartera, servicio, periodo or archivo",
+                crate::http::params::safe_text(other)
+            ),
+        )),
     }
-
-    fn info(self) -> (&'static str, &'static str, ValueType) {
-        let (_, n, d, t) = METRICS.iter().find(|(m, ..)| *m == self).expect("metric");
-        (n, d, *t)
-    }
-}
-
-/// A series key.
-#[derive(Clone, Copy, Debug, Serialize, PartialEq, Eq)]
-#[serde(rename_all = "lowercase")]
-pub enum Comparison {
-    Cartera,
-    Servicio,
-    Periodo,
-    Archivo,
-}
-
-impl Comparison {
-    fn parse(parameter: &str, v: &str) -> Result<Self, ApiError> {
-        match v.trim() {
-            "cartera" => Ok(Comparison::Cartera),
-            "servicio" | "negocio" => Ok(Comparison::Servicio),
-            "periodo" => Ok(Comparison::Periodo),
-            "archivo" | "campana" => Ok(Comparison::Archivo),
-            other => Err(ApiError::invalid(
-                parameter,
-                format!(
-                    "{parameter}: unknown comparison dimension {:?}; use cartera, servicio, periodo or archivo",
-                    crate::params::safe_text(other)
-                ),
-            )),
-        }
-    }
-
-    fn as_str(self) -> &'static str {
-        match self {
-            Comparison::Cartera => "cartera",
-            Comparison::Servicio => "servicio",
-            Comparison::Periodo => "periodo",
-            Comparison::Archivo => "archivo",
-        }
-    }
-}
-
-#[derive(Debug, Serialize, ToSchema)]
-pub struct EvolutionPoint {
-    /// Management day (business days since the campaign opened, 1-based).
-    pub day: i32,
-    pub value: f64,
-}
-
-#[derive(Debug, Serialize, ToSchema)]
-pub struct EvolutionSeries {
-    /// The comparison dimension's value, or `Total`.
-    pub name: String,
-    pub data: Vec<EvolutionPoint>,
-}
-
-/// One metric of the (bare array) evolution answer.
-#[derive(Debug, Serialize, ToSchema)]
-#[serde(rename_all = "camelCase")]
-pub struct EvolutionMetric {
-    pub metric: String,
-    pub value_type: ValueType,
-    pub series: Vec<EvolutionSeries>,
 }
 
 /// `POST /api/v1/evolution` filters: lists or single values.
@@ -239,19 +102,6 @@ pub struct EvolutionRequest {
     pub include_metrics: Option<Vec<String>>,
 }
 
-#[derive(Debug, Serialize)]
-struct EvolutionQuery {
-    #[serde(serialize_with = "crate::ser::date::serialize")]
-    fecha_inicio: NaiveDate,
-    #[serde(serialize_with = "crate::ser::date::serialize")]
-    fecha_fin: NaiveDate,
-    cartera: Vec<String>,
-    servicio: Vec<String>,
-    periodo: Vec<String>,
-    comparison: Comparison,
-    metrics: Vec<Metric>,
-}
-
 struct Raw {
     fecha_inicio: Option<String>,
     fecha_fin: Option<String>,
@@ -267,9 +117,7 @@ const MAX_DAYS: i64 = 400;
 
 fn normalise(st: &Shared, raw: Raw) -> Result<EvolutionQuery, ApiError> {
     let max = st.cfg.max_list;
-    let today = chrono::Utc::now()
-        .with_timezone(&st.cfg.time_zone)
-        .date_naive();
+    let today = st.marts.today();
     let fecha_fin = match raw.fecha_fin.as_deref() {
         Some(v) => parse_date("fechaFin", v)?,
         None => today,
@@ -290,10 +138,10 @@ fn normalise(st: &Shared, raw: Raw) -> Result<EvolutionQuery, ApiError> {
             format!("the date range may span at most {MAX_DAYS} days"),
         ));
     }
-    crate::params::check_list_len("metrics", raw.metrics.len(), max)?;
+    crate::http::params::check_list_len("metrics", raw.metrics.len(), max)?;
     let mut metrics = Vec::new();
     for m in &raw.metrics {
-        let m = Metric::parse("metrics", m)?;
+        let m = parse_metric("metrics", m)?;
         if !metrics.contains(&m) {
             metrics.push(m);
         }
@@ -310,108 +158,11 @@ fn normalise(st: &Shared, raw: Raw) -> Result<EvolutionQuery, ApiError> {
         comparison: raw
             .comparison
             .as_deref()
-            .map(|c| Comparison::parse("comparisonDimension", c))
+            .map(|c| parse_comparison("comparisonDimension", c))
             .transpose()?
             .unwrap_or(Comparison::Cartera),
         metrics,
     })
-}
-
-#[derive(Default, Clone, Copy)]
-struct Sums {
-    cuentas: f64,
-    gestionadas: f64,
-    cd: f64,
-    ci: f64,
-    sc: f64,
-    pdp: f64,
-    pagadoras: f64,
-    recupero: f64,
-    gestiones: f64,
-}
-
-fn value(m: Metric, s: &Sums) -> f64 {
-    match m {
-        Metric::Cobertura => pct(s.gestionadas, s.cuentas),
-        Metric::Contacto => pct(s.cd + s.ci, s.cuentas),
-        Metric::Cd => pct(s.cd, s.cuentas),
-        Metric::Ci => pct(s.ci, s.cuentas),
-        Metric::Sc => pct(s.sc, s.cuentas),
-        Metric::Cierre => pct(s.pagadoras, s.cuentas),
-        Metric::Recupero => round2(s.recupero),
-        Metric::Intensidad => ratio(s.gestiones, s.gestionadas),
-        Metric::Pdp => pct(s.pdp, s.cuentas),
-    }
-}
-
-async fn compute(st: &Shared, q: &EvolutionQuery) -> Result<Vec<EvolutionMetric>, ApiError> {
-    let rows = st
-        .db
-        .query(
-            "evolution",
-            &st.sql.evolution,
-            &[
-                &q.fecha_inicio,
-                &q.fecha_fin,
-                &q.cartera,
-                &q.servicio,
-                &q.periodo,
-                &q.comparison.as_str(),
-            ],
-        )
-        .await?;
-    // series name → points (day, sums); the Total series (GROUPING = 1) last.
-    let mut series: BTreeMap<String, Vec<(i32, Sums)>> = BTreeMap::new();
-    let mut total: Vec<(i32, Sums)> = Vec::new();
-    for r in &rows {
-        let g = |i: usize| r.get::<_, Option<f64>>(i).unwrap_or(0.0);
-        let sums = Sums {
-            cuentas: g(2),
-            gestionadas: g(3),
-            cd: g(4),
-            ci: g(5),
-            sc: g(6),
-            pdp: g(7),
-            pagadoras: g(8),
-            recupero: g(9),
-            gestiones: g(10),
-        };
-        let day: i32 = r.get(1);
-        if r.get::<_, i32>(14) == 1 {
-            total.push((day, sums));
-        } else {
-            series
-                .entry(r.get::<_, Option<String>>(0).unwrap_or_default())
-                .or_default()
-                .push((day, sums));
-        }
-    }
-    Ok(q.metrics
-        .iter()
-        .map(|&m| {
-            let (name, _, value_type) = m.info();
-            let to_series = |name: &str, points: &[(i32, Sums)]| EvolutionSeries {
-                name: name.to_string(),
-                data: points
-                    .iter()
-                    .map(|(day, s)| EvolutionPoint {
-                        day: *day,
-                        value: value(m, s),
-                    })
-                    .collect(),
-            };
-            let mut out: Vec<EvolutionSeries> =
-                series.iter().map(|(n, p)| to_series(n, p)).collect();
-            if !total.is_empty() {
-                out.push(to_series("Total", &total));
-            }
-            EvolutionMetric {
-                metric: name.to_string(),
-                value_type,
-                series: out,
-            }
-        })
-        .collect())
 }
 
 const GET_DEFAULT: &[Metric] = &[
@@ -455,7 +206,8 @@ pub async fn get_evolution(State(st): State<Shared>, mut q: Query) -> Result<Jso
     };
     q.finish()?;
     let eq = normalise(&st, raw)?;
-    st.cached("evolution", &eq, || compute(&st, &eq)).await
+    st.cached("evolution", &eq, || st.marts.evolution(&eq))
+        .await
 }
 
 #[utoipa::path(post, path = "/api/v1/evolution", tag = "dashboard",
@@ -481,31 +233,16 @@ pub async fn post_evolution(
         default_metrics: POST_DEFAULT,
     };
     let eq = normalise(&st, raw)?;
-    st.cached("evolution", &eq, || compute(&st, &eq)).await
+    st.cached("evolution", &eq, || st.marts.evolution(&eq))
+        .await
 }
 
 #[utoipa::path(get, path = "/api/v1/evolution/carteras", tag = "dashboard",
     responses((status = 200, description = "Carteras with evolution data, sorted", body = Vec<String>)))]
 pub async fn carteras(State(st): State<Shared>, q: Query) -> Result<JsonBytes, ApiError> {
     q.finish()?;
-    st.cached("evolution_carteras", &(), || async {
-        let rows = st.db.query("carteras", &st.sql.carteras, &[]).await?;
-        Ok(rows
-            .iter()
-            .map(|r| r.get::<_, String>(0))
-            .filter(|c| c != "Total")
-            .collect::<Vec<_>>())
-    })
-    .await
-}
-
-/// An entry of the metric catalogue.
-#[derive(Debug, Serialize, ToSchema)]
-#[serde(rename_all = "camelCase")]
-pub struct MetricInfo {
-    pub metric: &'static str,
-    pub description: &'static str,
-    pub value_type: ValueType,
+    st.cached("evolution_carteras", &(), || st.marts.evolution_carteras())
+        .await
 }
 
 #[utoipa::path(get, path = "/api/v1/evolution/metrics", tag = "dashboard",
@@ -514,13 +251,6 @@ pub async fn metrics(q: Query) -> Result<axum::Json<Envelope<Vec<MetricInfo>>>, 
     q.finish()?;
     Ok(axum::Json(envelope(
         "Available evolution metrics",
-        METRICS
-            .iter()
-            .map(|(_, metric, description, value_type)| MetricInfo {
-                metric,
-                description,
-                value_type: *value_type,
-            })
-            .collect(),
+        catalogue(),
     )))
 }

@@ -1,14 +1,23 @@
-//! The route table. Every data path is served with and without a trailing slash.
+//! The route table: every path to its handler. Every data path is served with and without a
+//! trailing slash.
+//!
+//! Route modules hold handlers, request types, parameter validation and OpenAPI annotations; what
+//! they serve comes from the layers below ([`crate::marts`], [`crate::freshness`],
+//! [`pulso_sinks::status`], [`crate::refresh`]). No module outside `routes/` and the router
+//! ([`crate::app`]) names a route (`scripts/check-architecture.sh`).
 
 use axum::Router;
 use axum::routing::{MethodRouter, get, post};
 
-use crate::app::Shared;
+use crate::state::Shared;
 
 pub mod assignment;
 pub mod dashboard;
+pub mod docs;
 pub mod etl;
+pub mod etl_refresh;
 pub mod evolution;
+pub mod filters;
 pub mod operation;
 pub mod productivity;
 pub mod system;
@@ -24,21 +33,21 @@ fn both(router: Router<Shared>, path: &str, handler: MethodRouter<Shared>) -> Ro
 
 pub fn routes() -> Router<Shared> {
     let r = Router::new()
-        .route("/", get(system::root))
+        .route("/", get(docs::root))
         .route("/health", get(system::health))
         .route("/ready", get(system::ready))
         .route("/metrics", get(system::metrics))
-        .route("/api/v1/openapi.json", get(system::openapi))
-        .route("/docs", get(system::docs))
-        .route("/docs/", get(system::docs))
-        .route("/redoc", get(system::redoc));
+        .route("/api/v1/openapi.json", get(docs::openapi))
+        .route("/docs", get(docs::docs))
+        .route("/docs/", get(docs::docs))
+        .route("/redoc", get(docs::redoc));
     let table: Vec<(&str, MethodRouter<Shared>)> = vec![
         ("/api/v1/health", get(system::api_health)),
         (
             "/api/v1/dashboard",
             get(dashboard::get_dashboard).post(dashboard::post_dashboard),
         ),
-        ("/api/v1/filters", get(dashboard::filters)),
+        ("/api/v1/filters", get(filters::filters)),
         (
             "/api/v1/evolution",
             get(evolution::get_evolution).post(evolution::post_evolution),
@@ -73,13 +82,13 @@ pub fn routes() -> Router<Shared> {
         ),
         (
             "/api/v1/etl/refresh/dashboard",
-            post(etl::refresh_dashboard),
+            post(etl_refresh::refresh_dashboard),
         ),
         (
             "/api/v1/etl/refresh/table/{table_name}",
-            post(etl::refresh_table),
+            post(etl_refresh::refresh_table),
         ),
-        ("/api/v1/refresh", post(etl::refresh_all)),
+        ("/api/v1/refresh", post(etl_refresh::refresh_all)),
         // Per-group liveness aliases of Pulso-Back.
         ("/api/v1/evolution/health", get(system::group_health)),
         ("/api/v1/assignment/health", get(system::group_health)),

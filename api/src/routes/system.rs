@@ -1,16 +1,19 @@
-//! Liveness, readiness, metrics, OpenAPI and the interactive docs.
+//! Liveness (`/health`, `/api/v1/health`, the per-group aliases), readiness (`/ready`) and
+//! Prometheus metrics (`/metrics`).
 
 use std::time::Duration;
 
 use axum::extract::State;
 use axum::http::{HeaderValue, StatusCode, header};
-use axum::response::{Html, IntoResponse, Response};
+use axum::response::{IntoResponse, Response};
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 use utoipa::ToSchema;
 
-use crate::app::Shared;
 use crate::error::ApiError;
+use crate::freshness::{self, TableFreshness};
+use crate::http::envelope::{Envelope, envelope};
+use crate::state::Shared;
 
 /// `/health`: the process is up. Never touches a dependency.
 #[derive(Serialize, ToSchema)]
@@ -51,20 +54,6 @@ pub struct ReadyChecks {
     pub redis: DependencyCheck,
     /// The LISTEN connection that learns of committed loads.
     pub listener: DependencyCheck,
-}
-
-/// Freshness of one pipeline node's data.
-#[derive(Serialize, ToSchema, Clone)]
-#[serde(rename_all = "camelCase")]
-pub struct TableFreshness {
-    pub node: String,
-    /// When its last successful load or build finished.
-    #[serde(serialize_with = "crate::ser::ts_opt::serialize")]
-    pub last_success_at: Option<DateTime<Utc>>,
-    pub age_seconds: Option<i64>,
-    pub max_age_seconds: i64,
-    /// Loaded successfully within `maxAgeSeconds`.
-    pub fresh: bool,
 }
 
 /// `/ready`.
@@ -134,7 +123,7 @@ pub async fn ready(State(st): State<Shared>) -> Response {
     let mut unavailable = pg.is_err();
     let mut postgres = postgres;
     let tables = if pg.is_ok() {
-        match crate::routes::etl::freshness(&st).await {
+        match freshness::of_every_node(&st.db, &st.cfg, &st.refresh.pipeline_nodes()).await {
             Ok(t) => t,
             Err(e) => {
                 unavailable = true;
@@ -194,73 +183,13 @@ pub async fn metrics(State(st): State<Shared>) -> impl IntoResponse {
     )
 }
 
-pub async fn openapi(State(st): State<Shared>) -> impl IntoResponse {
-    (
-        [(
-            header::CONTENT_TYPE,
-            HeaderValue::from_static("application/json"),
-        )],
-        st.openapi.clone(),
-    )
-}
-
-const DOCS_CSP: &str = "default-src 'none'; script-src 'unsafe-inline' https://cdn.jsdelivr.net; \
-     style-src 'unsafe-inline' https://cdn.jsdelivr.net https://fonts.googleapis.com; \
-     font-src https://cdn.jsdelivr.net https://fonts.gstatic.com data:; img-src 'self' data: https:; \
-     connect-src 'self'; worker-src blob:; frame-ancestors 'none'";
-
-/// An HTML page that loads an OpenAPI viewer in the browser, under the docs' CSP.
-fn viewer_page(body: &str) -> impl IntoResponse + use<> {
-    (
-        [(
-            header::CONTENT_SECURITY_POLICY,
-            HeaderValue::from_static(DOCS_CSP),
-        )],
-        Html(format!(
-            "<!doctype html>\n<html lang=\"en\">\n<head>\n  <meta charset=\"utf-8\">\n  \
-             <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\n  \
-             <title>pulso-flow API</title>\n</head>\n<body>\n{body}\n</body>\n</html>\n"
-        )),
-    )
-}
-
-/// `/docs`: Scalar, loaded by the browser, reading `/api/v1/openapi.json`.
-pub async fn docs() -> impl IntoResponse {
-    viewer_page(
-        r#"  <script id="api-reference" data-url="/api/v1/openapi.json"></script>
-  <script src="https://cdn.jsdelivr.net/npm/@scalar/api-reference@1"></script>"#,
-    )
-}
-
-/// `/redoc`: the same document in ReDoc.
-pub async fn redoc() -> impl IntoResponse {
-    viewer_page(
-        r#"  <redoc spec-url="/api/v1/openapi.json"></redoc>
-  <script src="https://cdn.jsdelivr.net/npm/redoc@2/bundles/redoc.standalone.js"></script>"#,
-    )
-}
-
-/// `GET /`.
-#[derive(Serialize, ToSchema)]
-pub struct Welcome {
-    pub message: &'static str,
-    pub docs_url: &'static str,
-}
-
-pub async fn root() -> axum::Json<Welcome> {
-    axum::Json(Welcome {
-        message: "Bienvenido a pulso-flow API",
-        docs_url: "/docs",
-    })
-}
-
 /// `GET /api/v1/health` (and the per-group `…/health` aliases): static, like `/health`.
 #[derive(Serialize, ToSchema)]
 pub struct ApiHealth {
     pub status: &'static str,
     pub api_version: &'static str,
     pub openapi_docs: &'static str,
-    #[serde(serialize_with = "crate::ser::ts::serialize")]
+    #[serde(serialize_with = "crate::http::ser::ts::serialize")]
     pub timestamp: DateTime<Utc>,
 }
 
@@ -276,9 +205,7 @@ pub async fn api_health() -> axum::Json<ApiHealth> {
 }
 
 /// `…/health` of each endpoint group (Pulso-Back's aliases): static.
-pub async fn group_health(
-    uri: axum::http::Uri,
-) -> axum::Json<crate::routes::dashboard::Envelope<serde_json::Value>> {
+pub async fn group_health(uri: axum::http::Uri) -> axum::Json<Envelope<serde_json::Value>> {
     let service = uri
         .path()
         .trim_end_matches('/')
@@ -287,7 +214,7 @@ pub async fn group_health(
         .next()
         .unwrap_or("api")
         .to_string();
-    axum::Json(crate::routes::dashboard::envelope(
+    axum::Json(envelope(
         "Service is healthy",
         serde_json::json!({
             "status": "healthy",

@@ -123,7 +123,7 @@ pub fn config(db_url: &str) -> ApiConfig {
 /// An API server on a loopback port, stopped (gracefully) when dropped or by `stop`.
 pub struct TestServer {
     pub base: String,
-    pub state: pulso_api::app::Shared,
+    pub state: pulso_api::state::Shared,
     stop: Option<oneshot::Sender<()>>,
     handle: Option<tokio::task::JoinHandle<Result<(), pulso_api::ServeError>>>,
 }

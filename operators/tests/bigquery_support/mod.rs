@@ -4,6 +4,13 @@
 //! hang longer than the client's timeout, slow pages, a job that completes late, a job error,
 //! and results shorter than their totalRows.
 //!
+//! TIMESTAMP cells are served as real BigQuery serves them: a cell stored as integer
+//! microseconds goes out as such only when getQueryResults asks for
+//! `formatOptions.useInt64Timestamp=true` (and [`FakeState::ignore_format_options`] is off);
+//! otherwise as float seconds in scientific notation (`"1.704112496123456E9"`), computed through
+//! an f64 like the server does, so far from 1970 the microseconds are lost. Cells stored in
+//! another form are served as written.
+//!
 //! Shared by `operators/tests/bigquery_fake.rs` and the CLI test `tests/bigquery_e2e.rs`.
 #![allow(dead_code)]
 
@@ -77,6 +84,9 @@ pub struct FakeState {
     pub job_error_limit: Option<u32>,
     /// totalBytesProcessed of a dry run.
     pub dry_run_bytes: u64,
+    /// Serve TIMESTAMP cells as float seconds even when int64 timestamps are asked for (a
+    /// server that ignores `formatOptions.useInt64Timestamp`).
+    pub ignore_format_options: bool,
 
     // What the fake saw.
     /// Bodies of jobs.insert calls.
@@ -86,6 +96,8 @@ pub struct FakeState {
     pub results_calls: Vec<(String, Option<usize>)>,
     /// Pages answered successfully with rows (page index).
     pub pages_served: Vec<usize>,
+    /// Whether each getQueryResults call asked for `formatOptions.useInt64Timestamp=true`.
+    pub int64_timestamps_asked: Vec<bool>,
     pub dry_runs: Vec<Value>,
     pub polls: HashMap<String, u32>,
     /// `Authorization` headers of the REST calls, in order.
@@ -437,6 +449,9 @@ async fn results(
         .and_then(|o| o.parse().ok())
         .unwrap_or(0);
     let page = offset / max;
+    let int64_asked = q
+        .get("formatOptions.useInt64Timestamp")
+        .is_some_and(|v| v == "true");
     let (fault, complete, delay) = {
         let mut s = state.lock().expect("state");
         if !s.created.contains(&job) {
@@ -446,6 +461,7 @@ async fn results(
             );
         }
         s.results_calls.push((job.clone(), Some(page)));
+        s.int64_timestamps_asked.push(int64_asked);
         let fault = take_fault(&mut s, On::Page(page));
         let needed = s.polls_before_complete;
         let polls = s.polls.entry(job.clone()).or_insert(0);
@@ -464,7 +480,12 @@ async fn results(
     let body = {
         let s = state.lock().expect("state");
         let end = (offset + max).min(s.rows.len());
-        let rows: Vec<Value> = s.rows[offset.min(end)..end].to_vec();
+        let int64 = int64_asked && !s.ignore_format_options;
+        let timestamps = timestamp_columns(&s.fields);
+        let rows: Vec<Value> = s.rows[offset.min(end)..end]
+            .iter()
+            .map(|r| served_row(r, &timestamps, int64))
+            .collect();
         let more = end < s.rows.len() && s.last_page.is_none_or(|l| page < l);
         let mut body = json!({"kind": "bigquery#getQueryResultsResponse",
             "jobReference": {"projectId": project, "jobId": job, "location": "US"},
@@ -485,6 +506,65 @@ async fn results(
     }
     state.lock().expect("state").pages_served.push(page);
     axum::Json(body).into_response()
+}
+
+/// Indexes of the top-level TIMESTAMP columns of a result schema.
+fn timestamp_columns(fields: &Value) -> Vec<usize> {
+    fields
+        .as_array()
+        .map(|fields| {
+            fields
+                .iter()
+                .enumerate()
+                .filter(|(_, f)| f["type"] == "TIMESTAMP" && f["mode"] != "REPEATED")
+                .map(|(i, _)| i)
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// A stored row as served: its integer-microsecond TIMESTAMP cells as they are when int64
+/// timestamps are served, else as the float seconds real BigQuery sends by default.
+fn served_row(row: &Value, timestamps: &[usize], int64: bool) -> Value {
+    let mut row = row.clone();
+    if int64 {
+        return row;
+    }
+    for &c in timestamps {
+        let cell = &mut row["f"][c]["v"];
+        let micros = cell.as_str().and_then(|s| s.parse::<i64>().ok());
+        if let Some(micros) = micros {
+            *cell = json!(float_seconds(micros));
+        }
+    }
+    row
+}
+
+/// A TIMESTAMP as BigQuery renders it without `useInt64Timestamp`: seconds as a double, in
+/// scientific notation.
+pub fn float_seconds(micros: i64) -> String {
+    format!("{:E}", micros as f64 / 1e6)
+}
+
+/// TIMESTAMP values far from 1970 with microseconds (and two near it), as (RFC 3339, µs since the
+/// epoch): the values a float-seconds rendering cannot carry exactly.
+pub fn far_timestamps() -> Vec<(&'static str, i64)> {
+    [
+        "0001-01-01T00:00:00.000001Z",
+        "1600-02-29T12:34:56.789012Z",
+        "1969-12-31T23:59:59.999999Z",
+        "2024-01-01T12:34:56.123456Z",
+        "2500-07-04T01:02:03.000004Z",
+        "9999-12-31T23:59:59.999999Z",
+    ]
+    .into_iter()
+    .map(|t| {
+        let micros = chrono::DateTime::parse_from_rfc3339(t)
+            .expect("RFC 3339")
+            .timestamp_micros();
+        (t, micros)
+    })
+    .collect()
 }
 
 /// A REST row from cell values (`None` = NULL).

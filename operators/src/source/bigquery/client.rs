@@ -121,6 +121,9 @@ pub struct Bq {
     pub conn: Arc<Resolved>,
     pub client: Client,
     pub auth: Arc<dyn Authenticator>,
+    /// The HTTP client inside `client` (same timeouts), for the calls made without it
+    /// (getQueryResults with `formatOptions`, see `results.rs`).
+    pub http: reqwest::Client,
 }
 
 impl Bq {
@@ -140,7 +143,7 @@ impl Bq {
             .map_err(|e| BigQueryError::config(format!("HTTP client: {e}")))?;
         let client = ClientBuilder::new()
             .with_v2_base_url(resolved.rest_base.clone())
-            .with_client(http)
+            .with_client(http.clone())
             .build_from_authenticator(auth.clone())
             .await
             .map_err(|e| BigQueryError::config(format!("BigQuery client: {e}")))?;
@@ -149,6 +152,7 @@ impl Bq {
             conn: Arc::new(resolved),
             client,
             auth,
+            http,
         })
     }
 }

@@ -33,6 +33,7 @@ mod error;
 mod explain;
 pub mod query;
 mod rest;
+mod results;
 pub mod retry;
 pub mod storage;
 

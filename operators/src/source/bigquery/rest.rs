@@ -3,7 +3,9 @@
 //! - The job gets a client-chosen id, so a retried jobs.insert cannot start a second job (a
 //!   409 "already exists" on a retry means the first try went through).
 //! - getQueryResults is polled (long poll) until the job completes; the completing response
-//!   carries the schema, totalRows and the first page.
+//!   carries the schema, totalRows and the first page. Every getQueryResults call asks for
+//!   TIMESTAMP cells as integer microseconds (`results.rs`: float seconds lose the microsecond
+//!   far from 1970).
 //! - One RecordBatch per page. While a page flows downstream, the next one is fetched and
 //!   decoded (bounded prefetch: at most two pages ahead of the consumer).
 //! - Each call retries transient errors with backoff, resuming at the failed page (its page
@@ -18,7 +20,6 @@ use arrow::datatypes::SchemaRef;
 use arrow::record_batch::RecordBatch;
 use futures::StreamExt;
 use gcp_bigquery_client::model::dataset_reference::DatasetReference;
-use gcp_bigquery_client::model::get_query_results_parameters::GetQueryResultsParameters;
 use gcp_bigquery_client::model::get_query_results_response::GetQueryResultsResponse;
 use gcp_bigquery_client::model::job::Job;
 use gcp_bigquery_client::model::job_configuration::JobConfiguration;
@@ -32,11 +33,12 @@ use super::client::Bq;
 use super::decode::ResultSchema;
 use super::error::BigQueryError;
 use super::query::ReadPlan;
+use super::results::{ResultsRequest, get_query_results};
 use super::retry::{classify, retry};
 use crate::{BatchStream, OperatorError};
 
 /// Long-poll wait of one getQueryResults call while the job runs.
-const POLL_TIMEOUT_MS: i32 = 10_000;
+const POLL_TIMEOUT_MS: u32 = 10_000;
 
 /// A running or finished query job.
 #[derive(Debug, Clone)]
@@ -204,25 +206,15 @@ async fn get_results(
     call: &str,
 ) -> Result<GetQueryResultsResponse, BigQueryError> {
     let project = bq.conn.billing_project.clone();
-    retry(&bq.conn.retry, call, |_| {
-        let params = GetQueryResultsParameters {
-            format_options: None,
-            location: job.location.clone(),
-            max_results: Some(i32::try_from(max_results).unwrap_or(i32::MAX)),
-            page_token: page_token.clone(),
-            start_index: None,
-            timeout_ms: Some(POLL_TIMEOUT_MS),
-        };
-        let project = project.clone();
-        async move {
-            bq.client
-                .job()
-                .get_query_results(&project, &job.job_id, params)
-                .await
-                .map_err(|e| classify(&e))
-        }
-    })
-    .await
+    let req = ResultsRequest {
+        project: &project,
+        job_id: &job.job_id,
+        location: job.location.as_deref(),
+        page_token: page_token.as_deref(),
+        max_results,
+        timeout_ms: POLL_TIMEOUT_MS,
+    };
+    retry(&bq.conn.retry, call, |_| get_query_results(bq, &req)).await
 }
 
 /// Polls until the job completes; returns the completing response (schema, totalRows, first

@@ -4,7 +4,9 @@
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
-use crate::routes::{assignment, dashboard, etl, evolution, operation, productivity, system};
+use crate::routes::{
+    assignment, dashboard, etl, etl_refresh, evolution, filters, operation, productivity, system,
+};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -20,7 +22,7 @@ use crate::routes::{assignment, dashboard, etl, evolution, operation, productivi
         system::api_health,
         dashboard::get_dashboard,
         dashboard::post_dashboard,
-        dashboard::filters,
+        filters::filters,
         evolution::get_evolution,
         evolution::post_evolution,
         evolution::carteras,
@@ -39,9 +41,9 @@ use crate::routes::{assignment, dashboard, etl, evolution, operation, productivi
         productivity::metrics,
         etl::status,
         etl::table_status_handler,
-        etl::refresh_dashboard,
-        etl::refresh_table,
-        etl::refresh_all,
+        etl_refresh::refresh_dashboard,
+        etl_refresh::refresh_table,
+        etl_refresh::refresh_all,
     ),
     components(schemas(crate::error::ErrorBody)),
     modifiers(&Bearer),

@@ -1,6 +1,18 @@
 //! KPI arithmetic on summed counters (docs/kpis.md): every percentage is a ratio of two sums,
 //! computed after grouping — never an average of percentages.
 
+use serde::Serialize;
+use utoipa::ToSchema;
+
+/// How a metric's values read.
+#[derive(Clone, Copy, Debug, Serialize, ToSchema, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum ValueType {
+    Percent,
+    Currency,
+    Number,
+}
+
 /// `num ÷ den × 100`, rounded to 2 decimals; 0 when the denominator is 0.
 pub fn pct(num: f64, den: f64) -> f64 {
     if den == 0.0 {

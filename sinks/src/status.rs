@@ -1,0 +1,235 @@
+//! Read queries on pulso-flow's state for status reporting: freshness per node, recent runs, the
+//! data version, the last successful commit. The API (`/api/v1/etl/status`, `/ready`, the cache's
+//! data version) reads `pulso_flow.*` only through this module, so the statements on those tables
+//! have one owner (this crate) and the API only shapes typed rows.
+//!
+//! Each statement is served by an index of `migrations/` (the API's `api_explain` test checks the
+//! plans of [`NODES_SQL`], [`RUNS_SQL`] and [`ACTIVITY_SQL`]).
+//!
+//! The functions run through a [`StatusReader`] rather than a client, so that a caller keeps its
+//! own way of running a statement: the API runs them on its read pool with cached prepared
+//! statements, timing metrics and its own error type; a plain [`tokio_postgres::Client`] is a
+//! reader too (the API's LISTEN connection uses one).
+
+use std::future::Future;
+
+use chrono::{DateTime, Utc};
+use tokio_postgres::Row;
+use tokio_postgres::types::ToSql;
+
+/// Runs one read statement with bound parameters.
+pub trait StatusReader: Sync {
+    /// What a failed statement or an undecodable row becomes for the caller.
+    type Error: From<tokio_postgres::Error>;
+
+    /// Run `sql` (one of this module's statements; `name` labels it, e.g. for timing metrics).
+    fn query(
+        &self,
+        name: &'static str,
+        sql: &'static str,
+        params: &[&(dyn ToSql + Sync)],
+    ) -> impl Future<Output = Result<Vec<Row>, Self::Error>> + Send;
+}
+
+impl StatusReader for tokio_postgres::Client {
+    type Error = tokio_postgres::Error;
+
+    fn query(
+        &self,
+        _name: &'static str,
+        sql: &'static str,
+        params: &[&(dyn ToSql + Sync)],
+    ) -> impl Future<Output = Result<Vec<Row>, Self::Error>> + Send {
+        tokio_postgres::Client::query(self, sql, params)
+    }
+}
+
+/// Every node of the pipeline file (`$1`) plus every node with a watermark, with its last run and
+/// last success (each one index probe on `node_runs (node, started_at DESC)`).
+pub const NODES_SQL: &str = "\
+WITH n AS (SELECT node FROM pulso_flow.watermarks UNION SELECT unnest($1::text[])) \
+SELECT n.node, w.target, w.inc_type, w.value, w.last_status, w.data_version, w.updated_at, \
+       last.run_id, last.kind, last.status, last.started_at, last.duration_ms, last.rows_read, \
+       last.records, last.error, ok.finished_at \
+FROM n \
+LEFT JOIN pulso_flow.watermarks w ON w.node = n.node \
+LEFT JOIN LATERAL (SELECT r.run_id, r.kind, r.status, r.started_at, r.duration_ms, r.rows_read, \
+                          r.inserted + r.updated AS records, r.error \
+                   FROM pulso_flow.node_runs r WHERE r.node = n.node \
+                   ORDER BY r.started_at DESC LIMIT 1) last ON true \
+LEFT JOIN LATERAL (SELECT r.started_at + r.duration_ms * interval '1 millisecond' AS finished_at \
+                   FROM pulso_flow.node_runs r WHERE r.node = n.node AND r.status = 'ok' \
+                   ORDER BY r.started_at DESC LIMIT 1) ok ON true \
+ORDER BY n.node";
+
+/// The last ten runs: run ids start with their UTC start time, so the primary key orders them.
+pub const RUNS_SQL: &str = "SELECT run_id, pipeline, status, started_at, finished_at \
+FROM pulso_flow.runs ORDER BY run_id DESC LIMIT 10";
+
+/// The ten latest node runs of the last five runs (primary-key probes), most recent first.
+pub const ACTIVITY_SQL: &str = "SELECT node, status, started_at, inserted + updated, duration_ms \
+FROM pulso_flow.node_runs \
+WHERE run_id = ANY (ARRAY(SELECT run_id FROM pulso_flow.runs ORDER BY run_id DESC LIMIT 5)) \
+ORDER BY started_at DESC LIMIT 10";
+
+/// The database's oid and the sum of every node's data version. Before `pulso-flow migrate` the
+/// sum is 0, so a fresh database is a valid (empty) version rather than an error.
+pub const VERSION_SQL: &str = "SELECT (SELECT oid::bigint FROM pg_database WHERE datname = current_database()), \
+       CASE WHEN to_regclass('pulso_flow.watermarks') IS NULL THEN 0::bigint \
+            ELSE (SELECT coalesce(sum(data_version), 0)::bigint FROM pulso_flow.watermarks) END";
+
+/// When the latest successful load or build committed (UTC).
+pub const LAST_COMMIT_SQL: &str =
+    "SELECT max(updated_at) FROM pulso_flow.watermarks WHERE last_status = 'ok'";
+
+/// One pipeline node as the state tables know it: its watermark, its last run, its last success.
+/// Every field but `node` is empty for a node of the pipeline file that never ran.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NodeStatus {
+    pub node: String,
+    /// The target table (from the watermark row).
+    pub target: Option<String>,
+    /// `date`, `datetime` or `timestamp`: the type of `watermark`.
+    pub inc_type: Option<String>,
+    /// The greatest incremental value loaded, as canonical text.
+    pub watermark: Option<String>,
+    /// `ok`, `set` or `reset` (an operator changed the watermark).
+    pub watermark_status: Option<String>,
+    pub data_version: Option<i64>,
+    pub watermark_updated_at: Option<DateTime<Utc>>,
+    pub last_run_id: Option<String>,
+    /// `table` or `sql`.
+    pub last_kind: Option<String>,
+    /// `ok`, `failed`, `skipped` or `cancelled`.
+    pub last_status: Option<String>,
+    pub last_started_at: Option<DateTime<Utc>>,
+    pub last_duration_ms: Option<i64>,
+    pub last_rows_read: Option<i64>,
+    /// Rows inserted + updated by the last run.
+    pub last_records: Option<i64>,
+    pub last_error: Option<String>,
+    /// When the last successful run finished.
+    pub last_success_at: Option<DateTime<Utc>>,
+}
+
+/// One row of `pulso_flow.runs`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RunSummary {
+    pub run_id: String,
+    pub pipeline: String,
+    /// `running`, `ok`, `failed` or `cancelled`.
+    pub status: String,
+    pub started_at: DateTime<Utc>,
+    pub finished_at: Option<DateTime<Utc>>,
+}
+
+/// One node run of a recent run.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NodeActivity {
+    pub node: String,
+    pub status: String,
+    pub started_at: DateTime<Utc>,
+    /// Rows inserted + updated.
+    pub records: Option<i64>,
+    pub duration_ms: i64,
+}
+
+/// What the API keys its caches by: which database, and how many commits changed data in it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct VersionSum {
+    /// `pg_database.oid` of the current database (0 if it could not be read).
+    pub database_oid: i64,
+    /// Sum of `pulso_flow.watermarks.data_version`: grows by one per commit that changed data.
+    pub sum: i64,
+}
+
+/// Every node of `pipeline_nodes` and every node with a watermark, ordered by name.
+pub async fn node_status<R: StatusReader>(
+    reader: &R,
+    pipeline_nodes: &[String],
+) -> Result<Vec<NodeStatus>, R::Error> {
+    let rows = reader
+        .query("etl_nodes", NODES_SQL, &[&pipeline_nodes])
+        .await?;
+    rows.iter()
+        .map(|r| {
+            Ok(NodeStatus {
+                node: r.try_get(0)?,
+                target: r.try_get(1)?,
+                inc_type: r.try_get(2)?,
+                watermark: r.try_get(3)?,
+                watermark_status: r.try_get(4)?,
+                data_version: r.try_get(5)?,
+                watermark_updated_at: r.try_get(6)?,
+                last_run_id: r.try_get(7)?,
+                last_kind: r.try_get(8)?,
+                last_status: r.try_get(9)?,
+                last_started_at: r.try_get(10)?,
+                last_duration_ms: r.try_get(11)?,
+                last_rows_read: r.try_get(12)?,
+                last_records: r.try_get(13)?,
+                last_error: r.try_get(14)?,
+                last_success_at: r.try_get(15)?,
+            })
+        })
+        .collect()
+}
+
+/// The ten latest runs, newest first.
+pub async fn recent_runs<R: StatusReader>(reader: &R) -> Result<Vec<RunSummary>, R::Error> {
+    let rows = reader.query("etl_runs", RUNS_SQL, &[]).await?;
+    rows.iter()
+        .map(|r| {
+            Ok(RunSummary {
+                run_id: r.try_get(0)?,
+                pipeline: r.try_get(1)?,
+                status: r.try_get(2)?,
+                started_at: r.try_get(3)?,
+                finished_at: r.try_get(4)?,
+            })
+        })
+        .collect()
+}
+
+/// The ten latest node runs of the five latest runs, newest first.
+pub async fn recent_activity<R: StatusReader>(reader: &R) -> Result<Vec<NodeActivity>, R::Error> {
+    let rows = reader.query("etl_activity", ACTIVITY_SQL, &[]).await?;
+    rows.iter()
+        .map(|r| {
+            Ok(NodeActivity {
+                node: r.try_get(0)?,
+                status: r.try_get(1)?,
+                started_at: r.try_get(2)?,
+                records: r.try_get(3)?,
+                duration_ms: r.try_get(4)?,
+            })
+        })
+        .collect()
+}
+
+/// The data version (see [`VersionSum`]).
+pub async fn data_version<R: StatusReader>(reader: &R) -> Result<VersionSum, R::Error> {
+    let rows = reader.query("data_version", VERSION_SQL, &[]).await?;
+    let Some(row) = rows.first() else {
+        // The statement always returns one row; none would mean nothing is loaded.
+        return Ok(VersionSum {
+            database_oid: 0,
+            sum: 0,
+        });
+    };
+    Ok(VersionSum {
+        database_oid: row.try_get::<_, Option<i64>>(0)?.unwrap_or(0),
+        sum: row.try_get(1)?,
+    })
+}
+
+/// When the latest successful load or build committed; `None` before the first.
+pub async fn last_successful_commit<R: StatusReader>(
+    reader: &R,
+) -> Result<Option<DateTime<Utc>>, R::Error> {
+    let rows = reader.query("last_refresh", LAST_COMMIT_SQL, &[]).await?;
+    match rows.first() {
+        Some(row) => Ok(row.try_get(0)?),
+        None => Ok(None),
+    }
+}
