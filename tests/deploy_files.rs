@@ -285,7 +285,7 @@ fn the_pipeline_configmap_is_the_repositorys_pipeline() {
     let data = configmap_data("deploy/k8s/pipeline-configmap.yaml", "pulso-flow-pipeline");
     assert!(
         data.get("pipelines.yaml").map(String::as_str) == Some(read("pipelines.yaml").as_str()),
-        "deploy/k8s/pipeline-configmap.yaml differs from pipelines.yaml; regenerate it (see its header)"
+        "deploy/k8s/pipeline-configmap.yaml differs from pipelines.yaml: run `bash deploy/k8s/sync-pipeline.sh`"
     );
 }
 
