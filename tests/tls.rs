@@ -534,6 +534,8 @@ fn no_output_of_serve_holds_a_secret() {
     let redis = RedisTls::start(&s.pki, false);
     let token = "Tok-41c9-refresh-s3cr3t-token";
     let token_file = write(&s.dir, "refresh-token", &format!("{token}\n"));
+    let monitor = "Mon-77ab-monitor-s3cr3t-token";
+    let monitor_file = write(&s.dir, "monitor-token", &format!("{monitor}\n"));
     let url_file = write(
         &s.dir,
         "api-database-url",
@@ -571,6 +573,7 @@ fn no_output_of_serve_holds_a_secret() {
             .env("REDIS_URL", &redis_url)
             .env("REDIS_TLS_CA_FILE", &s.pki.ca)
             .env("PULSO_API_REFRESH_TOKEN_FILE", &token_file)
+            .env("PULSO_API_MONITOR_TOKEN_FILE", &monitor_file)
             .env("PULSO_API_PIPELINE", &s.pipeline)
             .env("PULSO_LOG", "debug")
             .env("HOME", s.dir.join("home"))
@@ -609,7 +612,12 @@ fn no_output_of_serve_holds_a_secret() {
         let mut bodies = String::new();
         let t0 = Instant::now();
         let ready = loop {
-            let out = curl(&[&format!("http://{bind}/ready")]);
+            // With the monitoring token: /ready then shows the connection errors' text too.
+            let out = curl(&[
+                "-H",
+                &format!("Authorization: Bearer {monitor}"),
+                &format!("http://{bind}/ready"),
+            ]);
             if case == "wrong passwords" && out.contains(r#""postgres":{"status":"down""#) {
                 break out;
             }
@@ -669,7 +677,7 @@ fn no_output_of_serve_holds_a_secret() {
         let output = logs(status);
         assert_eq!(status, Some(0), "{case}: {output}");
         let all = format!("{output}\n{bodies}");
-        for secret in [PASSWORD, token, redis_password, "Wrong-pw"] {
+        for secret in [PASSWORD, token, monitor, redis_password, "Wrong-pw"] {
             assert!(!all.contains(secret), "{case}: {secret:?} leaked:\n{all}");
         }
     }

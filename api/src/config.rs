@@ -79,7 +79,7 @@ pub struct ApiConfig {
     /// `PULSO_API_MAX_CONNECTIONS`: open client connections; past it a new one gets a 503 and
     /// is closed.
     pub max_connections: usize,
-    /// `PULSO_API_MONITOR_TOKEN`: bearer token that unlocks the private monitoring endpoints and
+    /// `PULSO_API_MONITOR_TOKEN` (or `PULSO_API_MONITOR_TOKEN_FILE`): bearer token that unlocks the private monitoring endpoints and
     /// the full error text of the status endpoints (the refresh token does too).
     pub monitor_token: Option<String>,
     /// `PULSO_API_PRIVATE_ENDPOINTS`: which monitoring endpoints need a token.
@@ -295,7 +295,11 @@ impl ApiConfig {
         if let Some(v) = get("PULSO_API_MAX_CONNECTIONS") {
             c.max_connections = number("PULSO_API_MAX_CONNECTIONS", &v)? as usize;
         }
-        c.monitor_token = get("PULSO_API_MONITOR_TOKEN");
+        c.monitor_token = secret(
+            &get,
+            "PULSO_API_MONITOR_TOKEN",
+            "PULSO_API_MONITOR_TOKEN_FILE",
+        )?;
         if let Some(v) = get("PULSO_API_PRIVATE_ENDPOINTS") {
             for item in v.split(',').map(str::trim).filter(|s| !s.is_empty()) {
                 let p = &mut c.private_endpoints;

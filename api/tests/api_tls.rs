@@ -53,6 +53,8 @@ enum Outcome {
 async fn probe(cluster: &PgCluster, db: &str, url: &str) -> Outcome {
     let mut cfg = config(url);
     cfg.pool_size = 2;
+    // /ready shows the connection error's text only to a monitoring token.
+    cfg.monitor_token = Some(MONITOR_TOKEN.into());
     let api = Api::build(cfg).await.expect("api builds");
     let state = api.state.clone();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -63,7 +65,15 @@ async fn probe(cluster: &PgCluster, db: &str, url: &str) -> Outcome {
     }));
     let mut outcome = Outcome::Down("never asked".into());
     for _ in 0..100 {
-        let (_, ready) = get_json(&format!("{base}/ready")).await;
+        let ready: serde_json::Value = common::http()
+            .get(format!("{base}/ready"))
+            .bearer_auth(MONITOR_TOKEN)
+            .send()
+            .await
+            .expect("GET /ready")
+            .json()
+            .await
+            .expect("/ready is JSON");
         let pg = &ready["checks"]["postgres"];
         if pg["status"] == "down" {
             // Give the listener the same chance; it must not get in either.
@@ -97,6 +107,8 @@ async fn probe(cluster: &PgCluster, db: &str, url: &str) -> Outcome {
     let _ = server.await;
     outcome
 }
+
+const MONITOR_TOKEN: &str = "monitor-token-0123456789";
 
 const TLS: Outcome = Outcome::Up {
     pool_tls: true,
