@@ -15,11 +15,21 @@ pub type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
 
 #[derive(Debug, thiserror::Error)]
 pub enum SinkError {
-    #[error("cannot connect to PostgreSQL: {}", describe_pg_error(source))]
+    /// The server could not be reached or refused the session. `target` says which server, as
+    /// `PgConnectConfig::describe` shows it (never a password).
+    #[error(
+        "cannot connect to PostgreSQL: {target}: {}",
+        describe_pg_error(source)
+    )]
     Connect {
+        target: String,
         #[source]
         source: tokio_postgres::Error,
     },
+    /// The connection could not even be attempted: bad connection parameters or TLS files (a
+    /// `connect::ConnectError`, boxed so that this module does not depend on `connect`).
+    #[error("cannot connect to PostgreSQL: {0}")]
+    ConnectSettings(#[source] BoxError),
     /// A statement failed; `context` says which step of the load or build it was.
     #[error("{context}: {}", describe_pg_error(source))]
     Postgres {
@@ -74,7 +84,7 @@ impl SinkError {
     /// The PostgreSQL error behind this one, if it is one.
     pub fn pg_error(&self) -> Option<&tokio_postgres::Error> {
         match self {
-            SinkError::Connect { source } | SinkError::Postgres { source, .. } => Some(source),
+            SinkError::Connect { source, .. } | SinkError::Postgres { source, .. } => Some(source),
             _ => None,
         }
     }
