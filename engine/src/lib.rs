@@ -13,6 +13,7 @@ pub mod executor;
 pub mod explain;
 pub mod interpolate;
 pub mod pipeline;
+pub mod render;
 pub mod spec;
 pub mod window;
 
