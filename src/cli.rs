@@ -51,6 +51,10 @@ pub enum ExplainFormat {
     Text,
     Json,
     Dot,
+    /// The DAG drawn as SVG (no Graphviz needed).
+    Svg,
+    /// The DAG as a Mermaid flowchart, for Markdown.
+    Mermaid,
 }
 
 #[derive(Copy, Clone, Debug, ValueEnum, PartialEq, Eq)]
@@ -107,6 +111,8 @@ pub enum Command {
     },
     /// Apply the versioned SQL migrations.
     Migrate,
+    /// The run history: the latest runs, or one run's nodes (`runs show RUN_ID`).
+    Runs(crate::runs::RunsArgs),
     /// Serve the dashboard HTTP API (settings from the environment: see .env.example).
     Serve {
         /// Address to listen on.
@@ -181,6 +187,10 @@ pub async fn dispatch(cli: Cli) -> ExitCode {
         Command::Watermarks { action } => watermarks(action, cli.database_url).await,
         Command::Migrate => migrate(cli.database_url).await,
         Command::Serve { bind } => serve(cli.database_url, bind).await,
+        Command::Runs(args) => match database_url(cli.database_url, None) {
+            Ok(url) => crate::runs::runs(args, url).await,
+            Err(e) => Err(e),
+        },
     };
     match result {
         Ok(code) => code,
@@ -293,6 +303,19 @@ async fn explain(
         ExplainFormat::Text => print!("{}", ex.to_text()),
         ExplainFormat::Json => println!("{}", serde_json::to_string_pretty(&ex.to_json())?),
         ExplainFormat::Dot => print!("{}", ex.to_dot()),
+        ExplainFormat::Svg | ExplainFormat::Mermaid => {
+            use pulso_engine::render::{Graph, mermaid, svg};
+            let graph = Graph::from_pipeline(&pipeline).with_windows(
+                ex.nodes
+                    .iter()
+                    .map(|n| (n.name.as_str(), n.window.as_str())),
+            );
+            if format == ExplainFormat::Svg {
+                print!("{}", svg::render_plain(&graph)?);
+            } else {
+                print!("{}", mermaid::render(&graph));
+            }
+        }
     }
     Ok(ExitCode::SUCCESS)
 }
