@@ -62,6 +62,19 @@ pub struct ApiConfig {
     pub shutdown_grace: Duration,
     /// `PULSO_TIME_ZONE`: business time zone for "today" defaults.
     pub time_zone: chrono_tz::Tz,
+    /// `PULSO_API_PUBLIC_ERROR_DETAIL`: what the operations page shows of a failed run's error:
+    /// its class only (default) or the full message.
+    pub public_error_detail: ErrorDetail,
+}
+
+/// How much of a failed run's error is shown without a token.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum ErrorDetail {
+    /// A short class (`source`, `file`, `timeout`, …); the text is in the logs and the ledger.
+    #[default]
+    Class,
+    /// The full message (row keys, cell values, file paths included).
+    Full,
 }
 
 impl ApiConfig {
@@ -92,6 +105,7 @@ impl ApiConfig {
             access_log: true,
             shutdown_grace: Duration::from_secs(20),
             time_zone: chrono_tz::America::Lima,
+            public_error_detail: ErrorDetail::Class,
         }
     }
 
@@ -196,6 +210,18 @@ impl ApiConfig {
                 var: "PULSO_TIME_ZONE",
                 message: format!("{v:?} is not an IANA time zone such as America/Lima"),
             })?;
+        }
+        if let Some(v) = get("PULSO_API_PUBLIC_ERROR_DETAIL") {
+            c.public_error_detail = match v.to_ascii_lowercase().as_str() {
+                "class" => ErrorDetail::Class,
+                "full" => ErrorDetail::Full,
+                _ => {
+                    return Err(ConfigError {
+                        var: "PULSO_API_PUBLIC_ERROR_DETAIL",
+                        message: format!("{v:?} is not class or full"),
+                    });
+                }
+            };
         }
         c.validate()?;
         Ok(c)
