@@ -239,7 +239,9 @@ pub async fn last_successful_commit<R: StatusReader>(
 // ---- run history: `pulso-flow runs`, the API's operations page ------------------------------
 
 /// The latest `$1` runs with their node counts (primary-key order, then one probe of
-/// `node_runs`' primary key per run), newest first.
+/// `node_runs`' primary key per run), newest first. Run ids start with their start second, so
+/// the primary key finds the latest runs; two runs of the same second are then ordered by their
+/// start instant (the id's suffix after the second is random).
 pub const RUN_HISTORY_SQL: &str = "\
 SELECT r.run_id, r.pipeline, r.status, r.started_at, r.finished_at, \
        count(n.node), count(n.node) FILTER (WHERE n.status = 'ok'), \
@@ -249,7 +251,7 @@ SELECT r.run_id, r.pipeline, r.status, r.started_at, r.finished_at, \
 FROM (SELECT * FROM pulso_flow.runs ORDER BY run_id DESC LIMIT $1) r \
 LEFT JOIN pulso_flow.node_runs n ON n.run_id = r.run_id \
 GROUP BY r.run_id, r.pipeline, r.status, r.started_at, r.finished_at \
-ORDER BY r.run_id DESC";
+ORDER BY r.started_at DESC, r.run_id DESC";
 
 /// One run by id, with its node counts.
 pub const RUN_SQL: &str = "\
