@@ -10,6 +10,8 @@
 //! not prefer HTML; a browser (`Accept: text/html` ranked above JSON) gets the page.
 
 use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::SystemTime;
 
 use axum::body::Bytes;
 use axum::extract::{Path, State};
@@ -43,53 +45,78 @@ struct PipelineView {
     deps: HashMap<String, Vec<String>>,
 }
 
-/// The DAG of the API's pipeline file (`PULSO_API_PIPELINE`), read on each request so that
-/// edits show without a restart. When the file cannot be loaded (e.g. its environment is not
-/// set on this host) the page still shows every node the ledger knows, without edges.
-fn pipeline_view(st: &Shared, ledger: &[NodeStatus]) -> PipelineView {
-    let file = st.refresh.pipeline_file();
-    match pulso_engine::compile::load_pipeline(std::path::Path::new(file)) {
-        Ok(p) => {
-            let graph = Graph::from_pipeline(&p);
-            let mut deps: HashMap<String, Vec<String>> = HashMap::new();
-            for &(a, b) in &graph.edges {
-                deps.entry(graph.nodes[b].name.clone())
-                    .or_default()
-                    .push(graph.nodes[a].name.clone());
-            }
-            PipelineView {
-                name: p.name.clone(),
-                graph,
-                deps,
-            }
-        }
+/// The last pipeline file compiled for the page: its path, modification time and length, and
+/// what it compiled to. Compiling (YAML, interpolation, validation, the SQL files) costs more
+/// than the page's reads, so it is done again only when the file changes.
+type Compiled = (String, Option<SystemTime>, u64, Arc<PipelineView>);
+static COMPILED: Mutex<Option<Compiled>> = Mutex::new(None);
+
+fn compiled(file: &str) -> Option<Arc<PipelineView>> {
+    let meta = std::fs::metadata(file).ok()?;
+    let stamp = (meta.modified().ok(), meta.len());
+    if let Ok(slot) = COMPILED.lock()
+        && let Some((f, m, l, view)) = slot.as_ref()
+        && f == file
+        && (*m, *l) == stamp
+    {
+        return Some(view.clone());
+    }
+    let p = match pulso_engine::compile::load_pipeline(std::path::Path::new(file)) {
+        Ok(p) => p,
         Err(e) => {
             tracing::debug!(%file, error = %e, "operations page: pipeline file not loaded; drawing the ledger's nodes");
-            let nodes = ledger
-                .iter()
-                .map(|n| GraphNode {
-                    name: n.node.clone(),
-                    shape: if n.last_kind.as_deref() == Some("sql") {
-                        NodeShape::Build
-                    } else {
-                        NodeShape::Source
-                    },
-                    target: n.target.clone().unwrap_or_default(),
-                    window: "–".into(),
-                    key: None,
-                })
-                .collect();
-            PipelineView {
-                name: file.to_string(),
-                graph: Graph {
-                    title: file.to_string(),
-                    nodes,
-                    edges: Vec::new(),
-                },
-                deps: HashMap::new(),
-            }
+            return None;
         }
+    };
+    let graph = Graph::from_pipeline(&p);
+    let mut deps: HashMap<String, Vec<String>> = HashMap::new();
+    for &(a, b) in &graph.edges {
+        deps.entry(graph.nodes[b].name.clone())
+            .or_default()
+            .push(graph.nodes[a].name.clone());
     }
+    let view = Arc::new(PipelineView {
+        name: p.name.clone(),
+        graph,
+        deps,
+    });
+    if let Ok(mut slot) = COMPILED.lock() {
+        *slot = Some((file.to_string(), stamp.0, stamp.1, view.clone()));
+    }
+    Some(view)
+}
+
+/// The DAG of the API's pipeline file (`PULSO_API_PIPELINE`), recompiled when the file changes
+/// so that edits show without a restart. When the file cannot be loaded (e.g. its environment
+/// is not set on this host) the page still shows every node the ledger knows, without edges.
+fn pipeline_view(st: &Shared, ledger: &[NodeStatus]) -> Arc<PipelineView> {
+    let file = st.refresh.pipeline_file();
+    if let Some(view) = compiled(file) {
+        return view;
+    }
+    let nodes = ledger
+        .iter()
+        .map(|n| GraphNode {
+            name: n.node.clone(),
+            shape: if n.last_kind.as_deref() == Some("sql") {
+                NodeShape::Build
+            } else {
+                NodeShape::Source
+            },
+            target: n.target.clone().unwrap_or_default(),
+            window: "–".into(),
+            key: None,
+        })
+        .collect();
+    Arc::new(PipelineView {
+        name: file.to_string(),
+        graph: Graph {
+            title: file.to_string(),
+            nodes,
+            edges: Vec::new(),
+        },
+        deps: HashMap::new(),
+    })
 }
 
 fn shown(st: &Shared) -> (ErrorShown, RefreshForms) {

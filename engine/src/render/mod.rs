@@ -80,13 +80,11 @@ impl Graph {
                         target: t.shape.target.to_string(),
                         window: match &t.incremental {
                             Some(inc) if t.mode.as_str() == "incremental" => format!(
-                                "{} {} ≥ watermark − {}",
-                                t.mode.as_str(),
+                                "{} ≥ watermark − {}",
                                 inc.column,
                                 describe_lookback(inc.lookback)
                             ),
-                            Some(inc) => format!("{} (by {})", t.mode.as_str(), inc.column),
-                            None => t.mode.as_str().to_string(),
+                            _ => t.mode.as_str().replace('_', " "),
                         },
                         key: Some(format!("({})", t.shape.primary_key.join(", "))),
                     },
