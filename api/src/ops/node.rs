@@ -63,10 +63,10 @@ pub fn render(p: &NodePage<'_>) -> String {
             let _ = write!(out, "<div class=\"card\"><b>{}</b>key</div>", text(k));
         }
     }
-    let _ = write!(
+    let _ = writeln!(
         out,
         "<div class=\"card\"><b>{}</b>watermark {}</div>\
-         <div class=\"card\"><b>{}</b>last success (limit {})</div></div>\n",
+         <div class=\"card\"><b>{}</b>last success (limit {})</div></div>",
         text(s.watermark.as_deref().unwrap_or("–")),
         text(s.inc_type.as_deref().unwrap_or("")),
         s.last_success_at
@@ -90,9 +90,9 @@ pub fn render(p: &NodePage<'_>) -> String {
         for key in ["checks", "reconcile"] {
             if let Some(v) = latest.details.get(key) {
                 any = true;
-                let _ = write!(
+                let _ = writeln!(
                     out,
-                    "<details open class=\"{key}\"><summary>{key} of run {}</summary>{}</details>\n",
+                    "<details open class=\"{key}\"><summary>{key} of run {}</summary>{}</details>",
                     text(&latest.run_id),
                     json_view(v)
                 );

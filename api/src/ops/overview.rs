@@ -130,9 +130,9 @@ pub fn render(o: &Overview<'_>) -> String {
             page::ago(r.started_at, o.now)
         );
     }
-    let _ = write!(
+    let _ = writeln!(
         out,
-        "<div class=\"card\"><b>{}</b>data version</div></div>\n",
+        "<div class=\"card\"><b>{}</b>data version</div></div>",
         o.data_version
     );
 

@@ -66,14 +66,14 @@ pub fn render(p: &RunPage<'_>) -> String {
         "running" => "running",
         _ => "failed",
     };
-    let _ = write!(
+    let _ = writeln!(
         out,
         "<div class=\"cards\"><div class=\"card\"><b>{}</b>status</div>\
          <div class=\"card\"><b>{}</b>started (UTC) {}</div>\
          <div class=\"card\"><b>{}</b>duration</div>\
          <div class=\"card\"><b>{} / {}</b>nodes ok / failed of {}</div>\
          <div class=\"card\"><b>{}</b>rows read</div>\
-         <div class=\"card\"><b>{} / {}</b>inserted / updated</div></div>\n",
+         <div class=\"card\"><b>{} / {}</b>inserted / updated</div></div>",
         badge(class, &r.status),
         page::ts(r.started_at),
         text(&page::ago(r.started_at, p.now)),

@@ -462,9 +462,9 @@ mod tests {
             }
             for &(a, b) in &edges {
                 let mut prev = a;
-                for l in layers[a] + 1..layers[b] {
+                for layer in order.iter_mut().take(layers[b]).skip(layers[a] + 1) {
                     down.push(Vec::new());
-                    order[l].push(total);
+                    layer.push(total);
                     down[prev].push(total);
                     prev = total;
                     total += 1;
