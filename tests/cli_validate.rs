@@ -23,10 +23,22 @@ builds:
     depends_on: [pagos]
 ";
 
-/// Validate `content` and return (exit code, stderr, the file path as the CLI printed it).
+/// Validate `content` (next to the `pagos.csv` that GOOD reads) and return (exit code, stderr,
+/// the file path as the CLI printed it).
 fn validate(content: &str, env: &[(&str, &str)]) -> (Option<i32>, String, String) {
     let dir = tempfile::tempdir().expect("tempdir");
-    let path = write(dir.path(), "p.yaml", content);
+    write(dir.path(), "pagos.csv", "nro_documento\n");
+    validate_in(dir.path(), content, env)
+}
+
+/// Validate `content` written as `p.yaml` in `dir`; the CLI runs in the package folder, so a
+/// relative path that resolves only against `dir` proves it is read from the pipeline's folder.
+fn validate_in(
+    dir: &std::path::Path,
+    content: &str,
+    env: &[(&str, &str)],
+) -> (Option<i32>, String, String) {
+    let path = write(dir, "p.yaml", content);
     let path_s = path.display().to_string();
     let out = cli("postgres://127.0.0.1:1/none", &["validate", &path_s], env);
     (
@@ -34,6 +46,17 @@ fn validate(content: &str, env: &[(&str, &str)]) -> (Option<i32>, String, String
         String::from_utf8_lossy(&out.stderr).into_owned() + &String::from_utf8_lossy(&out.stdout),
         path_s,
     )
+}
+
+/// 1-based line and column of the first `needle` in `content`.
+fn position_of(content: &str, needle: &str) -> (u32, u32) {
+    let (i, line) = content
+        .lines()
+        .enumerate()
+        .find(|(_, l)| l.contains(needle))
+        .unwrap_or_else(|| panic!("{needle:?} not in the pipeline"));
+    let col = line.find(needle).expect("found") + 1;
+    (i as u32 + 1, col as u32)
 }
 
 fn assert_error_at(content: &str, line: u32, col: u32, needle: &str) {
@@ -118,9 +141,81 @@ fn bad_type_names_are_located() {
     assert_error_at(&bad, 11, 45, "unknown incremental type \"timestmp\"");
 }
 
+/// A file source whose file is missing is refused by `validate` exactly like a build whose SQL
+/// file is missing: `file:line:col` of the path, the resolved path, a hint on how paths resolve.
+#[test]
+fn missing_source_files_are_located_like_missing_build_files() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    std::fs::create_dir(dir.path().join("data")).expect("mkdir");
+    write(&dir.path().join("data"), "there.ndjson", "{}\n");
+    let cases = [
+        // (pipeline, the text the error points at, message)
+        (
+            GOOD.replace("path: pagos.csv", "path: data/pagos.csv"),
+            "data/pagos.csv",
+            format!(
+                "table pagos: source file {} does not exist",
+                dir.path().join("data/pagos.csv").display()
+            ),
+        ),
+        (
+            GOOD.replace("path: pagos.csv", "path: data"),
+            "data }",
+            format!(
+                "table pagos: source path {} is a directory, not a file",
+                dir.path().join("data").display()
+            ),
+        ),
+        (
+            GOOD.replace("path: pagos.csv", "path: \"data/*.ndjson\""),
+            "\"data/*.ndjson\"",
+            "does not exist".to_string(),
+        ),
+        (
+            GOOD.replace(
+                "    source: { kind: csv, path: pagos.csv }\n",
+                "    source:\n      kind: parquet\n      path: /nonexistent/pulso/x.parquet\n",
+            ),
+            "/nonexistent/pulso/x.parquet",
+            "table pagos: source file /nonexistent/pulso/x.parquet does not exist".to_string(),
+        ),
+        (
+            GOOD.replace("    sql: SELECT 1\n", "    file: sql/daily.sql\n"),
+            "sql/daily.sql",
+            format!(
+                "build daily: cannot read {}",
+                dir.path().join("sql/daily.sql").display()
+            ),
+        ),
+    ];
+    for (content, at, message) in &cases {
+        let (code, out, path) = validate_in(dir.path(), content, &[]);
+        assert_eq!(code, Some(2), "{out}");
+        let (line, col) = position_of(content, at);
+        let loc = format!("{path}:{line}:{col}: error: ");
+        assert!(out.contains(&loc), "expected {loc} in:\n{out}");
+        assert!(
+            out.contains(message.as_str()),
+            "expected {message:?} in:\n{out}"
+        );
+        assert!(
+            out.contains("hint: paths are relative to the folder of the pipeline file"),
+            "{out}"
+        );
+    }
+    // Present files validate, whichever kind and however they are written.
+    let ok = GOOD.replace(
+        "    source: { kind: csv, path: pagos.csv }\n",
+        "    source:\n      kind: ndjson\n      path: ./data/../data/there.ndjson\n",
+    );
+    let (code, out, _) = validate_in(dir.path(), &ok, &[]);
+    assert_eq!(code, Some(0), "{out}");
+}
+
 #[test]
 fn explain_json_works_without_a_database() {
     let dir = tempfile::tempdir().expect("tempdir");
+    write(dir.path(), "pagos.csv", "nro_documento\n");
     let path = write(dir.path(), "p.yaml", GOOD);
     let out = cli(
         "postgres://postgres@127.0.0.1:1/nowhere",

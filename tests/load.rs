@@ -306,6 +306,14 @@ tables:
     source: { kind: csv, path: overflow.csv }
     columns: { cuenta: text, doc: text, monto: \"numeric(15,2)\" }
     primary_key: [cuenta, doc]
+  - name: not_finite
+    source: { kind: csv, path: not_finite.csv }
+    columns: { cuenta: text, doc: text, monto: \"numeric(5,2)\" }
+    primary_key: [cuenta, doc]
+  - name: inexact
+    source: { kind: csv, path: inexact.csv }
+    columns: { cuenta: text, doc: text, monto: \"numeric(5,2)\" }
+    primary_key: [cuenta, doc]
   - name: not_int
     source: { kind: csv, path: not_int.csv }
     columns: { id: integer, decil: integer }
@@ -331,6 +339,17 @@ async fn bad_rows_fail_their_table_with_table_column_and_key_and_commit_nothing(
         dir.path(),
         "overflow.csv",
         "cuenta,doc,monto\nA,D1,10.00\nB,D7,12345678901234.56\n",
+    );
+    write(
+        dir.path(),
+        "not_finite.csv",
+        "cuenta,doc,monto\nA,D1,10.00\nB,D8,NaN\n",
+    );
+    // 1.2300 fits numeric(5,2) exactly; 1.239 would need rounding.
+    write(
+        dir.path(),
+        "inexact.csv",
+        "cuenta,doc,monto\nA,D1,1.2300\nC,D9,1.239\n",
     );
     write(dir.path(), "not_int.csv", "id,decil\n1,3\n2,12a\n");
     let file = write(dir.path(), "p.yaml", BAD_ROWS);
@@ -363,6 +382,20 @@ async fn bad_rows_fail_their_table_with_table_column_and_key_and_commit_nothing(
             && e.contains("numeric(15,2)"),
         "{e}"
     );
+    let e = err("not_finite");
+    assert!(
+        e.contains("table t.not_finite, column monto")
+            && e.contains("cuenta=B, doc=D8")
+            && e.contains("value NaN is not a finite number"),
+        "{e}"
+    );
+    let e = err("inexact");
+    assert!(
+        e.contains("table t.inexact, column monto")
+            && e.contains("cuenta=C, doc=D9")
+            && e.contains("value 1.239 has more decimal places than numeric(5,2) keeps (2)"),
+        "{e}"
+    );
     let e = err("not_int");
     assert!(
         e.contains("column decil") && e.contains("id=2") && e.contains("12a"),
@@ -371,7 +404,7 @@ async fn bad_rows_fail_their_table_with_table_column_and_key_and_commit_nothing(
 
     let client = db.client().await;
     assert_eq!(checksum(&client, "t.good").await.0, 2);
-    for t in ["null_key", "overflow", "not_int"] {
+    for t in ["null_key", "overflow", "not_finite", "inexact", "not_int"] {
         // Created inside the failed transaction, so not even the table exists.
         let exists: bool = client
             .query_one("SELECT to_regclass($1) IS NOT NULL", &[&format!("t.{t}")])
@@ -389,6 +422,104 @@ async fn bad_rows_fail_their_table_with_table_column_and_key_and_commit_nothing(
             .unwrap()
             .get(0);
         assert_eq!(status, "failed");
+    }
+}
+
+/// Two incremental file tables: a CSV and an NDJSON file that later receive a malformed timestamp.
+const BAD_TIMESTAMPS: &str = "\
+defaults: { schema: t }
+tables:
+  - name: pagos
+    source: { kind: csv, path: pagos.csv }
+    columns: { id: text, doc: text, creado_el: timestamptz }
+    primary_key: [id, doc]
+    incremental: { column: creado_el, type: timestamp, lookback: 1d }
+  - name: gestiones
+    source: { kind: ndjson, path: gestiones.ndjson }
+    columns: { uid: text, creado_el: timestamptz }
+    primary_key: [uid]
+    incremental: { column: creado_el, type: timestamp, lookback: 1d }
+";
+
+/// Issue 14, item 15: a malformed timestamp in a file that the incremental window reads fails
+/// its table naming the table, the file and line, the column and the row's key (not Arrow's bare
+/// "Parser error"); nothing is committed and the watermark stays.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_malformed_timestamp_names_file_line_column_and_key_and_commits_nothing() {
+    let db = TestDb::new("badts").await;
+    let dir = tempfile::tempdir().unwrap();
+    let csv = "id,doc,creado_el\nA,1,2025-06-01T00:00:00Z\nB,2,2025-06-01T01:00:00Z\n";
+    let ndjson = "{\"uid\": \"g1\", \"creado_el\": \"2025-06-01T00:00:00Z\"}\n";
+    write(dir.path(), "pagos.csv", csv);
+    write(dir.path(), "gestiones.ndjson", ndjson);
+    let file = write(dir.path(), "p.yaml", BAD_TIMESTAMPS);
+    let out = run(&db, &file, &[]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let client = db.client().await;
+    let before = (
+        checksum(&client, "t.pagos").await,
+        checksum(&client, "t.gestiones").await,
+        watermark(&client, "pagos").await,
+        watermark(&client, "gestiones").await,
+    );
+    assert!(before.2.is_some() && before.3.is_some());
+
+    // The next day's files: one good row, then a date that does not exist (June 31).
+    write(
+        dir.path(),
+        "pagos.csv",
+        &format!("{csv}C,3,2025-06-02T00:00:00Z\nD,4,2025-06-31T00:00:00Z\n"),
+    );
+    write(
+        dir.path(),
+        "gestiones.ndjson",
+        &format!("{ndjson}\n{{\"uid\": \"g2\", \"creado_el\": \"ayer\"}}\n"),
+    );
+    let out = run(&db, &file, &[]);
+    let all = text(&out);
+    assert_eq!(out.status.code(), Some(1), "{all}");
+    let summary = summary_json(&out);
+    let error = |name: &str| {
+        summary["nodes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|n| n["name"] == name)
+            .and_then(|n| n["error"].as_str())
+            .unwrap_or_default()
+            .to_string()
+    };
+    let e = error("pagos");
+    let at = format!(
+        "csv file {} line 5, column creado_el, row key (id=D, doc=4): \"2025-06-31T00:00:00Z\" \
+         is not a timestamp",
+        dir.path().join("pagos.csv").display()
+    );
+    assert!(e.starts_with("table pagos: ") && e.contains(&at), "{e}");
+    let e = error("gestiones");
+    let at = format!(
+        "ndjson file {} line 3, column creado_el, row key (uid=g2): \"ayer\" is not a timestamp",
+        dir.path().join("gestiones.ndjson").display()
+    );
+    assert!(e.starts_with("table gestiones: ") && e.contains(&at), "{e}");
+
+    let after = (
+        checksum(&client, "t.pagos").await,
+        checksum(&client, "t.gestiones").await,
+        watermark(&client, "pagos").await,
+        watermark(&client, "gestiones").await,
+    );
+    assert_eq!(after, before, "a failed table committed something");
+    for node in ["pagos", "gestiones"] {
+        let status: String = client
+            .query_one(
+                "SELECT status FROM pulso_flow.node_runs WHERE node = $1 ORDER BY started_at DESC LIMIT 1",
+                &[&node],
+            )
+            .await
+            .unwrap()
+            .get(0);
+        assert_eq!(status, "failed", "{node}");
     }
 }
 

@@ -32,6 +32,35 @@ pub struct RedisCache {
     timeout: Duration,
     last_error: std::sync::Mutex<Option<String>>,
     metrics: Metrics,
+    /// Writes of this instance per data version (`PULSO_API_REDIS_MAX_KEYS`): see [`Self::put`].
+    budget: WriteBudget,
+}
+
+/// At most `max` Redis writes per data version from this instance, so the keys one data version
+/// can add to Redis are bounded by design (the key space of valid requests is finite but large:
+/// dates × filter combinations). Past the budget answers are still cached in process.
+#[derive(Default)]
+struct WriteBudget {
+    max: std::sync::atomic::AtomicU64,
+    /// The data version counted and its writes so far.
+    used: std::sync::Mutex<(String, u64)>,
+}
+
+impl WriteBudget {
+    fn take(&self, version: &str) -> bool {
+        let max = self.max.load(Ordering::Relaxed);
+        let Ok(mut used) = self.used.lock() else {
+            return false;
+        };
+        if used.0 != version {
+            *used = (version.to_string(), 0);
+        }
+        if used.1 >= max {
+            return false;
+        }
+        used.1 += 1;
+        true
+    }
 }
 
 impl RedisCache {
@@ -59,7 +88,16 @@ impl RedisCache {
             timeout,
             last_error: std::sync::Mutex::new(Some("not contacted yet".into())),
             metrics,
+            budget: WriteBudget {
+                max: u64::MAX.into(),
+                ..WriteBudget::default()
+            },
         }))
+    }
+
+    /// The most entries this instance writes per data version (`PULSO_API_REDIS_MAX_KEYS`).
+    pub fn set_max_keys(&self, max: u64) {
+        self.budget.max.store(max, Ordering::Relaxed);
     }
 
     pub fn is_up(&self) -> bool {
@@ -137,9 +175,14 @@ impl RedisCache {
         }
     }
 
-    /// `SET key value EX ttl` in the background: the answer does not wait for it.
-    pub fn put(self: &Arc<Self>, key: Arc<str>, value: Bytes) {
+    /// `SET key value EX ttl` in the background: the answer does not wait for it. Skipped past
+    /// this instance's write budget for `version`.
+    pub fn put(self: &Arc<Self>, version: &str, key: Arc<str>, value: Bytes) {
         if !self.is_up() {
+            return;
+        }
+        if !self.budget.take(version) {
+            self.metrics.redis_writes_skipped.inc();
             return;
         }
         let this = self.clone();
@@ -219,7 +262,13 @@ impl Cache {
 
     /// The cached answer for `key`, or `compute`'s (run once however many requests wait for it).
     /// Errors are not cached.
-    pub async fn get_or_compute<F, Fut>(&self, key: String, compute: F) -> Result<Bytes, ApiError>
+    /// `version` is the data version the key carries.
+    pub async fn get_or_compute<F, Fut>(
+        &self,
+        version: &str,
+        key: String,
+        compute: F,
+    ) -> Result<Bytes, ApiError>
     where
         F: FnOnce() -> Fut,
         Fut: Future<Output = Result<Bytes, ApiError>>,
@@ -238,6 +287,7 @@ impl Cache {
         let key: Arc<str> = key.into();
         let redis = self.redis.clone();
         let k = key.clone();
+        let version = version.to_string();
         self.local
             .try_get_with(key, async move {
                 if let Some(r) = &redis
@@ -247,7 +297,7 @@ impl Cache {
                 }
                 let v = compute().await?;
                 if let Some(r) = &redis {
-                    r.put(k, v.clone());
+                    r.put(&version, k, v.clone());
                 }
                 Ok(v)
             })

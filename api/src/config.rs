@@ -62,15 +62,56 @@ pub struct ApiConfig {
     pub shutdown_grace: Duration,
     /// `PULSO_TIME_ZONE`: business time zone for "today" defaults.
     pub time_zone: chrono_tz::Tz,
-    /// `PULSO_API_PUBLIC_ERROR_DETAIL`: what the operations page shows of a failed run's error:
-    /// its class only (default) or the full message.
+    /// `PULSO_API_HEADER_TIMEOUT_MS`: a client must send a request's whole head within this long
+    /// of connecting or of the previous answer (so it also closes idle keep-alive connections).
+    pub header_timeout: Duration,
+    /// `PULSO_API_IDLE_TIMEOUT_MS`: a connection on which no byte moves either way for this long
+    /// is closed (slow bodies, clients that stop reading); longer than the request timeout.
+    pub idle_timeout: Duration,
+    /// `PULSO_API_MAX_CONNECTIONS`: open client connections; past it a new one gets a 503 and
+    /// is closed.
+    pub max_connections: usize,
+    /// `PULSO_API_MONITOR_TOKEN`: bearer token that unlocks the private monitoring endpoints and
+    /// the full error text of the status endpoints (the refresh token does too).
+    pub monitor_token: Option<String>,
+    /// `PULSO_API_PRIVATE_ENDPOINTS`: which monitoring endpoints need a token.
+    pub private_endpoints: PrivateEndpoints,
+    /// `PULSO_API_PUBLIC_ERROR_DETAIL`: what the status endpoints and the operations page say of
+    /// a failed run without a token: the error class only (default) or the full message.
     pub public_error_detail: ErrorDetail,
+    /// `PULSO_API_REDIS_MAX_KEYS`: most Redis entries one instance writes per data version.
+    pub redis_max_keys: u64,
+    /// `PULSO_API_AUTH_FAILURES_PER_MINUTE`: wrong tokens accepted per client address and minute
+    /// before its token checks answer 429.
+    pub auth_failures_per_minute: u32,
 }
 
-/// How much of a failed run's error is shown without a token.
+/// The monitoring endpoints an operator may put behind a token (`PULSO_API_PRIVATE_ENDPOINTS`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct PrivateEndpoints {
+    /// `/metrics`.
+    pub metrics: bool,
+    /// `/docs`, `/redoc`, `/api/v1/openapi.json` and the viewers' scripts.
+    pub docs: bool,
+    /// `/ready`.
+    pub ready: bool,
+    /// `/api/v1/etl/status` and `/api/v1/etl/status/table/{name}`.
+    pub status: bool,
+}
+
+impl PrivateEndpoints {
+    pub const NAMES: &'static str = "metrics, docs, ready, status";
+
+    fn any(&self) -> bool {
+        self.metrics || self.docs || self.ready || self.status
+    }
+}
+
+/// How much of a failed run's error the status endpoints show without a token.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub enum ErrorDetail {
-    /// A short class (`source`, `file`, `timeout`, …); the text is in the logs and the ledger.
+    /// A short class (`source`, `sink`, `timeout`, …) and the node; the text is in the logs and
+    /// behind the token.
     #[default]
     Class,
     /// The full message (row keys, cell values, file paths included).
@@ -105,7 +146,14 @@ impl ApiConfig {
             access_log: true,
             shutdown_grace: Duration::from_secs(20),
             time_zone: chrono_tz::America::Lima,
+            header_timeout: Duration::from_secs(10),
+            idle_timeout: Duration::from_secs(60),
+            max_connections: 512,
+            monitor_token: None,
+            private_endpoints: PrivateEndpoints::default(),
             public_error_detail: ErrorDetail::Class,
+            redis_max_keys: 5_000,
+            auth_failures_per_minute: 10,
         }
     }
 
@@ -211,6 +259,33 @@ impl ApiConfig {
                 message: format!("{v:?} is not an IANA time zone such as America/Lima"),
             })?;
         }
+        if let Some(v) = get("PULSO_API_HEADER_TIMEOUT_MS") {
+            c.header_timeout = Duration::from_millis(number("PULSO_API_HEADER_TIMEOUT_MS", &v)?);
+        }
+        if let Some(v) = get("PULSO_API_IDLE_TIMEOUT_MS") {
+            c.idle_timeout = Duration::from_millis(number("PULSO_API_IDLE_TIMEOUT_MS", &v)?);
+        }
+        if let Some(v) = get("PULSO_API_MAX_CONNECTIONS") {
+            c.max_connections = number("PULSO_API_MAX_CONNECTIONS", &v)? as usize;
+        }
+        c.monitor_token = get("PULSO_API_MONITOR_TOKEN");
+        if let Some(v) = get("PULSO_API_PRIVATE_ENDPOINTS") {
+            for item in v.split(',').map(str::trim).filter(|s| !s.is_empty()) {
+                let p = &mut c.private_endpoints;
+                match item.to_ascii_lowercase().as_str() {
+                    "metrics" => p.metrics = true,
+                    "docs" => p.docs = true,
+                    "ready" => p.ready = true,
+                    "status" => p.status = true,
+                    _ => {
+                        return Err(ConfigError {
+                            var: "PULSO_API_PRIVATE_ENDPOINTS",
+                            message: format!("{item:?} is not one of {}", PrivateEndpoints::NAMES),
+                        });
+                    }
+                }
+            }
+        }
         if let Some(v) = get("PULSO_API_PUBLIC_ERROR_DETAIL") {
             c.public_error_detail = match v.to_ascii_lowercase().as_str() {
                 "class" => ErrorDetail::Class,
@@ -222,6 +297,18 @@ impl ApiConfig {
                     });
                 }
             };
+        }
+        if let Some(v) = get("PULSO_API_REDIS_MAX_KEYS") {
+            c.redis_max_keys = number("PULSO_API_REDIS_MAX_KEYS", &v)?;
+        }
+        if let Some(v) = get("PULSO_API_AUTH_FAILURES_PER_MINUTE") {
+            c.auth_failures_per_minute =
+                u32::try_from(number("PULSO_API_AUTH_FAILURES_PER_MINUTE", &v)?).map_err(|_| {
+                    ConfigError {
+                        var: "PULSO_API_AUTH_FAILURES_PER_MINUTE",
+                        message: format!("{v:?} is too large"),
+                    }
+                })?;
         }
         c.validate()?;
         Ok(c)
@@ -272,6 +359,55 @@ impl ApiConfig {
             return Err(ConfigError {
                 var: "PULSO_API_POOL_SIZE",
                 message: "must be at least 1".into(),
+            });
+        }
+        // A zero would silently disable a limit (PostgreSQL reads statement_timeout=0 as "none").
+        for (var, d) in [
+            ("PULSO_API_STATEMENT_TIMEOUT_MS", self.statement_timeout),
+            ("PULSO_API_REQUEST_TIMEOUT_MS", self.request_timeout),
+            ("PULSO_API_HEADER_TIMEOUT_MS", self.header_timeout),
+            ("PULSO_API_IDLE_TIMEOUT_MS", self.idle_timeout),
+        ] {
+            if d.is_zero() {
+                return Err(ConfigError {
+                    var,
+                    message: "must be at least 1 ms (0 would disable the limit)".into(),
+                });
+            }
+        }
+        if self.idle_timeout <= self.request_timeout {
+            return Err(ConfigError {
+                var: "PULSO_API_IDLE_TIMEOUT_MS",
+                message: format!(
+                    "must be longer than PULSO_API_REQUEST_TIMEOUT_MS ({} ms), or a slow answer \
+                     would be cut off as idle",
+                    self.request_timeout.as_millis()
+                ),
+            });
+        }
+        if self.max_connections == 0 {
+            return Err(ConfigError {
+                var: "PULSO_API_MAX_CONNECTIONS",
+                message: "must be at least 1".into(),
+            });
+        }
+        if let Some(t) = &self.monitor_token
+            && t.len() < 16
+        {
+            return Err(ConfigError {
+                var: "PULSO_API_MONITOR_TOKEN",
+                message: "must be at least 16 characters (use a random secret)".into(),
+            });
+        }
+        if self.private_endpoints.any()
+            && self.monitor_token.is_none()
+            && self.refresh_token.is_none()
+        {
+            return Err(ConfigError {
+                var: "PULSO_API_PRIVATE_ENDPOINTS",
+                message: "needs PULSO_API_MONITOR_TOKEN (or PULSO_API_REFRESH_TOKEN): nobody \
+                          could reach the private endpoints"
+                    .into(),
             });
         }
         if self.redis_prefix.is_empty()
@@ -407,5 +543,54 @@ mod tests {
         ])
         .unwrap_err();
         assert_eq!(e.var, "PULSO_API_MART_SCHEMA");
+    }
+
+    /// Issue 14 item 14: `PULSO_API_STATEMENT_TIMEOUT_MS=0` used to disable the timeout.
+    #[test]
+    fn refuses_zero_timeouts_and_limits() {
+        for var in [
+            "PULSO_API_STATEMENT_TIMEOUT_MS",
+            "PULSO_API_REQUEST_TIMEOUT_MS",
+            "PULSO_API_HEADER_TIMEOUT_MS",
+            "PULSO_API_IDLE_TIMEOUT_MS",
+            "PULSO_API_MAX_CONNECTIONS",
+        ] {
+            let e = cfg(&[("DATABASE_URL", "postgres://x@h/db"), (var, "0")]).unwrap_err();
+            assert_eq!(e.var, var);
+            assert!(e.to_string().contains(var), "{e}");
+        }
+        let e = cfg(&[
+            ("DATABASE_URL", "postgres://x@h/db"),
+            ("PULSO_API_REQUEST_TIMEOUT_MS", "60000"),
+            ("PULSO_API_IDLE_TIMEOUT_MS", "30000"),
+        ])
+        .unwrap_err();
+        assert_eq!(e.var, "PULSO_API_IDLE_TIMEOUT_MS");
+    }
+
+    #[test]
+    fn private_endpoints_need_a_token() {
+        let e = cfg(&[
+            ("DATABASE_URL", "postgres://x@h/db"),
+            ("PULSO_API_PRIVATE_ENDPOINTS", "metrics,status"),
+        ])
+        .unwrap_err();
+        assert_eq!(e.var, "PULSO_API_PRIVATE_ENDPOINTS");
+        let e = cfg(&[
+            ("DATABASE_URL", "postgres://x@h/db"),
+            ("PULSO_API_PRIVATE_ENDPOINTS", "metrics,secrets"),
+        ])
+        .unwrap_err();
+        assert!(e.message.contains("secrets"));
+        let c = cfg(&[
+            ("DATABASE_URL", "postgres://x@h/db"),
+            ("PULSO_API_PRIVATE_ENDPOINTS", "metrics, Status"),
+            ("PULSO_API_MONITOR_TOKEN", "monitor-0123456789"),
+            ("PULSO_API_PUBLIC_ERROR_DETAIL", "full"),
+        ])
+        .unwrap();
+        assert!(c.private_endpoints.metrics && c.private_endpoints.status);
+        assert!(!c.private_endpoints.docs && !c.private_endpoints.ready);
+        assert_eq!(c.public_error_detail, ErrorDetail::Full);
     }
 }

@@ -62,21 +62,58 @@ impl Db {
     }
 
     /// Run `sql` (a static statement) with bound `params`; `name` labels the timing metric.
+    ///
+    /// Every statement here is a read on a read-only connection, so it is idempotent: when the
+    /// connection is lost under it (the backend terminated, a failover, a restart) it is retried
+    /// once on a fresh connection, and the broken one is dropped from the pool rather than
+    /// returned to it. A second loss answers 503 (see [`crate::error::connection_lost`]).
     pub async fn query(
         &self,
         name: &'static str,
         sql: &str,
         params: &[&(dyn ToSql + Sync)],
     ) -> Result<Vec<Row>, ApiError> {
-        let client = self.pool.get().await?;
+        match self.query_once(name, sql, params).await {
+            Err(Attempt::Lost(first)) => {
+                tracing::info!(query = name, error = %first, "connection lost; retrying the read once");
+                self.query_once(name, sql, params)
+                    .await
+                    .map_err(Attempt::into_error)
+            }
+            other => other.map_err(Attempt::into_error),
+        }
+    }
+
+    async fn query_once(
+        &self,
+        name: &'static str,
+        sql: &str,
+        params: &[&(dyn ToSql + Sync)],
+    ) -> Result<Vec<Row>, Attempt> {
+        let client = self
+            .pool
+            .get()
+            .await
+            .map_err(|e| Attempt::Failed(e.into()))?;
         let t0 = Instant::now();
-        let stmt = client.prepare_cached(sql).await?;
-        let rows = client.query(&stmt, params).await;
+        let result = async {
+            let stmt = client.prepare_cached(sql).await?;
+            client.query(&stmt, params).await
+        }
+        .await;
         self.metrics
             .db_query_seconds
             .with_label_values(&[name])
             .observe(t0.elapsed().as_secs_f64());
-        Ok(rows?)
+        result.map_err(|e| {
+            if crate::error::connection_lost(&e) {
+                // Never hand a broken connection to the next request.
+                drop(deadpool_postgres::Object::take(client));
+                Attempt::Lost(e.into())
+            } else {
+                Attempt::Failed(e.into())
+            }
+        })
     }
 
     /// `SELECT 1` with a deadline: is the database reachable?
@@ -99,6 +136,20 @@ impl Db {
 
     pub fn pool(&self) -> &Pool {
         &self.pool
+    }
+}
+
+/// How one try of a read ended: the connection was lost (worth one retry) or anything else.
+enum Attempt {
+    Lost(ApiError),
+    Failed(ApiError),
+}
+
+impl Attempt {
+    fn into_error(self) -> ApiError {
+        match self {
+            Attempt::Lost(e) | Attempt::Failed(e) => e,
+        }
     }
 }
 

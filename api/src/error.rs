@@ -65,6 +65,15 @@ pub enum ApiError {
     /// 500: logged in full, answered without details.
     #[error("internal error: {0}")]
     Internal(String),
+    /// 405: the path exists, the method does not.
+    #[error("{0}")]
+    MethodNotAllowed(String),
+    /// 415: a body that is not JSON.
+    #[error("{0}")]
+    UnsupportedMediaType(String),
+    /// 429: too many wrong tokens from one client; retry after the given seconds.
+    #[error("{message}")]
+    TooManyRequests { message: String, retry_after: u64 },
 }
 
 /// The JSON body of every error answer.
@@ -111,6 +120,9 @@ impl ApiError {
             ApiError::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+            ApiError::MethodNotAllowed(_) => StatusCode::METHOD_NOT_ALLOWED,
+            ApiError::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            ApiError::TooManyRequests { .. } => StatusCode::TOO_MANY_REQUESTS,
         }
     }
 
@@ -149,6 +161,17 @@ impl IntoResponse for ApiError {
                 HeaderValue::from_static("Bearer realm=\"pulso-flow\""),
             );
         }
+        // Unavailability is transient (a restart, a failover, a busy pool): say when to retry.
+        let retry_after = match &self {
+            ApiError::Unavailable(_) => Some(1),
+            ApiError::TooManyRequests { retry_after, .. } => Some(*retry_after),
+            _ => None,
+        };
+        if let Some(secs) = retry_after {
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(secs));
+        }
         response
     }
 }
@@ -160,11 +183,28 @@ impl From<tokio_postgres::Error> for ApiError {
         {
             return ApiError::Unavailable("the query took too long (statement timeout)".into());
         }
-        if e.is_closed() {
+        if connection_lost(&e) {
+            tracing::warn!(error = %pulso_sinks::error::describe_pg_error(&e), "database connection lost");
             return ApiError::Unavailable("the database connection was lost".into());
         }
         ApiError::Internal(pulso_sinks::error::describe_pg_error(&e))
     }
+}
+
+/// Whether `e` says the connection (not the statement) failed: the backend was terminated
+/// (57P01 admin shutdown, 57P02 crash shutdown, 57P03 cannot connect now — a restart, a
+/// failover, `pg_terminate_backend`), a connection-exception class 08 error, the socket broke,
+/// or the client is closed. Such a read can be retried on another connection.
+pub fn connection_lost(e: &tokio_postgres::Error) -> bool {
+    if e.is_closed() {
+        return true;
+    }
+    if let Some(db) = e.as_db_error() {
+        let code = db.code().code();
+        return code.starts_with("57P0") || code.starts_with("08");
+    }
+    // No server error and not closed: an I/O error of the socket (reset, broken pipe, EOF).
+    std::error::Error::source(e).is_some_and(|s| s.is::<std::io::Error>())
 }
 
 impl From<deadpool_postgres::PoolError> for ApiError {

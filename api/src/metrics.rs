@@ -3,8 +3,8 @@
 use std::sync::Arc;
 
 use prometheus::{
-    Encoder, HistogramOpts, HistogramVec, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry,
-    TextEncoder,
+    Encoder, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts,
+    Registry, TextEncoder,
 };
 
 /// Handles to every metric; cheap to clone.
@@ -27,6 +27,13 @@ pub struct Inner {
     pub data_version: IntGauge,
     /// `pulso_api_dependency_up{dependency}`: 1 reachable, 0 not (postgres, redis, listener).
     pub up: IntGaugeVec,
+    /// `pulso_api_connections_open`: client connections being served.
+    pub connections_open: IntGauge,
+    /// `pulso_api_connections_refused_total`: connections refused at the connection limit.
+    pub connections_refused: IntCounter,
+    /// `pulso_api_redis_writes_skipped_total`: answers not written to Redis because this
+    /// instance reached `PULSO_API_REDIS_MAX_KEYS` for the current data version.
+    pub redis_writes_skipped: IntCounter,
 }
 
 impl std::ops::Deref for Metrics {
@@ -86,6 +93,21 @@ impl Metrics {
             &["dependency"],
         )
         .expect("metric");
+        let connections_open = IntGauge::new(
+            "pulso_api_connections_open",
+            "Client connections being served",
+        )
+        .expect("metric");
+        let connections_refused = IntCounter::new(
+            "pulso_api_connections_refused_total",
+            "Connections refused at PULSO_API_MAX_CONNECTIONS",
+        )
+        .expect("metric");
+        let redis_writes_skipped = IntCounter::new(
+            "pulso_api_redis_writes_skipped_total",
+            "Answers not written to Redis: PULSO_API_REDIS_MAX_KEYS reached for this data version",
+        )
+        .expect("metric");
         for m in [
             Box::new(requests.clone()) as Box<dyn prometheus::core::Collector>,
             Box::new(latency.clone()),
@@ -94,6 +116,9 @@ impl Metrics {
             Box::new(db_query_seconds.clone()),
             Box::new(data_version.clone()),
             Box::new(up.clone()),
+            Box::new(connections_open.clone()),
+            Box::new(connections_refused.clone()),
+            Box::new(redis_writes_skipped.clone()),
         ] {
             registry.register(m).expect("register metric");
         }
@@ -106,6 +131,9 @@ impl Metrics {
             db_query_seconds,
             data_version,
             up,
+            connections_open,
+            connections_refused,
+            redis_writes_skipped,
         }))
     }
 

@@ -15,9 +15,11 @@ use crate::cache::Cache;
 use crate::config::ApiConfig;
 use crate::db::Db;
 use crate::error::ApiError;
+use crate::http::auth::FailureLimiter;
 use crate::http::json::JsonBytes;
 use crate::http::params::Limits;
 use crate::marts::Marts;
+use crate::marts::known::KnownValues;
 use crate::marts::latest::Latest;
 use crate::metrics::Metrics;
 use crate::refresh::Refresher;
@@ -35,6 +37,8 @@ pub struct AppState {
     pub openapi: Bytes,
     /// Every query on the marts.
     pub marts: Marts,
+    /// Wrong tokens per client address (`PULSO_API_AUTH_FAILURES_PER_MINUTE`).
+    pub auth_failures: FailureLimiter,
 }
 
 pub type Shared = Arc<AppState>;
@@ -68,7 +72,7 @@ impl AppState {
         let key = format!("{}:{version}:{route}?{params}", self.cfg.redis_prefix);
         let bytes = self
             .cache
-            .get_or_compute(key, || async move {
+            .get_or_compute(&version, key, || async move {
                 let value = compute().await?;
                 serde_json::to_vec(&value)
                     .map(Bytes::from)
@@ -76,6 +80,13 @@ impl AppState {
             })
             .await?;
         Ok(JsonBytes(bytes))
+    }
+
+    /// The values that exist in the marts at the current data version: filter values are
+    /// checked against them before a cache key is made ([`crate::marts::known`]).
+    pub async fn known_values(&self) -> Result<Arc<KnownValues>, ApiError> {
+        let version = self.version.current().await;
+        self.marts.known_values(&version).await
     }
 
     /// The latest date of `which` ([`Marts::latest`] relative to today) through the cache, so

@@ -80,11 +80,23 @@ async fn refresh_needs_the_token_and_runs_the_pipeline() {
             .unwrap()
             .contains(&json!("dashboard"))
     );
-    // One at a time: a second call returns the running one.
-    let (s, again, _) = post_auth(&url, Some(&auth), &json!({})).await;
-    assert_eq!(s, 200);
-    assert_eq!(again["status"], "running");
-    assert_eq!(again["pipeline_id"], id);
+    // One at a time: asking for tables while a run is active is 409 with the running run's
+    // id — those tables were not refreshed (issue 14 item 12; it used to be 200 "running").
+    for (path, body) in [
+        (
+            "/api/v1/etl/refresh/dashboard",
+            json!({ "tables": ["pagos"] }),
+        ),
+        ("/api/v1/etl/refresh/table/pagos", json!({})),
+        ("/api/v1/refresh", json!({})),
+    ] {
+        let (s, again, _) = post_auth(&server.url(path), Some(&auth), &body).await;
+        assert_eq!(s, 409, "{path}: {again}");
+        assert_eq!(again["status"], "error");
+        assert_eq!(again["code"], 409);
+        assert_eq!(again["running"]["run_id"], id, "{again}");
+        assert!(again["message"].as_str().unwrap().contains("not refreshed"));
+    }
 
     eventually(180, "the refresh finishes", || async {
         let (_, st) = get_json(&server.url("/api/v1/etl/status")).await;
@@ -130,6 +142,74 @@ async fn refresh_needs_the_token_and_runs_the_pipeline() {
     })
     .await;
     tokio::time::sleep(Duration::from_millis(10)).await;
+    server.stop().await;
+}
+
+/// Issue 14 item 12: the token is checked before the body is parsed, and an empty table list is
+/// refused instead of starting a run of nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn token_before_body_and_no_empty_runs() {
+    let db = TestDb::migrated("refresh_order").await;
+    let mut cfg = config(&db.url);
+    cfg.refresh_token = Some(TOKEN.into());
+    cfg.pipeline_file = demo_file().to_string_lossy().into_owned();
+    let server = TestServer::start(cfg).await;
+    let url = server.url("/api/v1/etl/refresh/dashboard");
+    let c = http();
+    // A malformed body without a token: 401 (the body is not even read), not 400.
+    let r = c
+        .post(&url)
+        .header("content-type", "application/json")
+        .body("{not json")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 401);
+    let r = c
+        .post(&url)
+        .header("authorization", "Bearer wrong-token-wrong-token")
+        .header("content-type", "text/plain")
+        .body("x")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 403);
+    // Any case of the scheme.
+    let (s, v, _) = post_auth(
+        &url,
+        Some(&format!("BEARER {TOKEN}")),
+        &json!({"tables": []}),
+    )
+    .await;
+    assert_eq!(s, 422, "{v}");
+    assert_eq!(v["parameter"], "tables");
+    let c = db.client().await;
+    let runs: i64 = c
+        .query_one("SELECT count(*) FROM pulso_flow.runs", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(runs, 0, "nothing ran");
+    server.stop().await;
+}
+
+/// Issue 14 item 13: wrong tokens are limited per client (429 with Retry-After past the limit).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn wrong_tokens_are_rate_limited() {
+    let db = TestDb::migrated("refresh_limit").await;
+    let mut cfg = config(&db.url);
+    cfg.refresh_token = Some(TOKEN.into());
+    cfg.auth_failures_per_minute = 3;
+    let server = TestServer::start(cfg).await;
+    let url = server.url("/api/v1/refresh");
+    for _ in 0..3 {
+        let (s, _, _) = post_auth(&url, Some("Bearer wrong-token-wrong-token"), &json!({})).await;
+        assert_eq!(s, 403);
+    }
+    let (s, v, h) = post_auth(&url, Some("Bearer wrong-token-wrong-token"), &json!({})).await;
+    assert_eq!(s, 429, "{v}");
+    assert_eq!(v["code"], 429);
+    assert!(h["retry-after"].to_str().unwrap().parse::<u64>().unwrap() >= 1);
     server.stop().await;
 }
 

@@ -236,7 +236,10 @@ async fn malformed_parameters_are_refused() {
         .send()
         .await
         .unwrap();
-    assert_eq!(r.status(), 400);
+    // 415, not 400 (issue 14 item 11), with the error contract.
+    assert_eq!(r.status(), 415);
+    let v: serde_json::Value = r.json().await.unwrap();
+    assert_eq!(v["code"], 415);
     let (s, v) = post_json(
         &server.url("/api/v1/evolution"),
         &json!({"fechaInicio": "2025-06-01"}),

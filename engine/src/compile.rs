@@ -2,6 +2,8 @@
 //!
 //! Every problem is collected (not only the first) and located at `file:line:col` with a hint.
 
+mod files;
+
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
@@ -67,6 +69,7 @@ pub fn compile_text(
     Compiler {
         file,
         base_dir,
+        source_paths: files::source_path_spans(&text),
         errors: Vec::new(),
     }
     .compile(spec)
@@ -86,6 +89,8 @@ fn yaml_message(e: &serde_saphyr::Error) -> String {
 struct Compiler<'a> {
     file: &'a str,
     base_dir: &'a Path,
+    /// Where each table's `source.path` is written (see `files`).
+    source_paths: Vec<Option<Spanned<String>>>,
     errors: Vec<SpecError>,
 }
 
@@ -124,7 +129,9 @@ impl Compiler<'_> {
         let mut nodes = Vec::new();
         let mut deps_spanned: Vec<Vec<Spanned<String>>> = Vec::new();
         let mut name_spans: Vec<Spanned<String>> = Vec::new();
-        for t in spec.tables {
+        for (i, t) in spec.tables.into_iter().enumerate() {
+            let path_at = self.source_paths.get_mut(i).and_then(Option::take);
+            self.check_source_file(&t, path_at.as_ref());
             let deps = t.depends_on.clone();
             let name = t.name.clone();
             if let Some(node) = self.table(t, &spec.defaults, default_lookback, &spec.connections) {
@@ -560,14 +567,14 @@ impl Compiler<'_> {
         let (sql, origin) = match (&b.sql, &b.file) {
             (Some(sql), None) => (sql.clone(), "inline".to_string()),
             (None, Some(file)) => {
-                let path = self.base_dir.join(&file.value);
+                let path = files::resolve(self.base_dir, Path::new(&file.value));
                 match std::fs::read_to_string(&path) {
                     Ok(sql) => (sql, file.value.clone()),
                     Err(e) => {
                         self.error(
                             file,
                             format!("build {name}: cannot read {}: {e}", path.display()),
-                            None,
+                            Some(files::hint(self.base_dir)),
                         );
                         return None;
                     }

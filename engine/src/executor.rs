@@ -426,6 +426,8 @@ async fn run_table(
         window.as_ref(),
         &transform::TransformOptions {
             batch_size: table.batch_size,
+            key_columns: table.shape.primary_key.clone(),
+            rows: table.source.locator(&ctx),
         },
     )
     .await?;

@@ -6,6 +6,7 @@ use std::path::PathBuf;
 
 use datafusion::error::DataFusionError;
 
+use crate::source::RowPlace;
 use crate::window::IncType;
 
 /// Error of a source, a transform or a window.
@@ -62,6 +63,11 @@ pub enum OperatorError {
     #[error("{0}")]
     BigQuery(Box<crate::source::bigquery::BigQueryError>),
 
+    /// A value of one row could not be converted while the transform ran: text the incremental
+    /// window cannot read as its type, a `derive` expression that fails on it.
+    #[error("{0}")]
+    BadRow(Box<BadRow>),
+
     /// A background reader task died (panic or cancellation) before finishing its input.
     #[error("source task for {what} failed: {message}")]
     Task { what: String, message: String },
@@ -82,6 +88,38 @@ impl fmt::Display for ExprTarget {
             ExprTarget::Derive(column) => write!(f, "derived column {column:?}"),
             ExprTarget::Filter => f.write_str("filter"),
         }
+    }
+}
+
+/// The row behind an [`OperatorError::BadRow`], named by its place in its file (file sources)
+/// and its primary key. Displayed as `csv file F line 3, column C, row key (k=v): message`,
+/// leaving out what is unknown, in the order of the encoder's value errors.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BadRow {
+    /// The row's file and line (or Parquet row); `None` for sources without files.
+    pub place: Option<RowPlace>,
+    /// The row's index (0-based) in the order the source read it, shown when `place` is unknown.
+    pub index: u64,
+    /// The column at fault: the window column or the derived column; `None` for `filter`.
+    pub column: Option<String>,
+    /// `k1=v1, k2=v2` of the table's primary key, when the key columns are known.
+    pub key: Option<String>,
+    pub message: String,
+}
+
+impl fmt::Display for BadRow {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.place {
+            Some(place) => write!(f, "{place}")?,
+            None => write!(f, "source row {}", self.index + 1)?,
+        }
+        if let Some(column) = &self.column {
+            write!(f, ", column {column}")?;
+        }
+        if let Some(key) = &self.key {
+            write!(f, ", row key ({key})")?;
+        }
+        write!(f, ": {}", self.message)
     }
 }
 

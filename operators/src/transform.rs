@@ -36,12 +36,17 @@ use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
 use datafusion::physical_plan::streaming::PartitionStream;
 use datafusion::physical_plan::{SendableRecordBatchStream, displayable};
 use datafusion::prelude::{SessionConfig, SessionContext};
-use futures::{StreamExt, TryStreamExt};
+use futures::StreamExt;
 use indexmap::IndexMap;
 
 use crate::error::ExprTarget;
+use crate::source::RowLocator;
 use crate::window::{IncType, Window};
 use crate::{BatchStream, OperatorError};
+
+mod bad_row;
+
+use bad_row::{BadRowFinder, RecentInput};
 
 /// The `transform:` block of a table.
 #[derive(Debug, Clone, Default, PartialEq, Eq, serde::Deserialize)]
@@ -68,11 +73,20 @@ pub struct TransformOptions {
     /// DataFusion's target batch size; set it to the source's batch size so that filtered
     /// batches are re-assembled to the size the sink expects and large ones are not re-cut.
     pub batch_size: usize,
+    /// The target's primary-key columns: a row whose value fails a conversion is named by them.
+    pub key_columns: Vec<String>,
+    /// Where the input's rows come from ([`crate::source::SourceSpec::locator`]), so that such a
+    /// row is also named by its file and line.
+    pub rows: Option<RowLocator>,
 }
 
 impl Default for TransformOptions {
     fn default() -> Self {
-        TransformOptions { batch_size: 8192 }
+        TransformOptions {
+            batch_size: 8192,
+            key_columns: Vec::new(),
+            rows: None,
+        }
     }
 }
 
@@ -108,7 +122,8 @@ pub async fn apply_with(
         // Nothing to do: no DataFusion, no copies.
         return Ok((input_schema, input));
     }
-    let partition = Arc::new(OneShotPartition::new(input_schema.clone(), input));
+    let recent = Arc::new(RecentInput::default());
+    let partition = Arc::new(OneShotPartition::new(input_schema.clone(), input).recording(&recent));
     let df = plan(&input_schema, partition, spec, window, options).await?;
     let schema: SchemaRef = Arc::new(df.schema().as_arrow().clone());
     let stream = df
@@ -116,10 +131,24 @@ pub async fn apply_with(
         .await
         .map_err(OperatorError::from_datafusion)?;
     tracing::debug!(columns = schema.fields().len(), "transform planned");
-    Ok((
-        schema,
-        stream.map_err(OperatorError::from_datafusion).boxed(),
-    ))
+    // A failing conversion (Arrow's "Parser error: …") says nothing of the row: find it.
+    let finder = Arc::new(BadRowFinder {
+        input_schema,
+        spec: spec.clone(),
+        window: window.cloned(),
+        options: options.clone(),
+        recent,
+    });
+    let stream = stream.then(move |item| {
+        let finder = finder.clone();
+        async move {
+            match item {
+                Ok(batch) => Ok(batch),
+                Err(e) => Err(finder.explain(e).await),
+            }
+        }
+    });
+    Ok((schema, stream.boxed()))
 }
 
 /// The output schema of the transform, from the input schema only (no data).
@@ -365,6 +394,8 @@ pub fn window_predicate(window: &Window, schema: &DFSchema) -> Result<Option<Exp
 struct OneShotPartition {
     schema: SchemaRef,
     input: Mutex<Option<BatchStream>>,
+    /// Keeps the last input batches, to find a failing row in them.
+    recent: Option<Arc<RecentInput>>,
 }
 
 impl OneShotPartition {
@@ -372,7 +403,13 @@ impl OneShotPartition {
         OneShotPartition {
             schema,
             input: Mutex::new(Some(input)),
+            recent: None,
         }
+    }
+
+    fn recording(mut self, recent: &Arc<RecentInput>) -> Self {
+        self.recent = Some(recent.clone());
+        self
     }
 
     /// A partition with no rows, for planning and `explain`.
@@ -399,9 +436,15 @@ impl PartitionStream for OneShotPartition {
             match taken {
                 Some(input) => {
                     let expected = schema.clone();
+                    let recent = self.recent.clone();
                     input
                         .map(move |item| match item {
-                            Ok(batch) => conform(batch, &expected),
+                            Ok(batch) => {
+                                if let Some(recent) = &recent {
+                                    recent.push(&batch);
+                                }
+                                conform(batch, &expected)
+                            }
                             // Carried through DataFusion and unwrapped again on the way out.
                             Err(e) => Err(DataFusionError::External(Box::new(e))),
                         })

@@ -99,13 +99,20 @@ fn state(rows: usize) -> FakeState {
     }
 }
 
+/// A connection with a timeout generous enough that a loaded machine never trips it by accident.
 fn connection(url: &str) -> BigQueryConnection {
+    connection_with_timeout(url, 5_000)
+}
+
+/// A connection whose calls time out quickly: for the tests that inject hangs. The hangs last
+/// several times longer than this, so a slow but healthy page does not look like a hang.
+fn connection_with_timeout(url: &str, timeout_ms: u64) -> BigQueryConnection {
     serde_json::from_value(json!({
         "project": "test-proj",
         "dataset": "ds",
         "location": "US",
         "endpoint": url,
-        "timeout_ms": 400,
+        "timeout_ms": timeout_ms,
         "retry": {"attempts": 4, "initial_backoff_ms": 5, "max_backoff_ms": 20}
     }))
     .expect("connection")
@@ -136,7 +143,24 @@ fn window() -> Window {
 }
 
 async fn read(fake: &FakeBigQuery, page_size: u32) -> Result<Vec<RecordBatch>, OperatorError> {
-    let (_, stream) = source(page_size).open(&ctx(fake, Some(window()))).await?;
+    read_over(connection(&fake.url), page_size).await
+}
+
+/// `read` over a connection that times out after 800 ms (the injected hangs last 4 s).
+async fn read_impatiently(
+    fake: &FakeBigQuery,
+    page_size: u32,
+) -> Result<Vec<RecordBatch>, OperatorError> {
+    read_over(connection_with_timeout(&fake.url, 800), page_size).await
+}
+
+async fn read_over(
+    connection: BigQueryConnection,
+    page_size: u32,
+) -> Result<Vec<RecordBatch>, OperatorError> {
+    let (_, stream) = source(page_size)
+        .open(&context(connection, Some(window())))
+        .await?;
     let items: Vec<_> = stream.collect().await;
     items.into_iter().collect()
 }
@@ -438,7 +462,7 @@ async fn each_transient_fault_is_retried_and_resumes_at_the_failed_page() {
         FaultKind::Html(502),
         FaultKind::Reset,
         FaultKind::Truncated,
-        FaultKind::Hang(Duration::from_millis(1500)),
+        FaultKind::Hang(Duration::from_secs(4)),
     ];
     for kind in faults {
         let mut st = state(5_000);
@@ -448,9 +472,12 @@ async fn each_transient_fault_is_retried_and_resumes_at_the_failed_page() {
             times: 2,
         });
         let fake = FakeBigQuery::start_rest(st).await;
-        let batches = read(&fake, 500)
-            .await
-            .unwrap_or_else(|e| panic!("{kind:?} was not survived: {e}"));
+        let read = if matches!(kind, FaultKind::Hang(_)) {
+            read_impatiently(&fake, 500).await
+        } else {
+            read(&fake, 500).await
+        };
+        let batches = read.unwrap_or_else(|e| panic!("{kind:?} was not survived: {e}"));
         assert_eq!(total_rows(&batches), 5_000, "{kind:?}");
         assert_eq!(ids(&batches), (0..5_000).collect::<Vec<i64>>(), "{kind:?}");
         let calls: Vec<Option<usize>> =
@@ -543,12 +570,12 @@ async fn past_the_retry_budget_the_read_fails_with_bigquerys_message() {
     let mut st = state(100);
     st.faults.push(Fault {
         on: On::Page(0),
-        kind: FaultKind::Hang(Duration::from_secs(2)),
+        kind: FaultKind::Hang(Duration::from_secs(4)),
         times: u32::MAX,
     });
     let fake = FakeBigQuery::start_rest(st).await;
     let t0 = Instant::now();
-    let e = bq_error(read(&fake, 50).await.unwrap_err());
+    let e = bq_error(read_impatiently(&fake, 50).await.unwrap_err());
     assert!(e.to_string().contains("failed after 4 attempt(s)"), "{e}");
     assert!(
         e.to_string().contains("timed out") || e.to_string().contains("timeout"),

@@ -90,7 +90,7 @@ fn ctx(f: &Fakes) -> SourceContext {
         "dataset": "ds",
         "endpoint": f.rest.url,
         "storage_endpoint": f.storage.url,
-        "timeout_ms": 400,
+        "timeout_ms": 2_000,
         "retry": {"attempts": 4, "initial_backoff_ms": 5, "max_backoff_ms": 20}
     }))
     .expect("connection");

@@ -11,6 +11,8 @@ use arrow::datatypes::{DataType, Field, Schema};
 use common::{collect, ctx, rows, total_rows, yaml_source};
 use pulso_operators::OperatorError;
 use pulso_operators::source::{CsvSpec, NdjsonSpec, ParquetSpec, SourceSpec};
+use pulso_operators::transform::{self, TransformOptions, TransformSpec};
+use pulso_operators::window::{IncType, IncValue, Window};
 
 fn write(dir: &std::path::Path, name: &str, text: &str) {
     std::fs::write(dir.join(name), text).expect("write test file");
@@ -366,4 +368,173 @@ async fn source_specs_deserialise_strictly() {
     assert!(err.contains("excel"), "{err}");
     let spec = yaml_source("kind: csv\npath: x.csv\n");
     assert_eq!(spec.describe(), "csv x.csv (delimiter ',', header true)");
+}
+
+/// Reads `spec` through the transform with an incremental window on `creado_el` (and `derive`),
+/// as a table node does, and returns the first error's message.
+async fn bad_row_error(
+    spec: &SourceSpec,
+    dir: &std::path::Path,
+    derive: &[(&str, &str)],
+    batch_size: usize,
+) -> String {
+    let ctx = ctx(batch_size, dir);
+    let (schema, stream) = spec.open(&ctx).await.expect("open");
+    let transform = TransformSpec {
+        derive: derive
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect(),
+        filter: None,
+    };
+    let window = Window {
+        column: "creado_el".into(),
+        ty: IncType::Timestamp,
+        lower: Some(IncValue::parse(IncType::Timestamp, "2025-01-01T00:00:00Z").unwrap()),
+        upper: None,
+    };
+    let options = TransformOptions {
+        batch_size,
+        key_columns: vec!["id".into(), "doc".into()],
+        rows: spec.locator(&ctx),
+    };
+    let (_, out) = transform::apply_with(schema, stream, &transform, Some(&window), &options)
+        .await
+        .expect("plans");
+    match collect(out).await {
+        Ok(batches) => panic!("read {} rows without an error", total_rows(&batches)),
+        Err(e) => e.to_string(),
+    }
+}
+
+/// A value the transform cannot convert (a timestamp the window cannot read, a failing CAST in
+/// `derive`) names the file, the line where its record starts, the column and the row's key
+/// — not just Arrow's "Parser error" (issue 14, item 15).
+#[tokio::test]
+async fn a_bad_value_names_its_file_line_column_and_key() {
+    let dir = tempfile::tempdir().unwrap();
+    // A quoted field over two lines and a blank line before the bad record, which is in the
+    // second batch of two rows and not its first row.
+    write(
+        dir.path(),
+        "pagos.csv",
+        "\u{feff}id,doc,nota,creado_el\n\
+         A,1,\"dos\nlíneas\",2025-06-01T00:00:00Z\n\
+         \n\
+         B,2,ñandú,2025-06-01T01:00:00Z\n\
+         E,5,z,2025-06-01T01:30:00Z\n\
+         C,3,x,2025-13-45T99:00:00Z\n\
+         D,4,y,2025-06-01T02:00:00Z\n",
+    );
+    let path = dir.path().join("pagos.csv").display().to_string();
+    let csv = yaml_source("kind: csv\npath: pagos.csv\n");
+    let err = bad_row_error(&csv, dir.path(), &[], 2).await;
+    assert_eq!(
+        err,
+        format!(
+            "csv file {path} line 7, column creado_el, row key (id=C, doc=3): \
+             \"2025-13-45T99:00:00Z\" is not a timestamp (the incremental window compares it \
+             as one): Parser error: Error parsing timestamp from '2025-13-45T99:00:00Z': \
+             error parsing date"
+        )
+    );
+    // The same file with other delimiters and quotes keeps the same lines.
+    write(
+        dir.path(),
+        "pagos.tsv",
+        "id\tdoc\tnota\tcreado_el\n'A'\t1\t'dos\n\nlíneas'\t2025-06-01T00:00:00Z\nB\t2\tx\tjunio\n",
+    );
+    let tsv = yaml_source("kind: csv\npath: pagos.tsv\ndelimiter: \"\\t\"\nquote: \"'\"\n");
+    let err = bad_row_error(&tsv, dir.path(), &[], 8).await;
+    assert!(
+        err.starts_with(&format!(
+            "csv file {} line 5, column creado_el, row key (id=B, doc=2): \"junio\" is not a timestamp",
+            dir.path().join("pagos.tsv").display()
+        )),
+        "{err}"
+    );
+    // Windows line ends.
+    write(
+        dir.path(),
+        "crlf.csv",
+        "id,doc,creado_el\r\nA,1,2025-06-01T00:00:00Z\r\n\r\nB,2,\"2025-06-01\r\nT00\"\r\n",
+    );
+    let crlf = yaml_source("kind: csv\npath: crlf.csv\n");
+    let err = bad_row_error(&crlf, dir.path(), &[], 8).await;
+    assert!(
+        err.starts_with(&format!(
+            "csv file {} line 4, column creado_el, row key (id=B, doc=2): \"2025-06-01\\r\\nT00\" is not a timestamp",
+            dir.path().join("crlf.csv").display()
+        )),
+        "{err}"
+    );
+    // A CAST in `derive` that fails names the derived column.
+    let err = bad_row_error(
+        &csv,
+        dir.path(),
+        &[("monto", "CAST(doc || 'x' AS DECIMAL(10, 2))")],
+        2,
+    )
+    .await;
+    assert!(
+        err.starts_with(&format!(
+            "csv file {path} line 2, column monto, row key (id=A, doc=1): derived as \
+             \"CAST(doc || 'x' AS DECIMAL(10, 2))\", which failed:"
+        )),
+        "{err}"
+    );
+
+    // NDJSON: blank lines do not count as records.
+    write(
+        dir.path(),
+        "pagos.ndjson",
+        "{\"id\": \"A\", \"doc\": 1, \"creado_el\": \"2025-06-01T00:00:00Z\"}\n\n\n\
+         {\"id\": \"B\", \"doc\": 2, \"creado_el\": \"2025-06-01T00:00:00Z\"}\n\
+         {\"id\": \"Ñ\", \"doc\": 3, \"creado_el\": \"ayer\"}\n",
+    );
+    let ndjson = yaml_source("kind: ndjson\npath: pagos.ndjson\n");
+    let err = bad_row_error(&ndjson, dir.path(), &[], 2).await;
+    assert!(
+        err.starts_with(&format!(
+            "ndjson file {} line 5, column creado_el, row key (id=Ñ, doc=3): \"ayer\" is not a timestamp",
+            dir.path().join("pagos.ndjson").display()
+        )),
+        "{err}"
+    );
+
+    // Parquet has no lines: the row number in the file.
+    let schema = Arc::new(Schema::new(vec![
+        Field::new("id", DataType::Utf8, false),
+        Field::new("doc", DataType::Int64, false),
+        Field::new("creado_el", DataType::Utf8, true),
+    ]));
+    let n = 10;
+    let batch = RecordBatch::try_new(
+        schema.clone(),
+        vec![
+            Arc::new(StringArray::from_iter_values(
+                (0..n).map(|i| format!("P{i}")),
+            )),
+            Arc::new(Int64Array::from_iter_values(0..n as i64)),
+            Arc::new(StringArray::from_iter((0..n).map(|i| match i {
+                3 => None,
+                7 => Some("0000-00-00 00:00:00".to_string()),
+                _ => Some(format!("2025-06-0{}T00:00:00Z", i % 9 + 1)),
+            }))),
+        ],
+    )
+    .unwrap();
+    let file = std::fs::File::create(dir.path().join("pagos.parquet")).unwrap();
+    let mut writer = parquet::arrow::ArrowWriter::try_new(file, schema, None).unwrap();
+    writer.write(&batch).unwrap();
+    writer.close().unwrap();
+    let parquet = yaml_source("kind: parquet\npath: pagos.parquet\n");
+    let err = bad_row_error(&parquet, dir.path(), &[], 3).await;
+    assert!(
+        err.starts_with(&format!(
+            "parquet file {} row 8, column creado_el, row key (id=P7, doc=7): \"0000-00-00 00:00:00\" is not a timestamp",
+            dir.path().join("pagos.parquet").display()
+        )),
+        "{err}"
+    );
 }

@@ -631,7 +631,10 @@ filter: "monto_exigible > 0 AND (motivo_rechazo IS NULL OR motivo_rechazo = '')"
         input,
         &t,
         Some(&w),
-        &TransformOptions { batch_size },
+        &TransformOptions {
+            batch_size,
+            ..TransformOptions::default()
+        },
     )
     .await
     .unwrap();

@@ -450,3 +450,56 @@ pub async fn latest_node_runs<R: StatusReader>(
         .await?;
     Ok(rows.iter().map(node_run).collect::<Result<_, _>>()?)
 }
+
+/// The class of a ledger error text (`<kind> <node>: <error>`), from the engine's and the
+/// sink's error wordings; `error` when none is recognised.
+pub fn error_class(text: &str) -> &'static str {
+    let t = text.to_ascii_lowercase();
+    let body = t.split_once(": ").map(|(_, b)| b).unwrap_or(&t);
+    const CLASSES: &[(&str, &str)] = &[
+        ("statement timeout", "timeout"),
+        ("canceling statement", "timeout"),
+        ("source failed", "source"),
+        ("cannot read ", "file"),
+        ("cannot connect", "connection"),
+        ("connection", "connection"),
+        ("is being loaded by another run", "locked"),
+        ("target ", "target"),
+        ("bad watermark", "watermark"),
+        ("migrations failed", "migration"),
+        ("duplicate key", "data"),
+        ("violates", "data"),
+        ("invalid input", "data"),
+        ("out of range", "data"),
+        ("syntax error", "sql"),
+    ];
+    CLASSES
+        .iter()
+        .find(|(needle, _)| body.starts_with(needle) || t.contains(needle))
+        .map(|(_, class)| *class)
+        .unwrap_or("error")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::error_class;
+
+    #[test]
+    fn classes_of_ledger_errors() {
+        assert_eq!(
+            error_class("table trandeuda: source failed: arrow: Parser error at row 3"),
+            "source"
+        );
+        assert_eq!(
+            error_class("table gestion: cannot read /data/x.csv: No such file"),
+            "file"
+        );
+        assert_eq!(
+            error_class(
+                "sql dashboard: build: ERROR: canceling statement due to statement timeout"
+            ),
+            "timeout"
+        );
+        assert_eq!(error_class("something else entirely"), "error");
+    }
+}

@@ -1,6 +1,6 @@
 //! Issue 9 defects 2 and 3, which live in the API (`pulso-flow serve` over the marts this
-//! fixture builds). They are fixed in api/src after its reshape; until then these tests are
-//! ignored (`cargo test --test kpis -- --ignored` shows them failing).
+//! fixture builds), end to end from source rows; `api/tests/api_kpi_fixtures.rs` checks the
+//! same definitions on rows written straight into the marts.
 
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -65,7 +65,6 @@ fn get(s: &Serve, path: &str) -> Option<serde_json::Value> {
 /// `closingRate` has no agreed definition, so it is listed in `metadata.unavailable` instead of
 /// carrying another KPI's figure.
 #[tokio::test(flavor = "multi_thread")]
-#[ignore = "issue 9 defect 2: fixed after the api reshape"]
 async fn productivity_commitment_conversion_is_promises_over_effective_contacts() {
     let f = fixture("kpi_api_prod").await;
     let s = tokio::task::spawn_blocking({
@@ -124,7 +123,6 @@ async fn productivity_commitment_conversion_is_promises_over_effective_contacts(
 /// (`mart.asignacion` keeps a month-after row of zeros for a group that only existed the month
 /// before; `compositionData` already drops it).
 #[tokio::test(flavor = "multi_thread")]
-#[ignore = "issue 9 defect 3: fixed after the api reshape"]
 async fn assignment_detail_breakdown_lists_only_carteras_with_accounts() {
     let f = fixture("kpi_api_asig").await;
     let d = f.dir.path();

@@ -33,12 +33,17 @@ pub(super) async fn observe(State(st): State<Shared>, req: Request, next: Next) 
         .unwrap_or_else(|| {
             HeaderValue::from_str(&uuid::Uuid::new_v4().to_string()).expect("uuid header")
         });
-    let method = req.method().clone();
+    let method = method_label(req.method());
     let endpoint: Arc<str> = req
         .extensions()
         .get::<MatchedPath>()
         .map(|p| Arc::from(p.as_str()))
         .unwrap_or_else(|| Arc::from("unmatched"));
+    // Logged truncated: an invented method name may be kilobytes long.
+    let logged_method = st
+        .cfg
+        .access_log
+        .then(|| crate::http::params::safe_text(req.method().as_str()));
     let path_and_query = st
         .cfg
         .access_log
@@ -63,11 +68,11 @@ pub(super) async fn observe(State(st): State<Shared>, req: Request, next: Next) 
     let status = response.status();
     st.metrics
         .requests
-        .with_label_values(&[method.as_str(), &endpoint, status.as_str()])
+        .with_label_values(&[method, &endpoint, status.as_str()])
         .inc();
     st.metrics
         .latency
-        .with_label_values(&[method.as_str(), &endpoint])
+        .with_label_values(&[method, &endpoint])
         .observe(elapsed.as_secs_f64());
     let h = response.headers_mut();
     h.insert(X_REQUEST_ID.clone(), request_id.clone());
@@ -96,7 +101,7 @@ pub(super) async fn observe(State(st): State<Shared>, req: Request, next: Next) 
         tracing::info!(
             target: "pulso_api::access",
             request_id = %request_id.to_str().unwrap_or(""),
-            method = %method,
+            method = %logged_method.as_deref().unwrap_or(method),
             path = %crate::http::params::safe_text(&pq),
             endpoint = %endpoint,
             status = status.as_u16(),
@@ -105,4 +110,23 @@ pub(super) async fn observe(State(st): State<Shared>, req: Request, next: Next) 
         );
     }
     response
+}
+
+/// The method as a metrics label: the standard methods by name, anything else `OTHER`, so a
+/// client inventing method names cannot grow `/metrics` (each label value is a new series).
+/// The endpoint label is already bounded: the matched route template, or `unmatched`.
+fn method_label(m: &axum::http::Method) -> &'static str {
+    use axum::http::Method;
+    match *m {
+        Method::GET => "GET",
+        Method::POST => "POST",
+        Method::HEAD => "HEAD",
+        Method::OPTIONS => "OPTIONS",
+        Method::PUT => "PUT",
+        Method::DELETE => "DELETE",
+        Method::PATCH => "PATCH",
+        Method::TRACE => "TRACE",
+        Method::CONNECT => "CONNECT",
+        _ => "OTHER",
+    }
 }

@@ -6,8 +6,9 @@
 mod middleware;
 pub mod openapi;
 mod router;
+pub mod server;
 
-use std::future::{Future, IntoFuture};
+use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -59,6 +60,9 @@ impl Api {
             ),
             None => None,
         };
+        if let Some(r) = &redis {
+            r.set_max_keys(cfg.redis_max_keys);
+        }
         let cache = Cache::new(
             cfg.cache_max_bytes,
             cfg.cache_ttl,
@@ -77,6 +81,7 @@ impl Api {
             metrics,
             refresh,
             openapi,
+            auth_failures: crate::http::auth::FailureLimiter::new(cfg.auth_failures_per_minute),
         });
         let (shutdown, shutdown_rx) = watch::channel(false);
         let mut tasks = vec![tokio::spawn(
@@ -102,30 +107,27 @@ impl Api {
         listener: TcpListener,
         signal: impl Future<Output = ()> + Send + 'static,
     ) -> Result<(), ServeError> {
-        let grace = self.state.cfg.shutdown_grace;
-        let (stop_tx, mut stop_rx) = watch::channel(false);
-        let mut graceful_rx = stop_rx.clone();
+        let cfg = &self.state.cfg;
+        let limits = server::ConnLimits {
+            header_timeout: cfg.header_timeout,
+            idle_timeout: cfg.idle_timeout,
+            max_connections: cfg.max_connections,
+            grace: cfg.shutdown_grace,
+        };
+        let (stop_tx, stop_rx) = watch::channel(false);
         tokio::spawn(async move {
             signal.await;
             let _ = stop_tx.send(true);
         });
-        let server = axum::serve(listener, self.router.clone())
-            .with_graceful_shutdown(async move {
-                let _ = graceful_rx.wait_for(|s| *s).await;
-                tracing::info!("shutting down: finishing in-flight requests");
-            })
-            .into_future();
-        tokio::pin!(server);
-        let outcome = tokio::select! {
-            r = &mut server => r.map_err(ServeError::Io),
-            _ = async {
-                let _ = stop_rx.wait_for(|s| *s).await;
-                tokio::time::sleep(grace).await;
-            } => {
-                tracing::warn!(grace_secs = grace.as_secs(), "grace period over; dropping open connections");
-                Ok(())
-            }
-        };
+        let outcome = server::run(
+            listener,
+            self.router.clone(),
+            limits,
+            stop_rx,
+            self.state.metrics.clone(),
+        )
+        .await
+        .map_err(ServeError::Io);
         self.state.refresh.close();
         let _ = self.shutdown.send(true);
         for t in self.tasks {

@@ -4,9 +4,8 @@
 use std::time::Duration;
 
 use axum::Router;
-use axum::http::{HeaderName, HeaderValue, Method, StatusCode, header};
+use axum::http::{HeaderName, HeaderValue, Method, header};
 use axum::middleware;
-use axum::response::IntoResponse;
 use tower_http::cors::{AllowOrigin, CorsLayer};
 
 use super::middleware::observe;
@@ -63,12 +62,6 @@ async fn not_found() -> ApiError {
     ApiError::NotFound("no such endpoint; see /docs".into())
 }
 
-async fn method_not_allowed() -> impl IntoResponse {
-    let mut r = ApiError::BadRequest {
-        parameter: None,
-        message: "method not allowed for this endpoint; see /docs".into(),
-    }
-    .into_response();
-    *r.status_mut() = StatusCode::METHOD_NOT_ALLOWED;
-    r
+async fn method_not_allowed() -> ApiError {
+    ApiError::MethodNotAllowed("method not allowed for this endpoint; see /docs".into())
 }

@@ -147,28 +147,61 @@ pub fn check_list_len(parameter: &str, len: usize, max: usize) -> Result<(), Api
     Ok(())
 }
 
-/// `YYYY-MM-DD` (a datetime's date part is accepted too).
+/// Dates outside these years are refused (422): nothing in the marts is older, and a bound keeps
+/// the cache's key space finite.
+const YEARS: std::ops::RangeInclusive<i32> = 2000..=2100;
+
+/// `YYYY-MM-DD`, or a whole ISO datetime (`YYYY-MM-DDTHH:MM:SS[.fff][Z|±hh:mm]`, also with a space)
+/// whose date is taken. The whole value must parse: nothing may follow it.
 pub fn parse_date(parameter: &str, v: &str) -> Result<NaiveDate, ApiError> {
     let v = v.trim();
-    let date_part = v.get(..10).unwrap_or(v);
-    let ok = v.len() == 10 || (v.len() > 10 && matches!(v.as_bytes()[10], b'T' | b' '));
-    match NaiveDate::parse_from_str(date_part, "%Y-%m-%d") {
-        Ok(d) if ok && (2000..=2100).contains(&chrono::Datelike::year(&d)) => Ok(d),
-        Ok(_) if ok => Err(ApiError::invalid(
-            parameter,
-            format!("{parameter}: {} is outside 2000–2100", safe_text(v)),
-        )),
-        _ => Err(ApiError::bad(
+    let bad = || {
+        ApiError::bad(
             parameter,
             format!("{parameter}: {:?} is not a date (YYYY-MM-DD)", safe_text(v)),
-        )),
+        )
+    };
+    let date = if v.len() == 10 {
+        NaiveDate::parse_from_str(v, "%Y-%m-%d").map_err(|_| bad())?
+    } else {
+        [
+            "%Y-%m-%dT%H:%M:%S%.f",
+            "%Y-%m-%d %H:%M:%S%.f",
+            "%Y-%m-%dT%H:%M",
+        ]
+        .iter()
+        .find_map(|f| chrono::NaiveDateTime::parse_from_str(v, f).ok())
+        .or_else(|| {
+            chrono::DateTime::parse_from_rfc3339(v)
+                .ok()
+                .map(|t| t.naive_local())
+        })
+        .map(|t| t.date())
+        .ok_or_else(bad)?
+    };
+    in_years(parameter, v, date)
+}
+
+fn in_years(parameter: &str, v: &str, d: NaiveDate) -> Result<NaiveDate, ApiError> {
+    if YEARS.contains(&chrono::Datelike::year(&d)) {
+        Ok(d)
+    } else {
+        Err(ApiError::invalid(
+            parameter,
+            format!(
+                "{parameter}: {} is outside {}–{}",
+                safe_text(v),
+                YEARS.start(),
+                YEARS.end()
+            ),
+        ))
     }
 }
 
-/// `YYYY-MM`.
+/// `YYYY-MM` (years 2000–2100).
 pub fn parse_month(parameter: &str, v: &str) -> Result<NaiveDate, ApiError> {
     let v = v.trim();
-    NaiveDate::parse_from_str(&format!("{v}-01"), "%Y-%m-%d")
+    let d = NaiveDate::parse_from_str(&format!("{v}-01"), "%Y-%m-%d")
         .ok()
         .filter(|_| v.len() == 7)
         .ok_or_else(|| {
@@ -176,7 +209,8 @@ pub fn parse_month(parameter: &str, v: &str) -> Result<NaiveDate, ApiError> {
                 parameter,
                 format!("{parameter}: {:?} is not a month (YYYY-MM)", safe_text(v)),
             )
-        })
+        })?;
+    in_years(parameter, v, d)
 }
 
 /// A filter value: trimmed, at most [`MAX_VALUE_CHARS`] characters of letters, digits, space and
@@ -212,18 +246,27 @@ pub fn filter_list(
 ) -> Result<Vec<String>, ApiError> {
     check_list_len(parameter, values.len(), max)?;
     let mut out = Vec::with_capacity(values.len());
+    let mut all = false;
+    // Every value is checked, also after an "all": `TODAS,';DROP` is refused, not cut short.
     for v in values {
         let v = filter_value(parameter, v)?;
-        if matches!(v.to_ascii_uppercase().as_str(), "TODAS" | "TODOS" | "ALL") {
-            return Ok(Vec::new());
-        }
-        if !v.is_empty() {
+        if is_all(&v) {
+            all = true;
+        } else if !v.is_empty() {
             out.push(v);
         }
+    }
+    if all {
+        return Ok(Vec::new());
     }
     out.sort();
     out.dedup();
     Ok(out)
+}
+
+/// `TODAS`/`TODOS`/`ALL` (any case): "no filter".
+pub fn is_all(v: &str) -> bool {
+    matches!(v.to_ascii_uppercase().as_str(), "TODAS" | "TODOS" | "ALL")
 }
 
 /// Text safe to echo back in an error message: printable, at most 80 characters.
@@ -235,13 +278,23 @@ pub fn safe_text(v: &str) -> String {
     s
 }
 
+/// The shape a request body must have beyond what serde checks: serde lets a struct be read
+/// from an array (`[]`, `[null]`) and ignores nothing else, so the body is first checked to be
+/// an object whose [`OBJECT_FIELDS`](JsonObject::OBJECT_FIELDS) are objects too and whose arrays
+/// hold only strings, numbers or booleans (every list of the API is a list of values).
+pub trait JsonObject {
+    /// Fields whose value must be a JSON object (e.g. `filters`).
+    const OBJECT_FIELDS: &'static [&'static str] = &[];
+}
+
 /// A JSON body, parsed with the path of the offending field in the error (400), within the body
-/// size limit (413).
+/// size limit (413), of type JSON (415), one value with nothing after it, of the
+/// [`JsonObject`] shape.
 pub struct JsonBody<T>(pub T);
 
 impl<T, S> FromRequest<S> for JsonBody<T>
 where
-    T: DeserializeOwned,
+    T: DeserializeOwned + JsonObject,
     S: Send + Sync + Limits,
 {
     type Rejection = ApiError;
@@ -278,28 +331,96 @@ where
                 });
         }
         if !is_json {
-            return Err(ApiError::BadRequest {
-                parameter: None,
-                message: "the body must be JSON (Content-Type: application/json)".into(),
-            });
+            return Err(ApiError::UnsupportedMediaType(
+                "the body must be JSON (Content-Type: application/json)".into(),
+            ));
         }
-        let de = &mut serde_json::Deserializer::from_slice(&bytes);
-        serde_path_to_error::deserialize(de)
+        // One JSON value and nothing after it (from_slice refuses trailing data).
+        let value: serde_json::Value =
+            serde_json::from_slice(&bytes).map_err(|e| ApiError::BadRequest {
+                parameter: None,
+                message: format!("the body is not valid JSON: {e}"),
+            })?;
+        check_shape(&value, T::OBJECT_FIELDS)?;
+        serde_path_to_error::deserialize(value)
             .map(JsonBody)
             .map_err(|e| {
                 let path = e.path().to_string();
                 let inner = e.into_inner();
-                let message = match inner.classify() {
-                    serde_json::error::Category::Syntax | serde_json::error::Category::Eof => {
-                        format!("the body is not valid JSON: {inner}")
-                    }
-                    _ => format!("{path}: {inner}"),
-                };
                 ApiError::BadRequest {
+                    message: format!("{path}: {inner}"),
                     parameter: (path != ".").then_some(path),
-                    message,
                 }
             })
+    }
+}
+
+/// The [`JsonObject`] rules on a parsed body.
+fn check_shape(body: &serde_json::Value, object_fields: &[&str]) -> Result<(), ApiError> {
+    use serde_json::Value;
+    let Value::Object(top) = body else {
+        return Err(ApiError::BadRequest {
+            parameter: None,
+            message: "the body must be a JSON object".into(),
+        });
+    };
+    for f in object_fields {
+        if let Some(v) = top.get(*f)
+            && !v.is_object()
+        {
+            return Err(ApiError::bad(*f, format!("{f}: must be a JSON object")));
+        }
+    }
+    fn arrays(v: &Value, path: &str) -> Result<(), ApiError> {
+        match v {
+            Value::Object(m) => {
+                for (k, v) in m {
+                    let p = if path.is_empty() {
+                        k.clone()
+                    } else {
+                        format!("{path}.{k}")
+                    };
+                    arrays(v, &p)?;
+                }
+                Ok(())
+            }
+            Value::Array(items) => {
+                for (i, item) in items.iter().enumerate() {
+                    if !(item.is_string() || item.is_number() || item.is_boolean()) {
+                        let p = safe_text(&format!("{path}[{i}]"));
+                        return Err(ApiError::bad(
+                            p.clone(),
+                            format!("{p}: a list may hold only strings, numbers or booleans"),
+                        ));
+                    }
+                }
+                Ok(())
+            }
+            _ => Ok(()),
+        }
+    }
+    arrays(body, "")
+}
+
+/// One path segment (`{table_name}`, `{agent_id}`), refused with a JSON 400 when it is not
+/// UTF-8 after percent-decoding or longer than 256 bytes (axum's own rejection is plain text).
+pub struct PathParam(pub String);
+
+impl<S: Send + Sync> FromRequestParts<S> for PathParam {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        match axum::extract::Path::<String>::from_request_parts(parts, state).await {
+            Ok(axum::extract::Path(v)) if v.len() <= 256 => Ok(PathParam(v)),
+            Ok(_) => Err(ApiError::bad(
+                "path",
+                "a path segment is longer than 256 bytes",
+            )),
+            Err(_) => Err(ApiError::bad(
+                "path",
+                "a path segment is not valid UTF-8 text after percent-decoding",
+            )),
+        }
     }
 }
 
@@ -359,5 +480,53 @@ mod tests {
         ));
         assert!(parse_month("m", "2025-06").is_ok());
         assert!(parse_month("m", "2025-6").is_err());
+    }
+
+    /// Issue 14 item 10: values are parsed whole; nothing after a valid prefix is ignored.
+    #[test]
+    fn whole_values_only() {
+        assert!(matches!(
+            parse_date("d", "2025-06-30T99:99:99';DROP TABLE x"),
+            Err(ApiError::BadRequest { .. })
+        ));
+        assert!(parse_date("d", "2025-06-30Tgarbage").is_err());
+        assert!(parse_date("d", "2025-06-30 ").is_ok());
+        assert!(parse_date("d", "2025-06-30T10:00:00Z").is_ok());
+        assert!(parse_date("d", "2025-06-30T10:00:00.123-05:00").is_ok());
+        assert!(parse_date("d", "2025-06-30 10:00:00").is_ok());
+        assert!(matches!(
+            parse_month("m", "0000-01"),
+            Err(ApiError::Unprocessable { .. })
+        ));
+        assert!(matches!(
+            filter_list("cartera", &["TODAS".into(), "';DROP".into()], 10),
+            Err(ApiError::BadRequest { .. })
+        ));
+        assert!(matches!(
+            filter_list("cartera", &["TODAS".into(), "x".repeat(65)], 10),
+            Err(ApiError::Unprocessable { .. })
+        ));
+    }
+
+    #[test]
+    fn body_shapes() {
+        use serde_json::json;
+        assert!(check_shape(&json!([]), &[]).is_err());
+        assert!(check_shape(&json!("x"), &[]).is_err());
+        assert!(check_shape(&json!({"filters": []}), &["filters"]).is_err());
+        assert!(check_shape(&json!({"filters": [null]}), &["filters"]).is_err());
+        let e = check_shape(&json!({"filters": {"cartera": [null]}}), &["filters"]).unwrap_err();
+        assert!(
+            matches!(e, ApiError::BadRequest { parameter: Some(p), .. } if p == "filters.cartera[0]")
+        );
+        assert!(check_shape(&json!({"tables": [["a"]]}), &[]).is_err());
+        assert!(check_shape(&json!({"tables": [{"a": 1}]}), &[]).is_err());
+        assert!(
+            check_shape(
+                &json!({"filters": {"cartera": ["A"], "vencimiento": [5]}}),
+                &["filters"]
+            )
+            .is_ok()
+        );
     }
 }

@@ -237,9 +237,13 @@ impl Marts {
             deuda_actual: round2(a.deuda_act),
             deuda_actual_anterior: round2(b.deuda_act),
         };
+        // A cartera with no accounts in either month is only the month-after placeholder of
+        // `mart.asignacion` (a zero row for M + 1): not a row of the table (compositionData drops
+        // them too).
         let mut detail_breakdown: Vec<DetailBreakdownRow> = if q.detail {
             by_cartera
                 .iter()
+                .filter(|(_, (a, b))| a.cuentas > 0.0 || b.cuentas > 0.0)
                 .map(|(name, (a, b))| row(name.to_lowercase(), name.clone(), a, b))
                 .collect()
         } else {
@@ -250,7 +254,7 @@ impl Marts {
                 .total_cmp(&a.saldo_actual)
                 .then(a.name.cmp(&b.name))
         });
-        if q.detail && !by_cartera.is_empty() {
+        if q.detail && !detail_breakdown.is_empty() {
             detail_breakdown.push(row("total".into(), "Total".into(), &total.0, &total.1));
         }
         // The dashboard at the current month's latest photo date.

@@ -10,6 +10,8 @@
 //! * [`productivity`] — `mart.productividad`: agents' ranking, heatmap and trends.
 //! * [`latest`] — the one "latest date" lookup behind every default date.
 //! * [`kpi`] — KPI arithmetic on summed counters.
+//! * [`known`] — the values that exist per dimension (what a filter value must be one of),
+//!   kept per data version.
 //!
 //! This layer knows no route, request or cache: it takes normalised queries and returns typed
 //! answers. Statements are text built from the configured schema name (validated as a plain
@@ -25,11 +27,13 @@
 //! | assignment | `mart.asignacion` primary key (periodo, …) |
 //! | operation | `mart.operacion` primary key (fecha, …) |
 //! | productivity | `mart.productividad` primary key (fecha, …); one agent: `productividad_agente` |
+//! | known values | none: one sequential scan of each mart per data version (`known`) |
 
 pub mod assignment;
 pub mod dashboard;
 pub mod evolution;
 pub mod filters;
+pub mod known;
 pub mod kpi;
 pub mod latest;
 pub mod operation;
@@ -50,6 +54,8 @@ pub struct Marts {
     db: Db,
     sql: Arc<Sql>,
     time_zone: chrono_tz::Tz,
+    /// The known values and the data version they were read at.
+    known: Arc<known::KnownSlot>,
 }
 
 impl Marts {
@@ -59,6 +65,7 @@ impl Marts {
             db,
             sql: Arc::new(Sql::new(schema)),
             time_zone,
+            known: Arc::default(),
         }
     }
 
@@ -94,6 +101,7 @@ pub struct Sql {
     pub productivity: String,
     pub productivity_hourly: String,
     pub agents: String,
+    pub known_values: String,
 }
 
 impl Sql {
@@ -116,6 +124,7 @@ impl Sql {
             productivity: productivity::statement(m),
             productivity_hourly: productivity::hourly_statement(m),
             agents: productivity::agents_statement(m),
+            known_values: known::statement(m),
         }
     }
 

@@ -2,7 +2,10 @@
 //! hourly trend, the HUMANO rows of `mart.operacion`.
 //!
 //! Recovery credited to agents has no agreed attribution rule yet (docs/kpis.md): `recupero` and
-//! `amountRecovered` are 0 and `metadata.unavailable` says so — nothing is invented (W-34).
+//! `amountRecovered` are 0 and `metadata.unavailable` says so — nothing is invented (W-34). The
+//! agent `closingRate` has no agreed definition either (docs/kpis.md, "not served"): it is 0 and
+//! listed there too, never another figure under its name. `commitmentConversion` is PDP ÷
+//! effective contacts (docs/kpis.md: tasa_conversion).
 
 use std::collections::BTreeMap;
 use std::time::Instant;
@@ -48,9 +51,9 @@ pub struct AgentRankingRow {
     pub amount_recovered: f64,
     /// Promised amount.
     pub amount_promised: f64,
-    /// commitments ÷ directContacts × 100.
+    /// No agreed definition yet (listed in `metadata.unavailable`): 0.
     pub closing_rate: f64,
-    /// commitments ÷ calls × 100.
+    /// commitments ÷ directContacts × 100 (promises per effective contact).
     pub commitment_conversion: f64,
     /// Quartile of the rank (1 = best quarter).
     pub quartile: i32,
@@ -83,7 +86,9 @@ pub struct ProductivityTotals {
     pub direct_contacts: i64,
     pub commitments: i64,
     pub amount_promised: f64,
+    /// No agreed definition yet: 0.
     pub closing_rate: f64,
+    /// commitments ÷ directContacts × 100.
     pub commitment_conversion: f64,
 }
 
@@ -143,7 +148,6 @@ pub enum RankBy {
     Calls,
     DirectContacts,
     Commitments,
-    ClosingRate,
     CommitmentConversion,
 }
 
@@ -154,7 +158,6 @@ impl RankBy {
             RankBy::Calls => "calls",
             RankBy::DirectContacts => "directContacts",
             RankBy::Commitments => "commitments",
-            RankBy::ClosingRate => "closingRate",
             RankBy::CommitmentConversion => "commitmentConversion",
         }
     }
@@ -275,8 +278,7 @@ impl Marts {
                 RankBy::Calls => a.calls as f64,
                 RankBy::DirectContacts => a.ce as f64,
                 RankBy::Commitments => a.pdp as f64,
-                RankBy::ClosingRate => pct(a.pdp as f64, a.ce as f64),
-                RankBy::CommitmentConversion => pct(a.pdp as f64, a.calls as f64),
+                RankBy::CommitmentConversion => pct(a.pdp as f64, a.ce as f64),
             }
         };
         let mut ordered: Vec<(&String, &Agent)> = agents.iter().collect();
@@ -300,8 +302,8 @@ impl Marts {
                 commitments: a.pdp,
                 amount_recovered: 0.0,
                 amount_promised: round2(a.promised),
-                closing_rate: pct(a.pdp as f64, a.ce as f64),
-                commitment_conversion: pct(a.pdp as f64, a.calls as f64),
+                closing_rate: 0.0,
+                commitment_conversion: pct(a.pdp as f64, a.ce as f64),
                 quartile: (1 + (i * 4) / n.max(1)).min(4) as i32,
             })
             .collect();
@@ -361,8 +363,8 @@ impl Marts {
                 direct_contacts: ce,
                 commitments: pdp,
                 amount_promised: round2(promised),
-                closing_rate: pct(pdp as f64, ce as f64),
-                commitment_conversion: pct(pdp as f64, calls as f64),
+                closing_rate: 0.0,
+                commitment_conversion: pct(pdp as f64, ce as f64),
             },
             metadata: ProductivityMetadata {
                 period: Period {
@@ -376,7 +378,7 @@ impl Marts {
                 query_count: if q.agente.is_some() { 1 } else { 2 },
                 cache_status: "computed",
                 rank_by: q.rank_by.as_str(),
-                unavailable: vec!["recupero", "amountRecovered"],
+                unavailable: vec!["recupero", "amountRecovered", "closingRate"],
             },
         })
     }

@@ -35,35 +35,6 @@ pub enum RefreshForms {
     Hidden,
 }
 
-/// The class of a ledger error text (`<kind> <node>: <error>`), from the engine's and the sink's
-/// wordings: what the public page says instead of the text. `error` when none is recognised.
-pub fn error_class(text: &str) -> &'static str {
-    let t = text.to_ascii_lowercase();
-    const CLASSES: &[(&str, &str)] = &[
-        ("statement timeout", "timeout"),
-        ("canceling statement", "timeout"),
-        ("source failed", "source"),
-        ("cannot read ", "file"),
-        ("no such file", "file"),
-        ("cannot connect", "connection"),
-        ("connection", "connection"),
-        ("is being loaded by another run", "locked"),
-        ("bad watermark", "watermark"),
-        ("migrations failed", "migration"),
-        ("duplicate key", "data"),
-        ("violates", "data"),
-        ("invalid input", "data"),
-        ("out of range", "data"),
-        ("syntax error", "sql"),
-        ("target ", "target"),
-    ];
-    CLASSES
-        .iter()
-        .find(|(needle, _)| t.contains(needle))
-        .map(|(_, class)| *class)
-        .unwrap_or("error")
-}
-
 /// A failed run's error as the page shows it: the full text in a `<pre>`, or its class and
 /// where to read the rest.
 pub fn error_html(error: &str, shown: ErrorShown, run_id: &str) -> String {
@@ -72,7 +43,7 @@ pub fn error_html(error: &str, shown: ErrorShown, run_id: &str) -> String {
         ErrorShown::Class => format!(
             "<pre class=\"err\">{} error; the full text is in the server log and in \
              <code>pulso-flow runs show {}</code> (or set PULSO_API_PUBLIC_ERROR_DETAIL=full)</pre>",
-            error_class(error),
+            pulso_sinks::status::error_class(error),
             page::text(run_id)
         ),
     }
@@ -85,12 +56,6 @@ mod tests {
     #[test]
     fn error_classes_and_what_the_public_page_shows() {
         let e = "table calendario: source failed: csv: cannot parse '2025-13-01' at data/x.csv:3";
-        assert_eq!(error_class(e), "source");
-        assert_eq!(
-            error_class("sql dashboard: canceling statement due to statement timeout"),
-            "timeout"
-        );
-        assert_eq!(error_class("something else"), "error");
         let public = error_html(e, ErrorShown::Class, "r1");
         assert!(public.contains("source error") && !public.contains("2025-13-01"));
         assert!(public.contains("pulso-flow runs show r1"));

@@ -8,8 +8,9 @@ use utoipa::ToSchema;
 
 use crate::error::{ApiError, ErrorBody};
 use crate::http::json::JsonBytes;
-use crate::http::params::{JsonBody, Query, filter_list, parse_month};
+use crate::http::params::{JsonBody, JsonObject, Query, filter_list, parse_month};
 use crate::marts::assignment::{AssignmentAnalysisResponse, AssignmentQuery, AssignmentSummary};
+use crate::marts::known::Dim;
 use crate::marts::latest::Latest;
 use crate::marts::month_of;
 use crate::state::Shared;
@@ -30,6 +31,10 @@ pub struct AssignmentAnalysisRequest {
     pub include_detail_breakdown: bool,
     #[serde(default = "yes")]
     pub include_composition: bool,
+}
+
+impl JsonObject for AssignmentAnalysisRequest {
+    const OBJECT_FIELDS: &'static [&'static str] = &["filters"];
 }
 
 fn yes() -> bool {
@@ -64,6 +69,14 @@ async fn serve(
     let max = st.cfg.max_list;
     let cartera = filter_list("cartera", &cartera, max)?;
     let servicio = filter_list("servicio", &servicio, max)?;
+    super::check_known(
+        st,
+        &[
+            (Dim::Cartera, "cartera", &cartera),
+            (Dim::Servicio, "servicio", &servicio),
+        ],
+    )
+    .await?;
     let actual = match actual {
         Some(m) => m,
         None => default_month(st).await?,

@@ -9,8 +9,9 @@ use utoipa::ToSchema;
 
 use crate::error::{ApiError, ErrorBody};
 use crate::http::json::JsonBytes;
-use crate::http::params::{JsonBody, Query, check_list_len, filter_list, parse_date};
+use crate::http::params::{JsonBody, JsonObject, Query, check_list_len, filter_list, parse_date};
 use crate::marts::dashboard::{DashboardData, DashboardQuery, Dimension, default_groupings};
+use crate::marts::known::Dim;
 use crate::marts::latest::Latest;
 use crate::marts::month_of;
 use crate::state::Shared;
@@ -94,6 +95,10 @@ pub struct DashboardRequest {
     pub dimensions: Option<Vec<String>>,
 }
 
+impl JsonObject for DashboardRequest {
+    const OBJECT_FIELDS: &'static [&'static str] = &["filters"];
+}
+
 /// Raw (unvalidated) dashboard parameters, from the query string or the body.
 #[derive(Default)]
 pub struct RawDashboard {
@@ -125,6 +130,16 @@ pub async fn normalise(st: &Shared, raw: RawDashboard) -> Result<DashboardQuery,
         .collect();
     let tramo = filter_list("tramo", &raw.tramo, max)?;
     let rango_deuda = filter_list("rangoDeuda", &raw.rango_deuda, max)?;
+    super::check_known(
+        st,
+        &[
+            (Dim::Cartera, "cartera", &cartera),
+            (Dim::Servicio, "servicio", &servicio),
+            (Dim::Tramo, "tramo", &tramo),
+            (Dim::RangoDeuda, "rangoDeuda", &rango_deuda),
+        ],
+    )
+    .await?;
     check_list_len("vencimiento", raw.vencimiento.len(), max)?;
     let mut vencimiento = Vec::with_capacity(raw.vencimiento.len());
     for v in &raw.vencimiento {

@@ -3,16 +3,20 @@
 //!
 //! Field names follow the Pulso-Back contract of these endpoints (snake_case, api.md §9).
 
-use axum::extract::{Path, State};
+use axum::extract::State;
 use chrono::{DateTime, Utc};
 use pulso_sinks::status::{self, NodeStatus};
 use serde::Serialize;
 use utoipa::ToSchema;
 
+use super::access::Access;
 use crate::error::{ApiError, ErrorBody};
 use crate::freshness;
-use crate::http::params::Query;
+use crate::http::params::{PathParam, Query};
 use crate::state::Shared;
+
+/// The class of a ledger error text (owned by the sinks crate, which writes the ledger).
+pub use pulso_sinks::status::error_class;
 
 async fn nodes(st: &Shared) -> Result<Vec<NodeStatus>, ApiError> {
     status::node_status(&st.db, &st.refresh.pipeline_nodes()).await
@@ -40,6 +44,11 @@ pub struct TableStatus {
     /// Rows inserted + updated by its last run.
     pub records_count: Option<i64>,
     pub extraction_duration_seconds: Option<f64>,
+    /// Short class of the last run's error (`source`, `file`, `connection`, `locked`, `target`,
+    /// `watermark`, `timeout`, `data`, `sql`, `error`); null when it did not fail.
+    pub error_class: Option<&'static str>,
+    /// The error of the last run. Without a token (unless `PULSO_API_PUBLIC_ERROR_DETAIL=full`)
+    /// only its class and node: the full text may hold row keys, cell values and file paths.
     pub error_message: Option<String>,
     /// When its last successful run finished.
     #[serde(serialize_with = "crate::http::ser::ts_opt::serialize")]
@@ -106,8 +115,18 @@ pub struct EtlStatusResponse {
     pub data_version: i64,
 }
 
-fn table_status(st: &Shared, n: NodeStatus, now: DateTime<Utc>) -> TableStatus {
+fn table_status(st: &Shared, n: NodeStatus, now: DateTime<Utc>, full: bool) -> TableStatus {
     let f = freshness::of_node(&st.cfg, &n, now);
+    let error_class = n.last_error.as_deref().map(error_class);
+    let error_message = match (&n.last_error, error_class) {
+        (Some(e), _) if full => Some(e.clone()),
+        (Some(_), Some(class)) => Some(format!(
+            "{class} error in {}; the full message is in the server log (or send the monitor \
+             token)",
+            n.node
+        )),
+        _ => None,
+    };
     TableStatus {
         status: n.last_status.clone().unwrap_or_else(|| "never".into()),
         kind: n.last_kind,
@@ -120,7 +139,8 @@ fn table_status(st: &Shared, n: NodeStatus, now: DateTime<Utc>) -> TableStatus {
         last_extracted: n.last_started_at,
         records_count: n.last_records,
         extraction_duration_seconds: n.last_duration_ms.map(|ms| ms as f64 / 1000.0),
-        error_message: n.last_error,
+        error_class,
+        error_message,
         last_success: n.last_success_at,
         age_seconds: f.age_seconds,
         max_age_seconds: f.max_age_seconds,
@@ -131,12 +151,16 @@ fn table_status(st: &Shared, n: NodeStatus, now: DateTime<Utc>) -> TableStatus {
 }
 
 #[utoipa::path(get, path = "/api/v1/etl/status", tag = "etl",
-    responses((status = 200, body = EtlStatusResponse), (status = 503, body = ErrorBody)))]
+    responses((status = 200, body = EtlStatusResponse), (status = 400, body = ErrorBody),
+        (status = 503, body = ErrorBody)))]
 pub async fn status(
     State(st): State<Shared>,
+    access: Access,
     q: Query,
 ) -> Result<axum::Json<EtlStatusResponse>, ApiError> {
+    access.require(st.cfg.private_endpoints.status)?;
     q.finish()?;
+    let full = access.full_errors(&st);
     let now = Utc::now();
     let (nodes, runs, activity) = tokio::try_join!(
         nodes(&st),
@@ -145,7 +169,7 @@ pub async fn status(
     )?;
     let tables: Vec<TableStatus> = nodes
         .into_iter()
-        .map(|n| table_status(&st, n, now))
+        .map(|n| table_status(&st, n, now, full))
         .collect();
     let failed = tables.iter().filter(|t| t.status == "failed").count();
     let successful = tables.iter().filter(|t| t.status == "ok").count();
@@ -200,11 +224,17 @@ pub async fn status(
 
 #[utoipa::path(get, path = "/api/v1/etl/status/table/{table_name}", tag = "etl",
     params(("table_name" = String, Path, description = "A pipeline node")),
-    responses((status = 200, body = TableStatus), (status = 404, body = ErrorBody)))]
+    responses((status = 200, body = TableStatus), (status = 400, body = ErrorBody),
+        (status = 404, body = ErrorBody)))]
 pub async fn table_status_handler(
     State(st): State<Shared>,
-    Path(table_name): Path<String>,
+    access: Access,
+    PathParam(table_name): PathParam,
+    q: Query,
 ) -> Result<axum::Json<TableStatus>, ApiError> {
+    access.require(st.cfg.private_endpoints.status)?;
+    q.finish()?;
+    let full = access.full_errors(&st);
     let now = Utc::now();
     let node = nodes(&st)
         .await?
@@ -216,5 +246,5 @@ pub async fn table_status_handler(
                 crate::http::params::safe_text(&table_name)
             ))
         })?;
-    Ok(axum::Json(table_status(&st, node, now)))
+    Ok(axum::Json(table_status(&st, node, now, full)))
 }

@@ -1,22 +1,22 @@
 //! ETL refreshes started over HTTP (authenticated): `POST /api/v1/etl/refresh/dashboard`,
 //! `/etl/refresh/table/{table_name}` and `/api/v1/refresh`, run by [`crate::refresh`].
+//!
+//! The token is checked before anything else of the request is read ([`RefreshAuth`] is an
+//! extractor of the head); one run at a time per API process: while one runs, a request for
+//! another is answered 409 with the running run's id — the tables asked for were not refreshed.
 
-use axum::extract::{Path, State};
-use axum::http::HeaderMap;
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
+use super::access::RefreshAuth;
 use crate::error::{ApiError, ErrorBody};
-use crate::http::auth::require_bearer;
-use crate::http::params::{JsonBody, Query};
-use crate::refresh::Started;
+use crate::http::params::{JsonBody, JsonObject, PathParam, Query};
+use crate::refresh::{Running, Started};
 use crate::state::Shared;
-
-/// 401 without a bearer token, 403 with a wrong one (see [`require_bearer`]).
-fn authorize(st: &Shared, headers: &HeaderMap) -> Result<(), ApiError> {
-    require_bearer(headers, st.cfg.refresh_token.as_deref())
-}
 
 /// Body of `POST /api/v1/etl/refresh/dashboard`.
 #[derive(Deserialize, ToSchema, Default)]
@@ -33,6 +33,8 @@ pub struct RefreshRequest {
     pub max_concurrent: usize,
 }
 
+impl JsonObject for RefreshRequest {}
+
 fn two() -> usize {
     2
 }
@@ -41,7 +43,7 @@ fn two() -> usize {
 pub struct RefreshResponse {
     /// The run id (as in `pulso_flow.runs` and `pulso-flow watermarks show`).
     pub pipeline_id: String,
-    /// `started`, or `running` when a refresh was already running (its id is returned).
+    /// `started`.
     pub status: &'static str,
     pub tables_requested: Vec<String>,
     /// Every node the run covers (the requested ones and their dependants).
@@ -51,40 +53,90 @@ pub struct RefreshResponse {
     pub estimated_duration_minutes: usize,
 }
 
-fn respond(started: Started, requested: Vec<String>) -> axum::Json<RefreshResponse> {
-    let (status, r) = match started {
-        Started::New(r) => ("started", r),
-        Started::AlreadyRunning(r) => ("running", r),
-    };
-    axum::Json(RefreshResponse {
-        pipeline_id: r.run_id,
-        status,
-        estimated_duration_minutes: 2 * r.nodes.len().max(1),
-        tables_requested: requested,
-        nodes: r.nodes,
-        started_at: r.started_at,
-    })
+/// The run that is already running (in a 409 answer).
+#[derive(Serialize, ToSchema)]
+pub struct RunningRun {
+    pub run_id: String,
+    #[serde(serialize_with = "crate::http::ser::ts::serialize")]
+    pub started_at: DateTime<Utc>,
+    /// The nodes it covers.
+    pub tables: Vec<String>,
+}
+
+/// 409: another refresh is running; nothing was started. The error answer's fields plus the
+/// running run.
+#[derive(Serialize, ToSchema)]
+pub struct RefreshConflict {
+    /// Always `error`.
+    pub status: &'static str,
+    /// 409.
+    pub code: u16,
+    pub message: String,
+    pub running: RunningRun,
+}
+
+fn respond(started: Started, requested: Vec<String>) -> Response {
+    match started {
+        Started::New(r) => axum::Json(RefreshResponse {
+            pipeline_id: r.run_id,
+            status: "started",
+            estimated_duration_minutes: 2 * r.nodes.len().max(1),
+            tables_requested: requested,
+            nodes: r.nodes,
+            started_at: r.started_at,
+        })
+        .into_response(),
+        Started::AlreadyRunning(Running {
+            run_id,
+            started_at,
+            nodes,
+        }) => (
+            StatusCode::CONFLICT,
+            axum::Json(RefreshConflict {
+                status: "error",
+                code: 409,
+                message: format!(
+                    "refresh {run_id} is running; nothing was started, the tables asked for were \
+                     not refreshed (retry when it has finished)"
+                ),
+                running: RunningRun {
+                    run_id,
+                    started_at,
+                    tables: nodes,
+                },
+            }),
+        )
+            .into_response(),
+    }
 }
 
 #[utoipa::path(post, path = "/api/v1/etl/refresh/dashboard", tag = "etl",
     request_body = RefreshRequest,
     security(("bearer" = [])),
     responses(
-        (status = 200, description = "Started, or the running refresh", body = RefreshResponse),
+        (status = 200, description = "Started", body = RefreshResponse),
         (status = 401, description = "No token", body = ErrorBody),
         (status = 403, description = "Wrong token", body = ErrorBody),
-        (status = 404, description = "Unknown table", body = ErrorBody)))]
+        (status = 404, description = "Unknown table", body = ErrorBody),
+        (status = 409, description = "Another refresh is running; nothing started", body = RefreshConflict),
+        (status = 422, description = "An empty table list", body = ErrorBody),
+        (status = 429, description = "Too many wrong tokens", body = ErrorBody)))]
 pub async fn refresh_dashboard(
     State(st): State<Shared>,
-    headers: HeaderMap,
+    _auth: RefreshAuth,
     q: Query,
     body: JsonBody<RefreshRequest>,
-) -> Result<axum::Json<RefreshResponse>, ApiError> {
-    authorize(&st, &headers)?;
+) -> Result<Response, ApiError> {
     q.finish()?;
     let JsonBody(req) = body;
     if let Some(t) = &req.tables {
         crate::http::params::check_list_len("tables", t.len(), st.cfg.max_list)?;
+        if t.is_empty() {
+            return Err(ApiError::invalid(
+                "tables",
+                "tables: an empty list refreshes nothing; omit it (or null) to refresh everything",
+            ));
+        }
     }
     if !(1..=8).contains(&req.max_concurrent) {
         return Err(ApiError::invalid(
@@ -105,14 +157,14 @@ pub async fn refresh_dashboard(
     responses(
         (status = 200, body = RefreshResponse),
         (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
-        (status = 404, body = ErrorBody)))]
+        (status = 404, body = ErrorBody), (status = 409, body = RefreshConflict),
+        (status = 429, body = ErrorBody)))]
 pub async fn refresh_table(
     State(st): State<Shared>,
-    headers: HeaderMap,
-    Path(table_name): Path<String>,
+    _auth: RefreshAuth,
+    PathParam(table_name): PathParam,
     mut q: Query,
-) -> Result<axum::Json<RefreshResponse>, ApiError> {
-    authorize(&st, &headers)?;
+) -> Result<Response, ApiError> {
     let force = q.boolean(&["force"])?.unwrap_or(false);
     q.finish()?;
     let tables = vec![table_name];
@@ -125,13 +177,13 @@ pub async fn refresh_table(
     params(("force" = Option<bool>, Query, description = "Full refresh")),
     security(("bearer" = [])),
     responses((status = 200, body = RefreshResponse),
-        (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)))]
+        (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
+        (status = 409, body = RefreshConflict), (status = 429, body = ErrorBody)))]
 pub async fn refresh_all(
     State(st): State<Shared>,
-    headers: HeaderMap,
+    _auth: RefreshAuth,
     mut q: Query,
-) -> Result<axum::Json<RefreshResponse>, ApiError> {
-    authorize(&st, &headers)?;
+) -> Result<Response, ApiError> {
     let force = q.boolean(&["force"])?.unwrap_or(false);
     q.finish()?;
     let started = st.refresh.start(None, force, 2)?;

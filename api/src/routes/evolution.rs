@@ -10,10 +10,11 @@ use utoipa::ToSchema;
 use crate::error::{ApiError, ErrorBody};
 use crate::http::envelope::{Envelope, envelope};
 use crate::http::json::JsonBytes;
-use crate::http::params::{JsonBody, Query, filter_list, parse_date};
+use crate::http::params::{JsonBody, JsonObject, Query, filter_list, parse_date};
 use crate::marts::evolution::{
     Comparison, EvolutionMetric, EvolutionQuery, Metric, MetricInfo, catalogue,
 };
+use crate::marts::known::Dim;
 use crate::state::Shared;
 
 /// A metric named by the request (any case; `inten` for intensidad).
@@ -102,6 +103,10 @@ pub struct EvolutionRequest {
     pub include_metrics: Option<Vec<String>>,
 }
 
+impl JsonObject for EvolutionRequest {
+    const OBJECT_FIELDS: &'static [&'static str] = &["filters"];
+}
+
 struct Raw {
     fecha_inicio: Option<String>,
     fecha_fin: Option<String>,
@@ -149,12 +154,16 @@ fn normalise(st: &Shared, raw: Raw) -> Result<EvolutionQuery, ApiError> {
     if metrics.is_empty() {
         metrics = raw.default_metrics.to_vec();
     }
+    let periodo = filter_list("periodo", &raw.periodo, max)?;
+    for p in &periodo {
+        crate::http::params::parse_month("periodo", p)?;
+    }
     Ok(EvolutionQuery {
         fecha_inicio,
         fecha_fin,
         cartera: filter_list("cartera", &raw.cartera, max)?,
         servicio: filter_list("servicio", &raw.servicio, max)?,
-        periodo: filter_list("periodo", &raw.periodo, max)?,
+        periodo,
         comparison: raw
             .comparison
             .as_deref()
@@ -163,6 +172,17 @@ fn normalise(st: &Shared, raw: Raw) -> Result<EvolutionQuery, ApiError> {
             .unwrap_or(Comparison::Cartera),
         metrics,
     })
+}
+
+async fn check_known(st: &Shared, eq: &EvolutionQuery) -> Result<(), ApiError> {
+    super::check_known(
+        st,
+        &[
+            (Dim::Cartera, "cartera", &eq.cartera),
+            (Dim::Servicio, "servicio", &eq.servicio),
+        ],
+    )
+    .await
 }
 
 const GET_DEFAULT: &[Metric] = &[
@@ -206,6 +226,7 @@ pub async fn get_evolution(State(st): State<Shared>, mut q: Query) -> Result<Jso
     };
     q.finish()?;
     let eq = normalise(&st, raw)?;
+    check_known(&st, &eq).await?;
     st.cached("evolution", &eq, || st.marts.evolution(&eq))
         .await
 }
@@ -233,6 +254,7 @@ pub async fn post_evolution(
         default_metrics: POST_DEFAULT,
     };
     let eq = normalise(&st, raw)?;
+    check_known(&st, &eq).await?;
     st.cached("evolution", &eq, || st.marts.evolution(&eq))
         .await
 }

@@ -9,8 +9,11 @@
 use axum::Router;
 use axum::routing::{MethodRouter, get, post};
 
+use crate::error::ApiError;
+use crate::marts::known::Dim;
 use crate::state::Shared;
 
+pub mod access;
 pub mod assignment;
 pub mod dashboard;
 pub mod docs;
@@ -22,6 +25,22 @@ pub mod operation;
 pub mod ops;
 pub mod productivity;
 pub mod system;
+
+/// 422 for a filter value that exists nowhere in the marts, before any cache key is made (the
+/// known values are read only when some value is given).
+pub(crate) async fn check_known(
+    st: &Shared,
+    checks: &[(Dim, &str, &[String])],
+) -> Result<(), ApiError> {
+    if checks.iter().all(|(_, _, values)| values.is_empty()) {
+        return Ok(());
+    }
+    let known = st.known_values().await?;
+    for (dim, parameter, values) in checks {
+        known.check(*dim, parameter, values)?;
+    }
+    Ok(())
+}
 
 /// `path` and `path/` (or the reverse) to the same handlers.
 fn both(router: Router<Shared>, path: &str, handler: MethodRouter<Shared>) -> Router<Shared> {
@@ -41,7 +60,9 @@ pub fn routes() -> Router<Shared> {
         .route("/api/v1/openapi.json", get(docs::openapi))
         .route("/docs", get(docs::docs))
         .route("/docs/", get(docs::docs))
-        .route("/redoc", get(docs::redoc));
+        .route("/redoc", get(docs::redoc))
+        .route(docs::SCALAR_JS, get(docs::scalar_js))
+        .route(docs::REDOC_JS, get(docs::redoc_js));
     // The operations page (HTML for people; `/` answers it only to clients preferring HTML).
     let r = r
         .route("/ops", get(ops::ops))

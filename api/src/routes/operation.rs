@@ -9,7 +9,8 @@ use utoipa::ToSchema;
 
 use crate::error::{ApiError, ErrorBody};
 use crate::http::json::JsonBytes;
-use crate::http::params::{JsonBody, Query, filter_list, parse_date};
+use crate::http::params::{JsonBody, JsonObject, Query, filter_list, parse_date};
+use crate::marts::known::Dim;
 use crate::marts::latest::Latest;
 use crate::marts::operation::{
     ChannelMetric, OperationDayAnalysisData, OperationDayKpi, OperationQuery,
@@ -31,6 +32,8 @@ pub struct OperationDayRequest {
     #[serde(default)]
     pub cartera: Option<Vec<String>>,
 }
+
+impl JsonObject for OperationDayRequest {}
 
 fn yes() -> bool {
     true
@@ -71,6 +74,7 @@ pub async fn get_operation(State(st): State<Shared>, mut q: Query) -> Result<Jso
         .unwrap_or(true);
     let cartera = filter_list("cartera", &q.list(&["cartera"])?, st.cfg.max_list)?;
     q.finish()?;
+    super::check_known(&st, &[(Dim::Cartera, "cartera", &cartera)]).await?;
     let fecha = resolve_day(&st, fecha).await?;
     answer(
         &st,
@@ -101,6 +105,7 @@ pub async fn post_operation(
         &body.cartera.unwrap_or_default(),
         st.cfg.max_list,
     )?;
+    super::check_known(&st, &[(Dim::Cartera, "cartera", &cartera)]).await?;
     answer(
         &st,
         OperationQuery {

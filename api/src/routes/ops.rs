@@ -10,11 +10,11 @@
 //! not prefer HTML; a browser (`Accept: text/html` ranked above JSON) gets the page.
 
 use std::collections::HashMap;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::{Arc, Mutex};
 use std::time::SystemTime;
 
-use axum::body::Bytes;
-use axum::extract::{Path, State};
+use axum::extract::{ConnectInfo, Request, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use chrono::Utc;
@@ -24,7 +24,8 @@ use pulso_sinks::status::{self, NodeStatus};
 use crate::config::ErrorDetail;
 use crate::error::ApiError;
 use crate::freshness;
-use crate::http::params::{Query, safe_text};
+use crate::http::auth;
+use crate::http::params::{PathParam, Query, safe_text};
 use crate::ops::health::Health;
 use crate::ops::overview::{NodeView, Overview};
 use crate::ops::page::{self, Page};
@@ -256,7 +257,7 @@ async fn render_overview(st: &Shared) -> Result<Response, ApiError> {
 /// `GET /ops/nodes/{name}`.
 pub async fn node_page(
     State(st): State<Shared>,
-    Path(name): Path<String>,
+    PathParam(name): PathParam,
     q: Query,
 ) -> Result<Response, ApiError> {
     q.finish()?;
@@ -323,7 +324,7 @@ fn not_found_node(name: &str) -> ApiError {
 /// `GET /ops/runs/{run_id}`.
 pub async fn run_page(
     State(st): State<Shared>,
-    Path(run_id): Path<String>,
+    PathParam(run_id): PathParam,
     q: Query,
 ) -> Result<Response, ApiError> {
     q.finish()?;
@@ -367,21 +368,18 @@ pub async fn run_page(
 
 /// `POST /ops/refresh` (`application/x-www-form-urlencoded`: `token`, optional `node` and
 /// `full_refresh=true`): the refresh form. The token travels in the body, as a browser form
-/// cannot set `Authorization`; it is checked by the same constant-time comparison as the bearer
-/// header of the refresh endpoints, and the answer is a redirect to the run's page (303) or an
-/// HTML page saying what was refused.
-pub async fn refresh(State(st): State<Shared>, headers: HeaderMap, body: Bytes) -> Response {
-    match start_refresh(&st, &headers, &body) {
-        Ok(run_id) => (
-            StatusCode::SEE_OTHER,
-            [(
-                header::LOCATION,
-                HeaderValue::from_str(&format!("/ops/runs/{}", page::seg(&run_id)))
-                    .unwrap_or_else(|_| HeaderValue::from_static("/ops")),
-            )],
-        )
-            .into_response(),
-        Err(e) => html(
+/// cannot set `Authorization`; it is checked like the bearer header of the refresh endpoints
+/// (digests compared in constant time, wrong tokens limited per client address), and the answer
+/// is a redirect to the run's page (303), or an HTML page saying what was refused (409 with a
+/// link to the running run while another refresh runs: nothing was started).
+pub async fn refresh(State(st): State<Shared>, req: Request) -> Response {
+    let client = req
+        .extensions()
+        .get::<ConnectInfo<SocketAddr>>()
+        .map(|c| c.0.ip());
+    let headers = req.headers().clone();
+    let refused = |e: ApiError| {
+        html(
             e.status(),
             "Refresh refused",
             "",
@@ -389,11 +387,43 @@ pub async fn refresh(State(st): State<Shared>, headers: HeaderMap, body: Bytes) 
                 "<p>{}</p><p><a href=\"/ops\">back to the operations page</a></p>\n",
                 page::text(&e.to_string())
             ),
+        )
+    };
+    let body = match axum::body::to_bytes(req.into_body(), st.cfg.body_limit).await {
+        Ok(b) => b,
+        Err(_) => return refused(ApiError::PayloadTooLarge(st.cfg.body_limit)),
+    };
+    match start_refresh(&st, &headers, &body, client) {
+        Ok(Started::New(r)) => (
+            StatusCode::SEE_OTHER,
+            [(
+                header::LOCATION,
+                HeaderValue::from_str(&format!("/ops/runs/{}", page::seg(&r.run_id)))
+                    .unwrap_or_else(|_| HeaderValue::from_static("/ops")),
+            )],
+        )
+            .into_response(),
+        Ok(Started::AlreadyRunning(r)) => html(
+            StatusCode::CONFLICT,
+            "Refresh not started",
+            "",
+            format!(
+                "<p>another refresh is running: <a href=\"/ops/runs/{}\">{}</a>; nothing was \
+                 started.</p><p><a href=\"/ops\">back to the operations page</a></p>\n",
+                page::seg(&r.run_id),
+                page::text(&r.run_id)
+            ),
         ),
+        Err(e) => refused(e),
     }
 }
 
-fn start_refresh(st: &Shared, headers: &HeaderMap, body: &[u8]) -> Result<String, ApiError> {
+fn start_refresh(
+    st: &Shared,
+    headers: &HeaderMap,
+    body: &[u8],
+    client: Option<IpAddr>,
+) -> Result<Started, ApiError> {
     let form = headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
@@ -404,13 +434,9 @@ fn start_refresh(st: &Shared, headers: &HeaderMap, body: &[u8]) -> Result<String
             })
         });
     if !form {
-        return Err(ApiError::BadRequest {
-            parameter: None,
-            message: "the refresh form posts application/x-www-form-urlencoded".into(),
-        });
-    }
-    if body.len() > st.cfg.body_limit {
-        return Err(ApiError::PayloadTooLarge(st.cfg.body_limit));
+        return Err(ApiError::UnsupportedMediaType(
+            "the refresh form posts application/x-www-form-urlencoded".into(),
+        ));
     }
     let (mut token, mut node, mut full) = (None, None, false);
     for (k, v) in form_urlencoded::parse(body) {
@@ -428,20 +454,19 @@ fn start_refresh(st: &Shared, headers: &HeaderMap, body: &[u8]) -> Result<String
             }
         }
     }
-    // The same check as the bearer header of the refresh endpoints (constant time, 403 when
-    // refresh is disabled), fed the form's token.
-    let mut auth = HeaderMap::new();
-    if let Some(t) = token.filter(|t| !t.is_empty()) {
-        let value = HeaderValue::from_str(&format!("Bearer {t}"))
-            .map_err(|_| ApiError::Forbidden("invalid token".into()))?;
-        auth.insert(header::AUTHORIZATION, value);
-    }
-    crate::http::auth::require_bearer(&auth, st.cfg.refresh_token.as_deref())?;
+    let Some(token) = token.filter(|t| !t.is_empty()) else {
+        return Err(ApiError::Unauthorized(
+            "the refresh form needs the refresh token".into(),
+        ));
+    };
+    let Some(expected) = st.cfg.refresh_token.as_deref() else {
+        return Err(ApiError::Forbidden(
+            "refresh is disabled on this server (no PULSO_API_REFRESH_TOKEN)".into(),
+        ));
+    };
+    auth::check(&token, &[expected], &st.auth_failures, client)?;
     let tables = node.map(|n| vec![n]);
-    let started = st.refresh.start(tables.as_deref(), full, 2)?;
-    Ok(match started {
-        Started::New(r) | Started::AlreadyRunning(r) => r.run_id,
-    })
+    st.refresh.start(tables.as_deref(), full, 2)
 }
 
 #[cfg(test)]

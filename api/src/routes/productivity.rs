@@ -2,14 +2,17 @@
 //! `/productivity/metrics`: the request's days, agent, filter and ranking metric validated into a
 //! [`ProductivityQuery`], answered by [`crate::marts::productivity`].
 
-use axum::extract::{Path, State};
+use axum::extract::State;
 use chrono::{Duration, NaiveDate};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use crate::error::{ApiError, ErrorBody};
 use crate::http::json::JsonBytes;
-use crate::http::params::{JsonBody, Query, filter_list, filter_value, parse_date};
+use crate::http::params::{
+    JsonBody, JsonObject, PathParam, Query, filter_list, filter_value, is_all, parse_date,
+};
+use crate::marts::known::Dim;
 use crate::marts::latest::Latest;
 use crate::marts::productivity::{AvailableAgent, ProductivityQuery, ProductivityResponse, RankBy};
 use crate::state::Shared;
@@ -27,9 +30,13 @@ pub struct ProductivityRequest {
     pub agente: Option<String>,
     #[serde(default)]
     pub filtros: ProductivityFilters,
-    /// gestiones (default), contactos, compromisos, closingRate, commitmentConversion.
+    /// gestiones (default), contactos, compromisos, commitmentConversion.
     #[serde(default)]
     pub metric_type: Option<String>,
+}
+
+impl JsonObject for ProductivityRequest {
+    const OBJECT_FIELDS: &'static [&'static str] = &["filtros"];
 }
 
 #[derive(Debug, Default, Deserialize, ToSchema)]
@@ -45,13 +52,21 @@ fn parse_rank_by(parameter: &str, v: &str) -> Result<RankBy, ApiError> {
         "calls" | "gestiones" | "llamadas" => RankBy::Calls,
         "directContacts" | "contactos" | "contactosEfectivos" => RankBy::DirectContacts,
         "commitments" | "compromisos" => RankBy::Commitments,
-        "closingRate" => RankBy::ClosingRate,
         "commitmentConversion" => RankBy::CommitmentConversion,
+        "closingRate" => {
+            return Err(ApiError::invalid(
+                parameter,
+                format!(
+                    "{parameter}: closingRate has no agreed definition yet (docs/kpis.md) and is \
+                     not served; use calls, directContacts, commitments or commitmentConversion"
+                ),
+            ));
+        }
         other => {
             return Err(ApiError::invalid(
                 parameter,
                 format!(
-                    "{parameter}: unknown metric {:?}; use calls, directContacts, commitments, closingRate or commitmentConversion",
+                    "{parameter}: unknown metric {:?}; use calls, directContacts, commitments or commitmentConversion",
                     crate::http::params::safe_text(other)
                 ),
             ));
@@ -87,6 +102,14 @@ async fn normalise(
         .transpose()?
         .filter(|a| !a.is_empty() && !a.eq_ignore_ascii_case("TODOS"));
     let cartera = filter_list("cartera", &cartera, st.cfg.max_list)?;
+    super::check_known(
+        st,
+        &[
+            (Dim::Cartera, "cartera", &cartera),
+            (Dim::Agente, "agente", agente.as_slice()),
+        ],
+    )
+    .await?;
     let rank_by = rank_by
         .as_deref()
         .map(|r| parse_rank_by("rankBy", r))
@@ -131,7 +154,7 @@ fn filter_value_email(parameter: &str, v: &str) -> Result<String, ApiError> {
         ("fecha_fin" = Option<String>, Query, description = "Default the latest day with human interactions"),
         ("agente" = Option<String>, Query, description = "Agent e-mail or exact name"),
         ("cartera" = Option<Vec<String>>, Query, description = "Cartera of the attributed campaign"),
-        ("rankBy" = Option<String>, Query, description = "calls (default), directContacts, commitments, closingRate, commitmentConversion"),
+        ("rankBy" = Option<String>, Query, description = "calls (default), directContacts, commitments, commitmentConversion"),
     ),
     responses((status = 200, body = ProductivityResponse), (status = 400, body = ErrorBody), (status = 422, body = ErrorBody)))]
 pub async fn get_productivity(
@@ -180,12 +203,22 @@ pub async fn post_productivity(
     responses((status = 200, body = ProductivityResponse), (status = 404, body = ErrorBody)))]
 pub async fn agent_detail(
     State(st): State<Shared>,
-    Path(agent_id): Path<String>,
+    PathParam(agent_id): PathParam,
     mut q: Query,
 ) -> Result<JsonBytes, ApiError> {
     let fi = q.one(&["fecha_inicio", "fechaInicio"])?;
     let ff = q.one(&["fecha_fin", "fechaFin"])?;
     q.finish()?;
+    // One agent: "all" (TODOS, blank) is not an agent, nor is a name the data does not have.
+    let agent_id = filter_value_email("agent_id", &agent_id)?;
+    if agent_id.is_empty()
+        || is_all(&agent_id)
+        || !st.known_values().await?.contains(Dim::Agente, &agent_id)
+    {
+        return Err(ApiError::NotFound(
+            "Detalles del agente no encontrados.".into(),
+        ));
+    }
     let pq = normalise(&st, fi, ff, Some(agent_id), vec![], None).await?;
     let bytes = st
         .cached("productivity", &pq, || st.marts.productivity(&pq))
@@ -242,8 +275,6 @@ pub async fn metrics(q: Query) -> Result<axum::Json<ProductivityMetrics>, ApiErr
             "calls",
             "directContacts",
             "commitments",
-            "amountRecovered",
-            "closingRate",
             "commitmentConversion",
         ],
     }))

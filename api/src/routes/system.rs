@@ -10,7 +10,8 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 use utoipa::ToSchema;
 
-use crate::error::ApiError;
+use super::access::Access;
+use crate::error::{ApiError, ErrorBody};
 use crate::freshness::{self, TableFreshness};
 use crate::http::envelope::{Envelope, envelope};
 use crate::state::Shared;
@@ -73,8 +74,19 @@ pub struct Ready {
 #[utoipa::path(get, path = "/ready", tag = "system",
     responses(
         (status = 200, description = "Ready or degraded", body = Ready),
+        (status = 401, description = "Private on this server (PULSO_API_PRIVATE_ENDPOINTS) and no token", body = ErrorBody),
         (status = 503, description = "PostgreSQL unreachable", body = Ready)))]
-pub async fn ready(State(st): State<Shared>) -> Response {
+pub async fn ready(State(st): State<Shared>, access: Access) -> Result<Response, ApiError> {
+    access.require(st.cfg.private_endpoints.ready)?;
+    let full = access.full_errors(&st);
+    // Driver messages name hosts and ports: shown with the token only.
+    let detail = |e: String| {
+        if full {
+            e
+        } else {
+            "unreachable (details in the server log, or send the monitor token)".to_string()
+        }
+    };
     let deadline = Duration::from_secs(2);
     let (pg, redis) = tokio::join!(st.db.ping(deadline), async {
         match st.cache.redis() {
@@ -95,7 +107,7 @@ pub async fn ready(State(st): State<Shared>) -> Response {
         Err(e) => DependencyCheck {
             status: "down",
             latency_ms: None,
-            error: Some(e.clone()),
+            error: Some(detail(e.clone())),
         },
     };
     let redis = match redis {
@@ -112,7 +124,7 @@ pub async fn ready(State(st): State<Shared>) -> Response {
         Some(Err(e)) => DependencyCheck {
             status: "down",
             latency_ms: None,
-            error: Some(e),
+            error: Some(detail(e)),
         },
     };
     let listener = DependencyCheck {
@@ -131,7 +143,7 @@ pub async fn ready(State(st): State<Shared>) -> Response {
                     ApiError::Internal(_) => {
                         "pulso_flow state tables unreadable (run `pulso-flow migrate`)".into()
                     }
-                    other => other.to_string(),
+                    other => detail(other.to_string()),
                 });
                 Vec::new()
             }
@@ -168,19 +180,24 @@ pub async fn ready(State(st): State<Shared>) -> Response {
     } else {
         StatusCode::OK
     };
-    (code, axum::Json(body)).into_response()
+    Ok((code, axum::Json(body)).into_response())
 }
 
 #[utoipa::path(get, path = "/metrics", tag = "system",
-    responses((status = 200, description = "Prometheus text exposition format", content_type = "text/plain")))]
-pub async fn metrics(State(st): State<Shared>) -> impl IntoResponse {
-    (
+    responses((status = 200, description = "Prometheus text exposition format", content_type = "text/plain"),
+        (status = 401, description = "Private on this server (PULSO_API_PRIVATE_ENDPOINTS) and no token", body = ErrorBody)))]
+pub async fn metrics(
+    State(st): State<Shared>,
+    access: Access,
+) -> Result<impl IntoResponse, ApiError> {
+    access.require(st.cfg.private_endpoints.metrics)?;
+    Ok((
         [(
             header::CONTENT_TYPE,
             HeaderValue::from_static("text/plain; version=0.0.4"),
         )],
         st.metrics.render(),
-    )
+    ))
 }
 
 /// `GET /api/v1/health` (and the per-group `…/health` aliases): static, like `/health`.

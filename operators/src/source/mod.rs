@@ -6,6 +6,7 @@
 pub mod bigquery;
 pub mod csv;
 pub mod generate;
+pub mod locate;
 pub mod ndjson;
 pub mod parquet;
 
@@ -21,6 +22,7 @@ use crate::{BatchStream, OperatorError};
 pub use self::bigquery::{BigQueryConnection, BigQueryConnections, BigQuerySpec};
 pub use self::csv::CsvSpec;
 pub use self::generate::{ColumnSpec, GenerateSpec, Generator, changed_rows};
+pub use self::locate::{Position, RowLocator, RowPlace};
 pub use self::ndjson::NdjsonSpec;
 pub use self::parquet::ParquetSpec;
 

@@ -9,7 +9,8 @@
 //! Conversions that need a time zone use the encoder's `time_zone` (America/Lima in Pulso):
 //! zone-less timestamps loaded into `timestamptz` are wall-clock times there, and zoned Arrow
 //! timestamps loaded into `timestamp` or `date` are shown on its wall clock. Sub-microsecond
-//! precision is truncated toward −∞. Numerics are exact and rounded half away from zero.
+//! precision is truncated toward −∞. Numerics are exact: a value that would need rounding to fit
+//! the column's scale, or that is not a finite number, is refused (see `numeric.rs`).
 
 mod column;
 mod numeric;
@@ -248,6 +249,15 @@ impl CopyEncoder {
         let reason = match e {
             NumericError::Invalid => format!("{value:?} is not a number"),
             NumericError::Overflow => format!("value {value} overflows {}", column.ty.sql()),
+            NumericError::Inexact => format!(
+                "value {value} has more decimal places than {} keeps ({}); values are never \
+                 rounded: round it in the source or in transform.derive",
+                column.ty.sql(),
+                numeric_scale(&column.ty),
+            ),
+            NumericError::NotFinite => format!(
+                "value {value} is not a finite number; numeric columns take only finite values"
+            ),
             NumericError::OutOfRange => {
                 format!("value {value} is out of the range PostgreSQL numeric can represent")
             }
@@ -284,6 +294,14 @@ impl CopyEncoder {
             })
             .collect::<Vec<_>>()
             .join(", ")
+    }
+}
+
+/// The scale of a `numeric` type (0 for anything else, where it cannot matter).
+fn numeric_scale(ty: &crate::pgtype::PgType) -> u32 {
+    match ty {
+        crate::pgtype::PgType::Numeric { scale, .. } => *scale,
+        _ => 0,
     }
 }
 

@@ -2,9 +2,9 @@
 //!
 //! Every input (Arrow decimals, integers, decimal text, floats via their shortest round-trip
 //! decimal text) is brought to the same form — a sign, a run of decimal digits and a decimal
-//! scale — and never passes through `f64`. From there [`write_numeric`] rounds to the target
-//! scale (half away from zero, PostgreSQL's rule), checks the precision and writes the
-//! base-10000 wire format:
+//! scale — and never passes through `f64`. From there [`write_numeric`] checks that the value
+//! fits the target exactly — only fractional zeros may be dropped to reach the column's scale,
+//! nothing is ever rounded — checks the precision and writes the base-10000 wire format:
 //!
 //! ```text
 //! ndigits i16 | weight i16 | sign u16 | dscale u16 | ndigits × digit i16 (0..=9999)
@@ -12,14 +12,15 @@
 //!
 //! `weight` is the power of 10000 of the first digit; `dscale` the number of decimal digits
 //! after the point that PostgreSQL displays.
+//!
+//! `NaN` and `±Infinity` (as text, or from float columns) are refused for every `numeric`
+//! column: PostgreSQL would take `NaN` even in `numeric(5,2)`, but it is not an amount, and
+//! arithmetic in the marts would silently propagate it.
 
 use bytes::{BufMut, BytesMut};
 
 const SIGN_POS: u16 = 0x0000;
 const SIGN_NEG: u16 = 0x4000;
-const SIGN_NAN: u16 = 0xC000;
-const SIGN_PINF: u16 = 0xD000;
-const SIGN_NINF: u16 = 0xF000;
 
 /// Largest display scale the binary format carries (`NUMERIC_DSCALE_MASK`).
 const MAX_DSCALE: i64 = 0x3FFF;
@@ -54,8 +55,12 @@ impl NumericTarget {
 /// Why a value does not fit.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(super) enum NumericError {
-    /// More integer digits than `precision - scale`, or an infinity into a constrained column.
+    /// More integer digits than `precision - scale`.
     Overflow,
+    /// Non-zero digits beyond the column's scale: storing it would round.
+    Inexact,
+    /// `NaN`, `Infinity` or `-Infinity`.
+    NotFinite,
     /// Beyond what the binary format can carry (weight, digit count or display scale).
     OutOfRange,
     /// Text that is not a number.
@@ -108,42 +113,23 @@ pub(super) fn write_u128(
 ) -> Result<(), NumericError> {
     let mut buf = [0u8; U128_DIGITS];
     let start = u128_digits(m, &mut buf);
-    write_numeric(out, negative, &mut buf[start..], scale, target)
-}
-
-/// Write one complete COPY field (length prefix included) for a special value.
-pub(super) fn write_special(
-    out: &mut BytesMut,
-    value: ParsedDecimal,
-    target: NumericTarget,
-) -> Result<(), NumericError> {
-    let sign = match value {
-        ParsedDecimal::NaN => SIGN_NAN,
-        // PostgreSQL refuses infinities in a column with a precision.
-        ParsedDecimal::PosInf | ParsedDecimal::NegInf if target.precision.is_some() => {
-            return Err(NumericError::Overflow);
-        }
-        ParsedDecimal::PosInf => SIGN_PINF,
-        ParsedDecimal::NegInf => SIGN_NINF,
-        ParsedDecimal::Finite { .. } => SIGN_POS,
-    };
-    put_head(out, 0, 0, sign, 0);
-    Ok(())
+    write_numeric(out, negative, &buf[start..], scale, target)
 }
 
 /// Write one complete COPY field (length prefix included) for ± `digits` × 10^-`scale`.
 ///
-/// `digits` are decimal digit values (0..=9), most significant first, leading zeros allowed;
-/// the slice is used as scratch for rounding. `scale` may be negative (trailing zeros implied).
+/// `digits` are decimal digit values (0..=9), most significant first, leading zeros allowed.
+/// `scale` may be negative (trailing zeros implied). Refuses, rather than rounds, a value with
+/// non-zero digits beyond the target's scale.
 pub(super) fn write_numeric(
     out: &mut BytesMut,
     negative: bool,
-    digits: &mut [u8],
+    digits: &[u8],
     scale: i64,
     target: NumericTarget,
 ) -> Result<(), NumericError> {
     let first_nonzero = digits.iter().position(|&d| d != 0).unwrap_or(digits.len());
-    let digits = &mut digits[first_nonzero..];
+    let digits = &digits[first_nonzero..];
     let dscale = match target.scale {
         Some(s) => i64::from(s),
         None => scale.max(0),
@@ -151,12 +137,15 @@ pub(super) fn write_numeric(
     if dscale > MAX_DSCALE {
         return Err(NumericError::OutOfRange);
     }
-    let (digits, scale) = round_to_scale(digits, scale, dscale);
     let (digits, scale) = strip_trailing_zeros(digits, scale);
     if digits.is_empty() {
-        // Zero: PostgreSQL keeps no digits and a positive sign, even for "-0.001" rounded.
+        // Zero: PostgreSQL keeps no digits and a positive sign, even for "-0.000".
         put_head(out, 0, 0, SIGN_POS, dscale as u16);
         return Ok(());
+    }
+    if scale > dscale {
+        // The last non-zero digit is beyond the column's scale.
+        return Err(NumericError::Inexact);
     }
     let n = digits.len() as i64;
     if let Some(precision) = target.precision {
@@ -208,42 +197,11 @@ fn put_groups(out: &mut BytesMut, digits: &[u8], first_exp: i64, weight: i64) {
     out.put_i16(acc);
 }
 
-/// Round ± `digits` × 10^-`scale` to `dscale` decimals, half away from zero (on the magnitude,
-/// so the sign does not matter). Returns the new digits and scale; a carry out of the top
-/// (999.5 → 1000) is returned as the single digit 1 with a smaller scale.
-fn round_to_scale(digits: &mut [u8], scale: i64, dscale: i64) -> (&mut [u8], i64) {
-    if scale <= dscale {
-        return (digits, scale);
-    }
-    let drop = scale - dscale;
-    let n = digits.len() as i64;
-    if drop > n {
-        // Every digit, and an implied leading zero, is dropped: rounds to zero.
-        return (&mut digits[..0], dscale);
-    }
-    let keep = (n - drop) as usize;
-    if digits[keep] < 5 {
-        return (&mut digits[..keep], dscale);
-    }
-    match digits[..keep].iter().rposition(|&d| d != 9) {
-        Some(i) => {
-            digits[i] += 1;
-            // The nines after `i` became zeros: drop them by lowering the scale.
-            let zeros = (keep - i - 1) as i64;
-            (&mut digits[..=i], dscale - zeros)
-        }
-        None => {
-            // All nines (or nothing kept): the result is 10^keep × 10^-dscale.
-            digits[0] = 1;
-            (&mut digits[..1], dscale - keep as i64)
-        }
-    }
-}
-
-fn strip_trailing_zeros(digits: &mut [u8], scale: i64) -> (&mut [u8], i64) {
+/// Drops trailing zero digits, lowering the scale to match (the value is unchanged).
+fn strip_trailing_zeros(digits: &[u8], scale: i64) -> (&[u8], i64) {
     let end = digits.iter().rposition(|&d| d != 0).map_or(0, |i| i + 1);
     let zeros = (digits.len() - end) as i64;
-    (&mut digits[..end], scale - zeros)
+    (&digits[..end], scale - zeros)
 }
 
 /// Parse decimal text — `[+-]digits[.digits][e[+-]digits]`, or `.5`, `5.`, surrounding white
@@ -359,9 +317,9 @@ mod tests {
         let mut out = BytesMut::new();
         match parse_decimal(text.as_bytes(), &mut buf).expect("parses") {
             ParsedDecimal::Finite { negative, scale } => {
-                write_numeric(&mut out, negative, &mut buf, scale, target)?
+                write_numeric(&mut out, negative, &buf, scale, target)?
             }
-            special => write_special(&mut out, special, target)?,
+            _ => return Err(NumericError::NotFinite),
         }
         Ok(decode(&out))
     }
@@ -409,9 +367,6 @@ mod tests {
                     ],
                 ),
             ),
-            ("NaN", wire(0, 0, SIGN_NAN, 0, &[])),
-            ("Infinity", wire(0, 0, SIGN_PINF, 0, &[])),
-            ("-inf", wire(0, 0, SIGN_NINF, 0, &[])),
         ];
         for (text, want) in cases {
             assert_eq!(
@@ -423,19 +378,24 @@ mod tests {
     }
 
     #[test]
-    fn rounds_half_away_from_zero_and_checks_precision() {
+    fn never_rounds_and_checks_precision() {
         let cases: &[(&str, u32, u32, Result<Wire, NumericError>)] = &[
-            ("0.5", 1, 0, Ok(wire(1, 0, SIGN_POS, 0, &[1]))),
-            ("-0.5", 1, 0, Ok(wire(1, 0, SIGN_NEG, 0, &[1]))),
-            ("0.49", 1, 0, Ok(wire(0, 0, SIGN_POS, 0, &[]))),
-            ("-0.001", 5, 2, Ok(wire(0, 0, SIGN_POS, 2, &[]))),
-            ("1.005", 15, 2, Ok(wire(2, 0, SIGN_POS, 2, &[1, 100]))),
-            ("2.675", 15, 2, Ok(wire(2, 0, SIGN_POS, 2, &[2, 6800]))),
-            ("9.995", 15, 2, Ok(wire(1, 0, SIGN_POS, 2, &[10]))),
-            ("-999.995", 15, 2, Ok(wire(1, 0, SIGN_NEG, 2, &[1000]))),
-            ("9999.5", 15, 0, Ok(wire(1, 1, SIGN_POS, 0, &[1]))),
+            ("0.5", 1, 0, Err(NumericError::Inexact)),
+            ("-0.5", 1, 0, Err(NumericError::Inexact)),
+            ("0.49", 1, 0, Err(NumericError::Inexact)),
+            ("-0.001", 5, 2, Err(NumericError::Inexact)),
+            ("1.005", 15, 2, Err(NumericError::Inexact)),
+            ("1.239", 5, 2, Err(NumericError::Inexact)),
+            ("9.995", 15, 2, Err(NumericError::Inexact)),
+            ("0.00000000005", 15, 10, Err(NumericError::Inexact)),
+            // Fractional zeros beyond the scale are not rounding.
+            ("1.2300", 5, 2, Ok(wire(2, 0, SIGN_POS, 2, &[1, 2300]))),
+            ("-0.000", 5, 2, Ok(wire(0, 0, SIGN_POS, 2, &[]))),
+            ("12.5e-1", 5, 2, Ok(wire(2, 0, SIGN_POS, 2, &[1, 2500]))),
+            ("5.0", 1, 0, Ok(wire(1, 0, SIGN_POS, 0, &[5]))),
+            ("1.50e1", 2, 0, Ok(wire(1, 0, SIGN_POS, 0, &[15]))),
             (
-                "0.00000000005",
+                "0.0000000001",
                 15,
                 10,
                 Ok(wire(1, -3, SIGN_POS, 10, &[100])),
@@ -447,15 +407,12 @@ mod tests {
                 2,
                 Ok(wire(5, 3, SIGN_POS, 2, &[9, 9999, 9999, 9999, 9900])),
             ),
-            ("9999999999999.995", 15, 2, Err(NumericError::Overflow)),
+            ("9999999999999.995", 15, 2, Err(NumericError::Inexact)),
             ("123456789012345.67", 15, 2, Err(NumericError::Overflow)),
-            ("99.5", 2, 0, Err(NumericError::Overflow)),
+            ("100", 2, 0, Err(NumericError::Overflow)),
             ("0.99", 2, 2, Ok(wire(1, -1, SIGN_POS, 2, &[9900]))),
-            ("0.995", 2, 2, Err(NumericError::Overflow)),
             ("1", 2, 2, Err(NumericError::Overflow)),
             ("1e1000", 1000, 0, Err(NumericError::Overflow)),
-            ("NaN", 15, 2, Ok(wire(0, 0, SIGN_NAN, 0, &[]))),
-            ("Infinity", 15, 2, Err(NumericError::Overflow)),
         ];
         for (text, p, s, want) in cases {
             assert_eq!(
@@ -463,6 +420,19 @@ mod tests {
                 want,
                 "{text} → numeric({p},{s})"
             );
+        }
+    }
+
+    #[test]
+    fn refuses_nan_and_infinities_everywhere() {
+        for text in ["NaN", "nan", "Infinity", "-Infinity", "inf", "+INF"] {
+            for target in [unconstrained(), typmod(15, 2)] {
+                assert_eq!(
+                    encode_text(text, target),
+                    Err(NumericError::NotFinite),
+                    "{text}"
+                );
+            }
         }
     }
 

@@ -279,7 +279,9 @@ fn write_decimal_text(
         Some(ParsedDecimal::Finite { negative, scale }) => {
             numeric::write_numeric(out, negative, digits, scale, target)
         }
-        Some(special) => numeric::write_special(out, special, target),
+        Some(ParsedDecimal::NaN | ParsedDecimal::PosInf | ParsedDecimal::NegInf) => {
+            Err(NumericError::NotFinite)
+        }
         None => Err(NumericError::Invalid),
     }
 }
