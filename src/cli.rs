@@ -20,6 +20,8 @@ pub const EXIT_FAILED: u8 = 1;
 pub const EXIT_USAGE: u8 = 2;
 pub const EXIT_LOCKED: u8 = 3;
 pub const EXIT_INTERRUPTED: u8 = 130;
+/// SIGTERM (systemd, Kubernetes, `docker stop`): 128 + 15, as a shell reports it.
+pub const EXIT_TERMINATED: u8 = 143;
 
 #[derive(Parser, Debug)]
 #[command(
@@ -216,15 +218,35 @@ fn pipeline(file: &Path) -> Result<Pipeline> {
     Ok(load_pipeline(file)?)
 }
 
+/// The target database: `--database-url`, else `DATABASE_URL` or the file `DATABASE_URL_FILE`
+/// names, else the pipeline's `defaults.target`, else the libpq environment (`PGHOST`, `PGUSER`,
+/// … — an empty connection string). Checked here, so a bad `sslmode` is a usage error.
 fn database_url(cli_url: Option<String>, pipeline: Option<&Pipeline>) -> Result<String> {
-    cli_url
+    let url = url_from_flag_env_or_file(cli_url)?
         .or_else(|| pipeline.and_then(|p| p.target_url.clone()))
+        .or_else(|| {
+            pulso_sinks::connect::env_names_a_database(|k| std::env::var(k).ok()).then(String::new)
+        })
         .ok_or_else(|| {
             anyhow!(EngineError::Usage(
-                "no target database: set DATABASE_URL (see .env.example) or pass --database-url"
+                "no target database: set DATABASE_URL (or DATABASE_URL_FILE, or PGHOST, PGUSER, \
+                 PGDATABASE…; see .env.example) or pass --database-url"
                     .into()
             ))
-        })
+        })?;
+    pulso_sinks::connect::PgConnectConfig::from_env(&url)
+        .map_err(|e| anyhow!(EngineError::Usage(format!("target database: {e}"))))?;
+    Ok(url)
+}
+
+/// `--database-url` (which wins), `DATABASE_URL` or `DATABASE_URL_FILE` (one of the two).
+fn url_from_flag_env_or_file(cli_url: Option<String>) -> Result<Option<String>> {
+    let from_env = std::env::var("DATABASE_URL").ok();
+    if cli_url.is_some() && cli_url != from_env {
+        return Ok(cli_url);
+    }
+    pulso_sinks::connect::from_env_or_file(|k| std::env::var(k).ok(), "DATABASE_URL")
+        .map_err(|e| anyhow!(EngineError::Usage(e.to_string())))
 }
 
 fn new_run_id() -> String {
@@ -253,28 +275,32 @@ async fn run(
         run_id: new_run_id(),
     };
     let (cancel_tx, cancel_rx) = tokio::sync::watch::channel(false);
-    let interrupted = Arc::new(std::sync::atomic::AtomicBool::new(false));
-    {
-        let interrupted = interrupted.clone();
-        tokio::spawn(async move {
-            if tokio::signal::ctrl_c().await.is_ok() {
-                interrupted.store(true, std::sync::atomic::Ordering::SeqCst);
-                let _ = cancel_tx.send(true);
-            }
-        });
-    }
+    let stopped_by = Arc::new(std::sync::Mutex::new(None::<StopSignal>));
+    let signals = StopSignals::new()?;
+    tokio::spawn(signals.cancel_on_signal(stopped_by.clone(), cancel_tx));
     let progress = Arc::new(Progress::new(std::io::stderr().is_terminal()));
     let observer: Arc<dyn RunObserver> = progress.clone();
     let report = executor::run(pipeline.clone(), opts, observer, cancel_rx).await?;
     progress.finish();
+    let stopped_by = stopped_by.lock().ok().and_then(|s| *s);
     match summary_format {
-        SummaryFormat::Table => eprint!("{}", summary::table(&report)),
+        SummaryFormat::Table => {
+            eprint!("{}", summary::table(&report));
+            if let Some(signal) = stopped_by {
+                eprintln!(
+                    "interrupted by {}: the running loads were rolled back, nothing of them was committed",
+                    signal.name()
+                );
+            }
+        }
         SummaryFormat::Json => {
-            println!("{}", serde_json::to_string_pretty(&summary::json(&report))?)
+            let mut json = summary::json(&report);
+            json["interrupted_by"] = serde_json::json!(stopped_by.map(StopSignal::name));
+            println!("{}", serde_json::to_string_pretty(&json)?)
         }
     }
-    if interrupted.load(std::sync::atomic::Ordering::SeqCst) {
-        return Ok(ExitCode::from(EXIT_INTERRUPTED));
+    if let Some(signal) = stopped_by {
+        return Ok(ExitCode::from(signal.exit_code()));
     }
     let failed: Vec<_> = report
         .nodes
@@ -297,7 +323,8 @@ async fn explain(
     full_refresh: bool,
 ) -> Result<ExitCode> {
     let pipeline = pipeline(file)?;
-    let url = cli_url.or_else(|| pipeline.target_url.clone());
+    // Offline is fine for explain: without a usable target it says why windows are unknown.
+    let url = database_url(cli_url, Some(&pipeline)).ok();
     let ex = pulso_engine::explain::explain(&pipeline, url.as_deref(), full_refresh).await;
     match format {
         ExplainFormat::Text => print!("{}", ex.to_text()),
@@ -444,8 +471,10 @@ async fn migrate(cli_url: Option<String>) -> Result<ExitCode> {
 }
 
 async fn serve(cli_url: Option<String>, bind: Option<std::net::SocketAddr>) -> Result<ExitCode> {
+    let url = url_from_flag_env_or_file(cli_url)?;
     let mut cfg = pulso_api::ApiConfig::from_lookup(|k| match k {
-        "DATABASE_URL" => cli_url.clone(),
+        "DATABASE_URL" => url.clone(),
+        "DATABASE_URL_FILE" => None, // already read into `url`
         _ => std::env::var(k).ok(),
     })
     .map_err(|e| anyhow!(EngineError::Usage(e.to_string())))?;
@@ -454,4 +483,92 @@ async fn serve(cli_url: Option<String>, bind: Option<std::net::SocketAddr>) -> R
     }
     pulso_api::serve(cfg).await?;
     Ok(ExitCode::SUCCESS)
+}
+
+/// A signal that stops a run.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum StopSignal {
+    Interrupt,
+    Terminate,
+}
+
+impl StopSignal {
+    fn name(self) -> &'static str {
+        match self {
+            StopSignal::Interrupt => "SIGINT",
+            StopSignal::Terminate => "SIGTERM",
+        }
+    }
+
+    fn exit_code(self) -> u8 {
+        match self {
+            StopSignal::Interrupt => EXIT_INTERRUPTED,
+            StopSignal::Terminate => EXIT_TERMINATED,
+        }
+    }
+}
+
+/// SIGINT (Ctrl-C) and SIGTERM (what systemd, Kubernetes and `docker stop` send), registered
+/// before the run starts. Once registered they no longer kill the process by themselves, hence
+/// the explicit exit on a second signal.
+struct StopSignals {
+    #[cfg(unix)]
+    interrupt: tokio::signal::unix::Signal,
+    #[cfg(unix)]
+    terminate: tokio::signal::unix::Signal,
+}
+
+impl StopSignals {
+    fn new() -> Result<Self> {
+        #[cfg(unix)]
+        {
+            use tokio::signal::unix::{SignalKind, signal};
+            Ok(StopSignals {
+                interrupt: signal(SignalKind::interrupt()).context("listening for SIGINT")?,
+                terminate: signal(SignalKind::terminate()).context("listening for SIGTERM")?,
+            })
+        }
+        #[cfg(not(unix))]
+        Ok(StopSignals {})
+    }
+
+    async fn next(&mut self) -> StopSignal {
+        #[cfg(unix)]
+        {
+            tokio::select! {
+                _ = self.interrupt.recv() => StopSignal::Interrupt,
+                _ = self.terminate.recv() => StopSignal::Terminate,
+            }
+        }
+        #[cfg(not(unix))]
+        {
+            let _ = tokio::signal::ctrl_c().await;
+            StopSignal::Interrupt
+        }
+    }
+
+    /// First signal: cancel the run (running loads roll back, the summary is printed, exit
+    /// 130/143). Second signal: exit at once; the server rolls back whatever was still open when
+    /// the connections drop.
+    async fn cancel_on_signal(
+        mut self,
+        stopped_by: Arc<std::sync::Mutex<Option<StopSignal>>>,
+        cancel: tokio::sync::watch::Sender<bool>,
+    ) {
+        let first = self.next().await;
+        if let Ok(mut s) = stopped_by.lock() {
+            *s = Some(first);
+        }
+        tracing::warn!(
+            signal = first.name(),
+            "stopping: rolling back the running loads (a second signal exits at once)"
+        );
+        let _ = cancel.send(true);
+        let second = self.next().await;
+        eprintln!(
+            "error: {} again: exiting at once; the server rolls back the open transactions",
+            second.name()
+        );
+        std::process::exit(i32::from(first.exit_code()));
+    }
 }

@@ -1,7 +1,8 @@
 //! `pulso-flow`: the command line.
 //!
 //! Exit codes: 0 all ok; 1 some node failed; 2 bad usage or invalid pipeline file; 3 a table was
-//! not loaded because another run holds its lock (`--no-wait`); 130 interrupted.
+//! not loaded because another run holds its lock (`--no-wait`); 130 interrupted (SIGINT), 143
+//! terminated (SIGTERM); either way the running loads rolled back.
 
 mod cli;
 mod progress;

@@ -138,6 +138,8 @@ enum Interruption {
     Kill,
     /// Ctrl-C: the process cancels, rolls back and exits 130.
     Interrupt,
+    /// SIGTERM (systemd, Kubernetes, `docker stop`): the same, exit 143.
+    Terminate,
     /// pg_terminate_backend on the load's connection.
     TerminateBackend,
 }
@@ -146,6 +148,7 @@ async fn interrupted_copy_leaves_target_unchanged(how: Interruption) {
     let tag = match how {
         Interruption::Kill => "sigkill",
         Interruption::Interrupt => "sigint",
+        Interruption::Terminate => "sigterm",
         Interruption::TerminateBackend => "terminate",
     };
     let db = TestDb::new(tag).await;
@@ -178,15 +181,27 @@ async fn interrupted_copy_leaves_target_unchanged(how: Interruption) {
             child.kill().unwrap(); // SIGKILL
             let _ = child.wait();
         }
-        Interruption::Interrupt => {
+        Interruption::Interrupt | Interruption::Terminate => {
+            let (signal, code, name) = if how == Interruption::Interrupt {
+                (libc::SIGINT, 130, "SIGINT")
+            } else {
+                (libc::SIGTERM, 143, "SIGTERM")
+            };
             // SAFETY: sending a signal to our own child process.
-            unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
+            unsafe { libc::kill(child.id() as i32, signal) };
             let out = child.wait_with_output().unwrap();
-            assert_eq!(
-                out.status.code(),
-                Some(130),
-                "{}",
-                String::from_utf8_lossy(&out.stderr)
+            let stderr = String::from_utf8_lossy(&out.stderr);
+            assert_eq!(out.status.code(), Some(code), "{stderr}");
+            // The summary is printed and says what happened.
+            assert!(
+                stderr.contains("deuda") && stderr.contains("cancelled"),
+                "no summary: {stderr}"
+            );
+            assert!(
+                stderr.contains(&format!(
+                    "interrupted by {name}: the running loads were rolled back"
+                )),
+                "{stderr}"
             );
         }
         Interruption::TerminateBackend => {
@@ -240,6 +255,76 @@ async fn sigkill_during_copy_leaves_target_and_watermark_unchanged() {
 #[tokio::test(flavor = "multi_thread")]
 async fn ctrl_c_during_copy_rolls_back_and_exits_130() {
     interrupted_copy_leaves_target_unchanged(Interruption::Interrupt).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn sigterm_during_copy_rolls_back_prints_the_summary_and_exits_143() {
+    interrupted_copy_leaves_target_unchanged(Interruption::Terminate).await;
+}
+
+/// A second signal does not wait for the graceful stop: here the stop is stuck (the run ledger
+/// is locked by another session, so recording the cancelled node blocks), and the second
+/// SIGTERM still ends the process at once, with nothing committed.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_second_sigterm_exits_at_once() {
+    let db = TestDb::new("sigterm2").await;
+    let dir = tempfile::tempdir().unwrap();
+    let file = write(dir.path(), "p.yaml", PIPELINE);
+    let rows = "300000";
+    let out = run(&db, &file, &[("ROWS", rows)]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let client = db.client().await;
+    let before = checksum(&client, "t.deuda").await;
+    let mut child = Command::new(common::bin())
+        .args(["run", &file.display().to_string(), "--full-refresh"])
+        .env("DATABASE_URL", &db.url)
+        .env("ROWS", rows)
+        .env("REV", "1")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let pid = wait_for_copy_into(&client, &db.name, "\"pulso_flow_staging\"").await;
+    // Hold the ledger: the graceful stop writes the cancelled node's row there and waits.
+    let mut locker = db.client().await;
+    let tx = locker.transaction().await.unwrap();
+    tx.batch_execute("LOCK TABLE pulso_flow.node_runs IN ACCESS EXCLUSIVE MODE")
+        .await
+        .unwrap();
+    // SAFETY: sending a signal to our own child process.
+    unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+    // The graceful stop is now blocked on the lock: the process is still there.
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert!(
+        child.try_wait().unwrap().is_none(),
+        "test setup: the graceful stop did not block on pulso_flow.node_runs (does it still record the cancelled node there?)"
+    );
+    let t0 = Instant::now();
+    // SAFETY: as above.
+    unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        t0.elapsed() < Duration::from_secs(5),
+        "the second SIGTERM did not exit at once"
+    );
+    assert_eq!(
+        out.status.code(),
+        Some(143),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("exiting at once"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    tx.rollback().await.unwrap();
+    common::wait_until_backend_ends(&client, pid).await;
+    assert_eq!(
+        checksum(&client, "t.deuda").await,
+        before,
+        "a load committed"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]

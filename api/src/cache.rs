@@ -22,8 +22,10 @@ use moka::future::Cache as Moka;
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use tokio::sync::watch;
 
+use crate::config::RedisTlsFiles;
 use crate::error::ApiError;
 use crate::metrics::Metrics;
+use pulso_sinks::connect::redact;
 
 pub struct RedisCache {
     conn: ConnectionManager,
@@ -68,11 +70,12 @@ impl RedisCache {
     /// for (or fails on) Redis.
     pub fn new(
         url: &str,
+        tls: &RedisTlsFiles,
         ttl: Duration,
         timeout: Duration,
         metrics: Metrics,
     ) -> Result<Arc<Self>, String> {
-        let client = redis::Client::open(url).map_err(|e| format!("REDIS_URL: {e}"))?;
+        let client = redis_client(url, tls)?;
         let config = ConnectionManagerConfig::new()
             .set_connection_timeout(Some(Duration::from_millis(500)))
             .set_response_timeout(Some(timeout))
@@ -225,6 +228,43 @@ impl RedisCache {
             }
         }
     }
+}
+
+/// A client for `url`: `redis://` plain, `rediss://` TLS (the system's roots, or the CA of
+/// `REDIS_TLS_CA_FILE`; a client certificate when `REDIS_TLS_CERT_FILE`/`_KEY_FILE` are set).
+/// `user:password@` in the URL logs in with `AUTH user password` (Redis 6 ACL users).
+fn redis_client(url: &str, tls: &RedisTlsFiles) -> Result<redis::Client, String> {
+    let safe = |e: redis::RedisError| format!("REDIS_URL: {}", redact(&e.to_string()));
+    if *tls == RedisTlsFiles::default() {
+        return redis::Client::open(url).map_err(safe);
+    }
+    if !url.starts_with("rediss://") {
+        return Err("REDIS_TLS_* files are set but REDIS_URL is not a rediss:// URL".into());
+    }
+    let read = |path: &std::path::Path, var: &str| {
+        std::fs::read(path).map_err(|e| format!("{var}: cannot read {}: {e}", path.display()))
+    };
+    let root_cert = match &tls.ca {
+        Some(p) => Some(read(p, "REDIS_TLS_CA_FILE")?),
+        None => None,
+    };
+    let client_tls = match (&tls.cert, &tls.key) {
+        (Some(cert), Some(key)) => Some(redis::ClientTlsConfig {
+            client_cert: read(cert, "REDIS_TLS_CERT_FILE")?,
+            client_key: read(key, "REDIS_TLS_KEY_FILE")?,
+        }),
+        (None, None) => None,
+        _ => return Err("REDIS_TLS_CERT_FILE and REDIS_TLS_KEY_FILE go together".into()),
+    };
+    pulso_sinks::connect::ensure_crypto_provider();
+    redis::Client::build_with_tls(
+        url,
+        redis::TlsCertificates {
+            client_tls,
+            root_cert,
+        },
+    )
+    .map_err(safe)
 }
 
 /// The two levels together.

@@ -5,6 +5,7 @@
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::time::Duration;
 
 use crate::error::ConfigError;
@@ -14,10 +15,16 @@ use crate::error::ConfigError;
 pub struct ApiConfig {
     /// `PULSO_API_BIND`: address to listen on.
     pub bind: SocketAddr,
-    /// `DATABASE_URL`: the PostgreSQL holding the marts and `pulso_flow.*`.
+    /// `DATABASE_URL` (or the file `DATABASE_URL_FILE` names; or empty: the `PG*` variables):
+    /// the PostgreSQL holding the marts and `pulso_flow.*`.
     pub database_url: String,
-    /// `REDIS_URL`: the shared second-level cache; `None` runs with the in-process cache only.
+    /// `REDIS_URL` (or the file `REDIS_URL_FILE` names): the shared second-level cache; `None`
+    /// runs with the in-process cache only. `rediss://` is TLS; `user:password@` logs in (ACL).
     pub redis_url: Option<String>,
+    /// `REDIS_TLS_CA_FILE`, `REDIS_TLS_CERT_FILE`, `REDIS_TLS_KEY_FILE`: PEM files for a
+    /// `rediss://` URL (the CA that signed the server's certificate instead of the system roots;
+    /// a client certificate and key when Redis requires one).
+    pub redis_tls: RedisTlsFiles,
     /// `PULSO_API_REDIS_PREFIX`: namespace of every Redis key this API writes.
     pub redis_prefix: String,
     /// `PULSO_API_REDIS_TTL`: expiry of Redis entries (old data versions age out by themselves).
@@ -34,7 +41,8 @@ pub struct ApiConfig {
     /// `PULSO_API_CORS_CREDENTIALS`: allow cookies/authorization on cross-origin requests; refused
     /// together with a `*` origin.
     pub cors_credentials: bool,
-    /// `PULSO_API_REFRESH_TOKEN`: bearer token of the ETL refresh endpoints; unset disables them.
+    /// `PULSO_API_REFRESH_TOKEN` (or `PULSO_API_REFRESH_TOKEN_FILE`): bearer token of the ETL
+    /// refresh endpoints; unset disables them.
     pub refresh_token: Option<String>,
     /// `PULSO_API_PIPELINE`: the pipeline file the refresh endpoints run.
     pub pipeline_file: String,
@@ -71,7 +79,7 @@ pub struct ApiConfig {
     /// `PULSO_API_MAX_CONNECTIONS`: open client connections; past it a new one gets a 503 and
     /// is closed.
     pub max_connections: usize,
-    /// `PULSO_API_MONITOR_TOKEN`: bearer token that unlocks the private monitoring endpoints and
+    /// `PULSO_API_MONITOR_TOKEN` (or `PULSO_API_MONITOR_TOKEN_FILE`): bearer token that unlocks the private monitoring endpoints and
     /// the full error text of the status endpoints (the refresh token does too).
     pub monitor_token: Option<String>,
     /// `PULSO_API_PRIVATE_ENDPOINTS`: which monitoring endpoints need a token.
@@ -125,6 +133,7 @@ impl ApiConfig {
             bind: SocketAddr::from(([127, 0, 0, 1], 8000)),
             database_url: database_url.into(),
             redis_url: None,
+            redis_tls: RedisTlsFiles::default(),
             redis_prefix: "pulso".into(),
             redis_ttl: Duration::from_secs(24 * 3600),
             redis_timeout: Duration::from_millis(100),
@@ -169,10 +178,19 @@ impl ApiConfig {
                 .map(|v| v.trim().to_string())
                 .filter(|v| !v.is_empty())
         };
-        let database_url = get("DATABASE_URL").ok_or_else(|| ConfigError {
-            var: "DATABASE_URL",
-            message: "is required (postgres://user@host:5432/db)".into(),
-        })?;
+        let database_url = match secret(&get, "DATABASE_URL", "DATABASE_URL_FILE")? {
+            Some(url) => url,
+            // libpq's conventions: PGHOST, PGUSER, … name the database by themselves.
+            None if pulso_sinks::connect::env_names_a_database(get) => String::new(),
+            None => {
+                return Err(ConfigError {
+                    var: "DATABASE_URL",
+                    message: "is required (postgres://user@host:5432/db), or DATABASE_URL_FILE, \
+                              or the PG* variables (PGHOST, PGUSER, PGDATABASE, …)"
+                        .into(),
+                });
+            }
+        };
         let mut c = ApiConfig::new(database_url);
         if let Some(v) = get("PULSO_API_BIND") {
             c.bind = v.parse().map_err(|_| ConfigError {
@@ -180,7 +198,12 @@ impl ApiConfig {
                 message: format!("{v:?} is not an address such as 127.0.0.1:8000"),
             })?;
         }
-        c.redis_url = get("REDIS_URL");
+        c.redis_url = secret(&get, "REDIS_URL", "REDIS_URL_FILE")?;
+        c.redis_tls = RedisTlsFiles {
+            ca: get("REDIS_TLS_CA_FILE").map(PathBuf::from),
+            cert: get("REDIS_TLS_CERT_FILE").map(PathBuf::from),
+            key: get("REDIS_TLS_KEY_FILE").map(PathBuf::from),
+        };
         if let Some(v) = get("PULSO_API_REDIS_PREFIX") {
             c.redis_prefix = v;
         }
@@ -206,7 +229,11 @@ impl ApiConfig {
         if let Some(v) = get("PULSO_API_CORS_CREDENTIALS") {
             c.cors_credentials = boolean("PULSO_API_CORS_CREDENTIALS", &v)?;
         }
-        c.refresh_token = get("PULSO_API_REFRESH_TOKEN");
+        c.refresh_token = secret(
+            &get,
+            "PULSO_API_REFRESH_TOKEN",
+            "PULSO_API_REFRESH_TOKEN_FILE",
+        )?;
         if let Some(v) = get("PULSO_API_PIPELINE") {
             c.pipeline_file = v;
         }
@@ -268,7 +295,11 @@ impl ApiConfig {
         if let Some(v) = get("PULSO_API_MAX_CONNECTIONS") {
             c.max_connections = number("PULSO_API_MAX_CONNECTIONS", &v)? as usize;
         }
-        c.monitor_token = get("PULSO_API_MONITOR_TOKEN");
+        c.monitor_token = secret(
+            &get,
+            "PULSO_API_MONITOR_TOKEN",
+            "PULSO_API_MONITOR_TOKEN_FILE",
+        )?;
         if let Some(v) = get("PULSO_API_PRIVATE_ENDPOINTS") {
             for item in v.split(',').map(str::trim).filter(|s| !s.is_empty()) {
                 let p = &mut c.private_endpoints;
@@ -431,6 +462,29 @@ impl ApiConfig {
             .copied()
             .unwrap_or(self.freshness_max_age)
     }
+}
+
+/// PEM files of a `rediss://` connection.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct RedisTlsFiles {
+    pub ca: Option<PathBuf>,
+    pub cert: Option<PathBuf>,
+    pub key: Option<PathBuf>,
+}
+
+/// `name` or the content of the file `file_var` names (see pulso_sinks::connect::secret).
+fn secret(
+    get: &impl Fn(&str) -> Option<String>,
+    name: &'static str,
+    file_var: &'static str,
+) -> Result<Option<String>, ConfigError> {
+    pulso_sinks::connect::from_env_or_file(get, name).map_err(|e| ConfigError {
+        var: match e {
+            pulso_sinks::connect::SecretError::Both { .. } => name,
+            _ => file_var,
+        },
+        message: e.to_string(),
+    })
 }
 
 /// `[a-z_][a-z0-9_]*`, at most 63 bytes: safe to splice into SQL as an identifier.

@@ -10,10 +10,12 @@
 use std::future::Future;
 use std::time::{Duration, Instant};
 
-use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod, Runtime};
+use deadpool_postgres::{Connect, Manager, ManagerConfig, Pool, RecyclingMethod, Runtime};
+use futures::future::BoxFuture;
+use pulso_sinks::connect::{PgConnectConfig, PgConnector};
 use pulso_sinks::status::StatusReader;
+use tokio_postgres::Row;
 use tokio_postgres::types::ToSql;
-use tokio_postgres::{NoTls, Row};
 
 use crate::error::{ApiError, ServeError};
 use crate::metrics::Metrics;
@@ -32,20 +34,28 @@ impl Db {
         wait: Duration,
         metrics: Metrics,
     ) -> Result<Self, ServeError> {
-        let mut pg: tokio_postgres::Config = url
-            .parse()
+        // The one place that resolves URLs, the PG* environment and TLS (pulso_sinks::connect).
+        let mut config = PgConnectConfig::from_env(url)
             .map_err(|e| ServeError::Database(format!("DATABASE_URL: {e}")))?;
-        pg.application_name("pulso-flow-api");
-        pg.options(format!(
+        config.fallback_application_name("pulso-flow-api");
+        let connector = PgConnector::new(config)
+            .map_err(|e| ServeError::Database(format!("DATABASE_URL: {e}")))?;
+        let mut pg = connector.config().tokio_config().clone();
+        let ours = format!(
             "-c statement_timeout={} -c default_transaction_read_only=on -c TimeZone=UTC",
             statement_timeout.as_millis()
-        ));
+        );
+        // PGOPTIONS / options= first, ours last: they win where both set the same thing.
+        pg.options(match pg.get_options() {
+            Some(theirs) => format!("{theirs} {ours}"),
+            None => ours,
+        });
         if pg.get_connect_timeout().is_none() {
             pg.connect_timeout(Duration::from_secs(5));
         }
-        let manager = Manager::from_config(
+        let manager = Manager::from_connect(
             pg,
-            NoTls,
+            PoolConnect(connector),
             ManagerConfig {
                 recycling_method: RecyclingMethod::Fast,
             },
@@ -120,7 +130,13 @@ impl Db {
     pub async fn ping(&self, deadline: Duration) -> Result<Duration, String> {
         let t0 = Instant::now();
         let work = async {
-            let client = self.pool.get().await.map_err(|e| e.to_string())?;
+            let client = self.pool.get().await.map_err(|e| match &e {
+                // The server's or the TLS layer's reason, not just "db error".
+                deadpool_postgres::PoolError::Backend(pg) => {
+                    pulso_sinks::error::describe_pg_error(pg)
+                }
+                other => other.to_string(),
+            })?;
             client
                 .simple_query("SELECT 1")
                 .await
@@ -163,5 +179,29 @@ impl StatusReader for Db {
         params: &[&(dyn ToSql + Sync)],
     ) -> impl Future<Output = Result<Vec<Row>, ApiError>> + Send {
         Db::query(self, name, sql, params)
+    }
+}
+
+/// The pool opens its connections through pulso_sinks' connector (sslmode fallbacks included).
+struct PoolConnect(PgConnector);
+
+impl Connect for PoolConnect {
+    fn connect(
+        &self,
+        pg: &tokio_postgres::Config,
+    ) -> BoxFuture<
+        '_,
+        Result<(tokio_postgres::Client, tokio::task::JoinHandle<()>), tokio_postgres::Error>,
+    > {
+        let pg = pg.clone();
+        Box::pin(async move {
+            let (client, connection) = self.0.connect_with(&pg).await?;
+            let task = tokio::spawn(async move {
+                if let Err(e) = connection.await {
+                    tracing::debug!(error = %e, "pool connection ended");
+                }
+            });
+            Ok((client, task))
+        })
     }
 }

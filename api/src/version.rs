@@ -21,9 +21,10 @@ use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use futures::StreamExt;
+use pulso_sinks::connect::{PgConnectConfig, PgConnector};
 use pulso_sinks::status;
 use tokio::sync::{mpsc, watch};
-use tokio_postgres::{AsyncMessage, NoTls};
+use tokio_postgres::AsyncMessage;
 
 use crate::db::Db;
 use crate::metrics::Metrics;
@@ -48,16 +49,8 @@ pub struct DataVersion {
 impl DataVersion {
     pub fn new(db: Db, database_url: &str, metrics: Metrics) -> Arc<Self> {
         // Host, port and database name identify the database; user and password do not.
-        let url_ident = database_url
-            .parse::<tokio_postgres::Config>()
-            .map(|c| {
-                format!(
-                    "{:?}|{:?}|{:?}",
-                    c.get_hosts(),
-                    c.get_ports(),
-                    c.get_dbname()
-                )
-            })
+        let url_ident = PgConnectConfig::from_env(database_url)
+            .map(|c| c.identity())
             .unwrap_or_default();
         Arc::new(DataVersion {
             ident: AtomicU64::new(0),
@@ -164,7 +157,12 @@ impl DataVersion {
         url: &str,
         shutdown: &mut watch::Receiver<bool>,
     ) -> Result<(), String> {
-        let (client, mut connection) = tokio_postgres::connect(url, NoTls)
+        // Opened like every other connection (pulso_sinks::connect): PG* environment, TLS.
+        let mut config = PgConnectConfig::from_env(url).map_err(|e| e.to_string())?;
+        config.fallback_application_name("pulso-flow-api-listener");
+        let connector = PgConnector::new(config).map_err(|e| e.to_string())?;
+        let (client, mut connection) = connector
+            .connect_with(connector.config().tokio_config())
             .await
             .map_err(|e| pulso_sinks::error::describe_pg_error(&e))?;
         let (tx, mut notes) = mpsc::unbounded_channel();
@@ -187,9 +185,7 @@ impl DataVersion {
         });
         let _abort = AbortOnDrop(driver);
         client
-            .batch_execute(&format!(
-                "SET application_name = 'pulso-flow-api-listener'; LISTEN {CHANNEL}"
-            ))
+            .batch_execute(&format!("LISTEN {CHANNEL}"))
             .await
             .map_err(|e| pulso_sinks::error::describe_pg_error(&e))?;
         // Read after LISTEN: a commit between the two is either in this read or notified.

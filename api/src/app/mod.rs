@@ -51,12 +51,17 @@ impl Api {
         )?;
         let redis = match &cfg.redis_url {
             Some(url) => Some(
-                RedisCache::new(url, cfg.redis_ttl, cfg.redis_timeout, metrics.clone()).map_err(
-                    |message| crate::error::ConfigError {
-                        var: "REDIS_URL",
-                        message,
-                    },
-                )?,
+                RedisCache::new(
+                    url,
+                    &cfg.redis_tls,
+                    cfg.redis_ttl,
+                    cfg.redis_timeout,
+                    metrics.clone(),
+                )
+                .map_err(|message| crate::error::ConfigError {
+                    var: "REDIS_URL",
+                    message,
+                })?,
             ),
             None => None,
         };
