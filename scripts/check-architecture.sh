@@ -5,7 +5,7 @@
 # 1. api/src in layers, no import loop. Bottom to top:
 #      error, config, metrics, http/ (shared HTTP pieces)
 #      db, cache, version, refresh (infrastructure)
-#      marts/, freshness.rs (what is served)
+#      marts/, freshness.rs, ops/ (what is served; ops/ renders the operations page)
 #      state.rs (what a handler can reach)
 #      routes/ (handlers)
 #      app/ (router, middleware, OpenAPI document, server)
@@ -57,8 +57,8 @@ layer_rule "a route is named outside routes/ and the router (app/)" "routes" "${
 mapfile -t not_app < <(find "$api" -name '*.rs' -not -path "$api/app/*" 2>/dev/null | sort)
 layer_rule "the router (app/) is named below it" "app" "${not_app[@]}"
 layer_rule "state.rs names a higher layer" "routes|app" "$api/state.rs"
-mapfile -t served < <(find "$api/marts" -name '*.rs' 2>/dev/null | sort; echo "$api/freshness.rs")
-layer_rule "marts/ or freshness.rs names a higher layer" "state|routes|app|cache|version|refresh" "${served[@]}"
+mapfile -t served < <(find "$api/marts" "$api/ops" -name '*.rs' 2>/dev/null | sort; echo "$api/freshness.rs")
+layer_rule "marts/, ops/ or freshness.rs names a higher layer" "state|routes|app|cache|version|refresh" "${served[@]}"
 layer_rule "infrastructure names a higher layer" "marts|freshness|state|routes|app" \
   "$api/db.rs" "$api/cache.rs" "$api/version.rs" "$api/refresh.rs"
 mapfile -t bottom < <(find "$api/http" -name '*.rs' 2>/dev/null | sort; echo "$api/error.rs" "$api/config.rs" "$api/metrics.rs")

@@ -55,6 +55,10 @@ pub enum ExplainFormat {
     Text,
     Json,
     Dot,
+    /// The DAG drawn as SVG (no Graphviz needed).
+    Svg,
+    /// The DAG as a Mermaid flowchart, for Markdown.
+    Mermaid,
 }
 
 #[derive(Copy, Clone, Debug, ValueEnum, PartialEq, Eq)]
@@ -111,6 +115,8 @@ pub enum Command {
     },
     /// Apply the versioned SQL migrations.
     Migrate,
+    /// The run history: the latest runs, or one run's nodes (`runs show RUN_ID`).
+    Runs(crate::runs::RunsArgs),
     /// Serve the dashboard HTTP API (settings from the environment: see .env.example).
     Serve {
         /// Address to listen on.
@@ -201,6 +207,10 @@ pub async fn dispatch(cli: Cli) -> ExitCode {
         Command::Watermarks { action } => watermarks(action, cli.database_url).await,
         Command::Migrate => migrate(cli.database_url).await,
         Command::Serve { bind } => serve(cli.database_url, bind).await,
+        Command::Runs(args) => match database_url(cli.database_url, None) {
+            Ok(url) => crate::runs::runs(args, url).await,
+            Err(e) => Err(e),
+        },
     };
     match result {
         Ok(code) => code,
@@ -353,6 +363,19 @@ async fn explain(
         ExplainFormat::Text => print!("{}", ex.to_text()),
         ExplainFormat::Json => println!("{}", serde_json::to_string_pretty(&ex.to_json())?),
         ExplainFormat::Dot => print!("{}", ex.to_dot()),
+        ExplainFormat::Svg | ExplainFormat::Mermaid => {
+            use pulso_engine::render::{Graph, mermaid, svg};
+            let graph = Graph::from_pipeline(&pipeline).with_windows(
+                ex.nodes
+                    .iter()
+                    .map(|n| (n.name.as_str(), n.window.as_str())),
+            );
+            if format == ExplainFormat::Svg {
+                print!("{}", svg::render_plain(&graph)?);
+            } else {
+                print!("{}", mermaid::render(&graph));
+            }
+        }
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -6,6 +6,7 @@
 
 mod cli;
 mod progress;
+mod runs;
 mod summary;
 
 use std::process::ExitCode;

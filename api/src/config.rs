@@ -84,8 +84,8 @@ pub struct ApiConfig {
     pub monitor_token: Option<String>,
     /// `PULSO_API_PRIVATE_ENDPOINTS`: which monitoring endpoints need a token.
     pub private_endpoints: PrivateEndpoints,
-    /// `PULSO_API_PUBLIC_ERROR_DETAIL`: what the status endpoints say of a failed run without a
-    /// token: the error class only (default) or the full message.
+    /// `PULSO_API_PUBLIC_ERROR_DETAIL`: what the status endpoints and the operations page say of
+    /// a failed run without a token: the error class only (default) or the full message.
     pub public_error_detail: ErrorDetail,
     /// `PULSO_API_REDIS_MAX_KEYS`: most Redis entries one instance writes per data version.
     pub redis_max_keys: u64,

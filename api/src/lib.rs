@@ -14,7 +14,8 @@
 //!    version every cache key carries), [`refresh`] (pipeline runs started over HTTP).
 //! 3. What is served: [`marts`] — one module per mart (statement text, row decoding, KPI shaping,
 //!    answer types) behind the [`marts::Marts`] handle, with the one latest-date lookup — and
-//!    [`freshness`] (per pipeline node). The state tables of pulso-flow (`pulso_flow.*`) are read
+//!    [`freshness`] (per pipeline node), and [`ops`] (the HTML views of the operations page). The
+//!    state tables of pulso-flow (`pulso_flow.*`) are read
 //!    only through `pulso_sinks::status`; no SQL on them lives here.
 //! 4. [`state`]: what every handler reaches, and [`state::AppState::cached`], the one way an
 //!    answer goes through the cache.
@@ -31,6 +32,7 @@ pub mod freshness;
 pub mod http;
 pub mod marts;
 pub mod metrics;
+pub mod ops;
 pub mod refresh;
 pub mod routes;
 pub mod state;

@@ -116,6 +116,25 @@ async fn every_statement_uses_an_index() {
     assert_uses(&p, "runs_pkey", "etl runs");
     let p = plan(&c, pulso_sinks::status::ACTIVITY_SQL, &[]).await;
     assert_uses(&p, "node_runs_pkey", "etl activity");
+    // The run history of the operations page and `pulso-flow runs`.
+    let limit = 20i64;
+    let p = plan(&c, pulso_sinks::status::RUN_HISTORY_SQL, &[&limit]).await;
+    assert_uses(&p, "runs_pkey", "run history");
+    assert_uses(&p, "node_runs_pkey", "run history's node counts");
+    let run_id = "x".to_string();
+    let p = plan(&c, pulso_sinks::status::RUN_SQL, &[&run_id]).await;
+    assert_uses(&p, "runs_pkey", "one run");
+    let p = plan(&c, pulso_sinks::status::RUN_NODES_SQL, &[&run_id]).await;
+    assert_uses(&p, "node_runs_pkey", "a run's nodes");
+    let p = plan(
+        &c,
+        pulso_sinks::status::NODE_HISTORY_SQL,
+        &[&run_id, &limit],
+    )
+    .await;
+    assert_uses(&p, "node_runs_node_started", "a node's history");
+    let p = plan(&c, pulso_sinks::status::LATEST_NODE_RUNS_SQL, &[&nodes]).await;
+    assert_uses(&p, "node_runs_node_started", "each node's latest run");
     let ids = vec!["x".to_string()];
     let p = plan(&c, &sql.campaigns, &[&ids]).await;
     assert_uses(&p, "campana_pkey", "campaigns");

@@ -9,7 +9,8 @@
 //! The engine schedules and never writes SQL: a table node's source → transform stream is handed
 //! to `pulso_sinks::load`, a SQL build to `pulso_sinks::build`, and every write to `pulso_flow.*`
 //! happens there. [`window`] computes the incremental window from the stored watermark (a
-//! `pulso_types::IncValue`) and warns when a watermark is ahead of the window.
+//! `pulso_types::IncValue`) and warns when a watermark is ahead of the window. [`render`] draws
+//! the DAG (SVG, Mermaid) for `explain` and the operations page.
 
 pub mod compile;
 pub mod dag;
@@ -19,6 +20,7 @@ pub mod executor;
 pub mod explain;
 pub mod interpolate;
 pub mod pipeline;
+pub mod render;
 pub mod run_id;
 pub mod spec;
 pub mod window;

@@ -1,7 +1,9 @@
 //! Read queries on pulso-flow's state for status reporting: freshness per node, recent runs, the
-//! data version, the last successful commit. The API (`/api/v1/etl/status`, `/ready`, the cache's
-//! data version) reads `pulso_flow.*` only through this module, so the statements on those tables
-//! have one owner (this crate) and the API only shapes typed rows.
+//! data version, the last successful commit, and the run history (runs with their node counts,
+//! every node run of a run, the recent runs of a node). The API (`/api/v1/etl/status`, `/ready`,
+//! the operations page `/ops`, the cache's data version) and the CLI's `pulso-flow runs` read
+//! `pulso_flow.*` only through this module, so the statements on those tables have one owner
+//! (this crate) and the callers only shape typed rows.
 //!
 //! Each statement is served by an index of `migrations/` (the API's `api_explain` test checks the
 //! plans of [`NODES_SQL`], [`RUNS_SQL`] and [`ACTIVITY_SQL`]).
@@ -231,5 +233,273 @@ pub async fn last_successful_commit<R: StatusReader>(
     match rows.first() {
         Some(row) => Ok(row.try_get(0)?),
         None => Ok(None),
+    }
+}
+
+// ---- run history: `pulso-flow runs`, the API's operations page ------------------------------
+
+/// The latest `$1` runs with their node counts (primary-key order, then one probe of
+/// `node_runs`' primary key per run), newest first. Run ids start with their start second, so
+/// the primary key finds the latest runs; two runs of the same second are then ordered by their
+/// start instant (the id's suffix after the second is random).
+pub const RUN_HISTORY_SQL: &str = "\
+SELECT r.run_id, r.pipeline, r.status, r.started_at, r.finished_at, \
+       count(n.node), count(n.node) FILTER (WHERE n.status = 'ok'), \
+       count(n.node) FILTER (WHERE n.status = 'failed'), \
+       coalesce(sum(n.rows_read), 0)::bigint, coalesce(sum(n.inserted), 0)::bigint, \
+       coalesce(sum(n.updated), 0)::bigint \
+FROM (SELECT * FROM pulso_flow.runs ORDER BY run_id DESC LIMIT $1) r \
+LEFT JOIN pulso_flow.node_runs n ON n.run_id = r.run_id \
+GROUP BY r.run_id, r.pipeline, r.status, r.started_at, r.finished_at \
+ORDER BY r.started_at DESC, r.run_id DESC";
+
+/// One run by id, with its node counts.
+pub const RUN_SQL: &str = "\
+SELECT r.run_id, r.pipeline, r.status, r.started_at, r.finished_at, \
+       count(n.node), count(n.node) FILTER (WHERE n.status = 'ok'), \
+       count(n.node) FILTER (WHERE n.status = 'failed'), \
+       coalesce(sum(n.rows_read), 0)::bigint, coalesce(sum(n.inserted), 0)::bigint, \
+       coalesce(sum(n.updated), 0)::bigint \
+FROM pulso_flow.runs r \
+LEFT JOIN pulso_flow.node_runs n ON n.run_id = r.run_id \
+WHERE r.run_id = $1 \
+GROUP BY r.run_id, r.pipeline, r.status, r.started_at, r.finished_at";
+
+/// The columns of a [`NodeRun`], in its field order.
+macro_rules! node_run_columns {
+    () => {
+        "run_id, node, kind, target, mode, window_lower, window_upper, watermark_before, \
+         watermark_after, rows_read, rows_staged, inserted, updated, unchanged, deleted, \
+         bytes_billed, started_at, duration_ms, status, error, details"
+    };
+}
+
+/// Every node run of run `$1`, in start order (primary-key range).
+pub const RUN_NODES_SQL: &str = concat!(
+    "SELECT ",
+    node_run_columns!(),
+    " FROM pulso_flow.node_runs WHERE run_id = $1 ORDER BY started_at, node"
+);
+
+/// The latest `$2` runs of node `$1`, newest first (`node_runs (node, started_at DESC)`).
+pub const NODE_HISTORY_SQL: &str = concat!(
+    "SELECT ",
+    node_run_columns!(),
+    " FROM pulso_flow.node_runs WHERE node = $1 ORDER BY started_at DESC LIMIT $2"
+);
+
+/// The latest run of each node of `$1` (one index probe each); nodes that never ran are absent.
+pub const LATEST_NODE_RUNS_SQL: &str = concat!(
+    "SELECT r.* FROM unnest($1::text[]) AS n(node) CROSS JOIN LATERAL (SELECT ",
+    node_run_columns!(),
+    " FROM pulso_flow.node_runs x WHERE x.node = n.node ORDER BY x.started_at DESC LIMIT 1) r"
+);
+
+/// One run with what its nodes did.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RunOverview {
+    pub run_id: String,
+    pub pipeline: String,
+    /// `running`, `ok`, `failed` or `cancelled`.
+    pub status: String,
+    pub started_at: DateTime<Utc>,
+    pub finished_at: Option<DateTime<Utc>>,
+    /// Node runs recorded (skipped and cancelled ones included).
+    pub nodes: i64,
+    pub nodes_ok: i64,
+    pub nodes_failed: i64,
+    pub rows_read: i64,
+    pub inserted: i64,
+    pub updated: i64,
+}
+
+impl RunOverview {
+    /// From start to finish; `None` while it runs (or if it died without finishing).
+    pub fn duration_ms(&self) -> Option<i64> {
+        self.finished_at
+            .map(|f| (f - self.started_at).num_milliseconds().max(0))
+    }
+}
+
+/// One row of `pulso_flow.node_runs`: what one node did in one run.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NodeRun {
+    pub run_id: String,
+    pub node: String,
+    /// `table` or `sql`.
+    pub kind: String,
+    pub target: Option<String>,
+    pub mode: Option<String>,
+    pub window_lower: Option<String>,
+    pub window_upper: Option<String>,
+    pub watermark_before: Option<String>,
+    pub watermark_after: Option<String>,
+    pub rows_read: i64,
+    pub rows_staged: i64,
+    pub inserted: i64,
+    pub updated: i64,
+    pub unchanged: i64,
+    pub deleted: i64,
+    pub bytes_billed: Option<i64>,
+    pub started_at: DateTime<Utc>,
+    pub duration_ms: i64,
+    /// `ok`, `failed`, `skipped` or `cancelled`.
+    pub status: String,
+    pub error: Option<String>,
+    /// What the node recorded besides the counters (builds: the days recomputed; later: `checks`
+    /// and `reconcile` results).
+    pub details: serde_json::Value,
+}
+
+impl NodeRun {
+    pub fn finished_at(&self) -> DateTime<Utc> {
+        self.started_at + chrono::Duration::milliseconds(self.duration_ms)
+    }
+}
+
+fn run_overview(r: &Row) -> Result<RunOverview, tokio_postgres::Error> {
+    Ok(RunOverview {
+        run_id: r.try_get(0)?,
+        pipeline: r.try_get(1)?,
+        status: r.try_get(2)?,
+        started_at: r.try_get(3)?,
+        finished_at: r.try_get(4)?,
+        nodes: r.try_get(5)?,
+        nodes_ok: r.try_get(6)?,
+        nodes_failed: r.try_get(7)?,
+        rows_read: r.try_get(8)?,
+        inserted: r.try_get(9)?,
+        updated: r.try_get(10)?,
+    })
+}
+
+fn node_run(r: &Row) -> Result<NodeRun, tokio_postgres::Error> {
+    Ok(NodeRun {
+        run_id: r.try_get(0)?,
+        node: r.try_get(1)?,
+        kind: r.try_get(2)?,
+        target: r.try_get(3)?,
+        mode: r.try_get(4)?,
+        window_lower: r.try_get(5)?,
+        window_upper: r.try_get(6)?,
+        watermark_before: r.try_get(7)?,
+        watermark_after: r.try_get(8)?,
+        rows_read: r.try_get(9)?,
+        rows_staged: r.try_get(10)?,
+        inserted: r.try_get(11)?,
+        updated: r.try_get(12)?,
+        unchanged: r.try_get(13)?,
+        deleted: r.try_get(14)?,
+        bytes_billed: r.try_get(15)?,
+        started_at: r.try_get(16)?,
+        duration_ms: r.try_get(17)?,
+        status: r.try_get(18)?,
+        error: r.try_get(19)?,
+        details: r.try_get(20)?,
+    })
+}
+
+/// The latest `limit` runs with their node counts, newest first.
+pub async fn run_history<R: StatusReader>(
+    reader: &R,
+    limit: i64,
+) -> Result<Vec<RunOverview>, R::Error> {
+    let rows = reader
+        .query("run_history", RUN_HISTORY_SQL, &[&limit])
+        .await?;
+    Ok(rows.iter().map(run_overview).collect::<Result<_, _>>()?)
+}
+
+/// Run `run_id` with its node counts; `None` if the ledger has no such run.
+pub async fn run<R: StatusReader>(
+    reader: &R,
+    run_id: &str,
+) -> Result<Option<RunOverview>, R::Error> {
+    let rows = reader.query("run", RUN_SQL, &[&run_id]).await?;
+    Ok(rows.first().map(run_overview).transpose()?)
+}
+
+/// Every node run of `run_id`, in start order.
+pub async fn run_nodes<R: StatusReader>(
+    reader: &R,
+    run_id: &str,
+) -> Result<Vec<NodeRun>, R::Error> {
+    let rows = reader.query("run_nodes", RUN_NODES_SQL, &[&run_id]).await?;
+    Ok(rows.iter().map(node_run).collect::<Result<_, _>>()?)
+}
+
+/// The latest `limit` runs of `node`, newest first.
+pub async fn node_history<R: StatusReader>(
+    reader: &R,
+    node: &str,
+    limit: i64,
+) -> Result<Vec<NodeRun>, R::Error> {
+    let rows = reader
+        .query("node_history", NODE_HISTORY_SQL, &[&node, &limit])
+        .await?;
+    Ok(rows.iter().map(node_run).collect::<Result<_, _>>()?)
+}
+
+/// The latest run of each of `nodes` that ever ran.
+pub async fn latest_node_runs<R: StatusReader>(
+    reader: &R,
+    nodes: &[String],
+) -> Result<Vec<NodeRun>, R::Error> {
+    let rows = reader
+        .query("latest_node_runs", LATEST_NODE_RUNS_SQL, &[&nodes])
+        .await?;
+    Ok(rows.iter().map(node_run).collect::<Result<_, _>>()?)
+}
+
+/// The class of a ledger error text (`<kind> <node>: <error>`), from the engine's and the
+/// sink's error wordings; `error` when none is recognised.
+pub fn error_class(text: &str) -> &'static str {
+    let t = text.to_ascii_lowercase();
+    let body = t.split_once(": ").map(|(_, b)| b).unwrap_or(&t);
+    const CLASSES: &[(&str, &str)] = &[
+        ("statement timeout", "timeout"),
+        ("canceling statement", "timeout"),
+        ("source failed", "source"),
+        ("cannot read ", "file"),
+        ("cannot connect", "connection"),
+        ("connection", "connection"),
+        ("is being loaded by another run", "locked"),
+        ("target ", "target"),
+        ("bad watermark", "watermark"),
+        ("migrations failed", "migration"),
+        ("duplicate key", "data"),
+        ("violates", "data"),
+        ("invalid input", "data"),
+        ("out of range", "data"),
+        ("syntax error", "sql"),
+    ];
+    CLASSES
+        .iter()
+        .find(|(needle, _)| body.starts_with(needle) || t.contains(needle))
+        .map(|(_, class)| *class)
+        .unwrap_or("error")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::error_class;
+
+    #[test]
+    fn classes_of_ledger_errors() {
+        assert_eq!(
+            error_class("table trandeuda: source failed: arrow: Parser error at row 3"),
+            "source"
+        );
+        assert_eq!(
+            error_class("table gestion: cannot read /data/x.csv: No such file"),
+            "file"
+        );
+        assert_eq!(
+            error_class(
+                "sql dashboard: build: ERROR: canceling statement due to statement timeout"
+            ),
+            "timeout"
+        );
+        assert_eq!(error_class("something else entirely"), "error");
     }
 }

@@ -15,6 +15,9 @@ use crate::freshness;
 use crate::http::params::{PathParam, Query};
 use crate::state::Shared;
 
+/// The class of a ledger error text (owned by the sinks crate, which writes the ledger).
+pub use pulso_sinks::status::error_class;
+
 async fn nodes(st: &Shared) -> Result<Vec<NodeStatus>, ApiError> {
     status::node_status(&st.db, &st.refresh.pipeline_nodes()).await
 }
@@ -110,35 +113,6 @@ pub struct EtlStatusResponse {
     /// The refresh this API instance started, while it runs.
     pub running_refresh: Option<RunningRefresh>,
     pub data_version: i64,
-}
-
-/// The class of a ledger error text (`<kind> <node>: <error>`), from the engine's and the
-/// sink's error wordings; `error` when none is recognised.
-pub fn error_class(text: &str) -> &'static str {
-    let t = text.to_ascii_lowercase();
-    let body = t.split_once(": ").map(|(_, b)| b).unwrap_or(&t);
-    const CLASSES: &[(&str, &str)] = &[
-        ("statement timeout", "timeout"),
-        ("canceling statement", "timeout"),
-        ("source failed", "source"),
-        ("cannot read ", "file"),
-        ("cannot connect", "connection"),
-        ("connection", "connection"),
-        ("is being loaded by another run", "locked"),
-        ("target ", "target"),
-        ("bad watermark", "watermark"),
-        ("migrations failed", "migration"),
-        ("duplicate key", "data"),
-        ("violates", "data"),
-        ("invalid input", "data"),
-        ("out of range", "data"),
-        ("syntax error", "sql"),
-    ];
-    CLASSES
-        .iter()
-        .find(|(needle, _)| body.starts_with(needle) || t.contains(needle))
-        .map(|(_, class)| *class)
-        .unwrap_or("error")
 }
 
 fn table_status(st: &Shared, n: NodeStatus, now: DateTime<Utc>, full: bool) -> TableStatus {
@@ -273,28 +247,4 @@ pub async fn table_status_handler(
             ))
         })?;
     Ok(axum::Json(table_status(&st, node, now, full)))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::error_class;
-
-    #[test]
-    fn classes_of_ledger_errors() {
-        assert_eq!(
-            error_class("table trandeuda: source failed: arrow: Parser error at row 3"),
-            "source"
-        );
-        assert_eq!(
-            error_class("table gestion: cannot read /data/x.csv: No such file"),
-            "file"
-        );
-        assert_eq!(
-            error_class(
-                "sql dashboard: build: ERROR: canceling statement due to statement timeout"
-            ),
-            "timeout"
-        );
-        assert_eq!(error_class("something else entirely"), "error");
-    }
 }

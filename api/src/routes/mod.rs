@@ -22,6 +22,7 @@ pub mod etl_refresh;
 pub mod evolution;
 pub mod filters;
 pub mod operation;
+pub mod ops;
 pub mod productivity;
 pub mod system;
 
@@ -52,7 +53,7 @@ fn both(router: Router<Shared>, path: &str, handler: MethodRouter<Shared>) -> Ro
 
 pub fn routes() -> Router<Shared> {
     let r = Router::new()
-        .route("/", get(docs::root))
+        .route("/", get(ops::root))
         .route("/health", get(system::health))
         .route("/ready", get(system::ready))
         .route("/metrics", get(system::metrics))
@@ -62,6 +63,13 @@ pub fn routes() -> Router<Shared> {
         .route("/redoc", get(docs::redoc))
         .route(docs::SCALAR_JS, get(docs::scalar_js))
         .route(docs::REDOC_JS, get(docs::redoc_js));
+    // The operations page (HTML for people; `/` answers it only to clients preferring HTML).
+    let r = r
+        .route("/ops", get(ops::ops))
+        .route("/ops/", get(ops::ops))
+        .route("/ops/nodes/{name}", get(ops::node_page))
+        .route("/ops/runs/{run_id}", get(ops::run_page))
+        .route("/ops/refresh", post(ops::refresh));
     let table: Vec<(&str, MethodRouter<Shared>)> = vec![
         ("/api/v1/health", get(system::api_health)),
         (
