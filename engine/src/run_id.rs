@@ -12,11 +12,15 @@ pub enum Starter {
     Api,
 }
 
-/// A new run id: the UTC start time (so ids sort by time), then a salt from the sub-second clock
-/// and the process id (two runs started in the same second, by one process or two, differ).
+/// A new run id: the UTC start time to the second, then eight hex digits: the microsecond within
+/// that second (20 bits) and the low 12 bits of the process id. So ids of one starter sort by
+/// start time to the microsecond (`max(run_id)` is the latest run), and two runs started in the
+/// same microsecond by two processes still differ.
 pub fn new_run_id(starter: Starter) -> String {
     let now = Utc::now();
-    let salt = now.timestamp_subsec_nanos() ^ std::process::id().rotate_left(16);
+    // At most 999,999 (a leap second reads as 1,000,000 and more): fits in 20 bits.
+    let micros = now.timestamp_subsec_micros().min(999_999);
+    let salt = (micros << 12) | (std::process::id() & 0xfff);
     let mark = match starter {
         Starter::Cli => "",
         Starter::Api => "api",
@@ -41,5 +45,16 @@ mod tests {
         assert!(salt.chars().all(|c| c.is_ascii_hexdigit()), "{cli}");
         let (_, salt) = api.split_once('-').unwrap();
         assert!(salt.starts_with("api") && salt.len() == 11, "{api}");
+    }
+
+    #[test]
+    fn later_ids_sort_after_earlier_ones() {
+        let mut previous = new_run_id(Starter::Cli);
+        for _ in 0..5 {
+            std::thread::sleep(std::time::Duration::from_millis(2));
+            let next = new_run_id(Starter::Cli);
+            assert!(next > previous, "{next} after {previous}");
+            previous = next;
+        }
     }
 }
