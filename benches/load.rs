@@ -3,7 +3,10 @@
 //!
 //! Scenarios (each rep: ceiling and pulso-flow interleaved, fresh targets):
 //! - `initial`   — N rows into an empty table;
-//! - `unchanged` — the same window re-read (what a lookback does): nothing to write;
+//! - `unchanged` — the same rows re-read with the watermark forgotten (plain `ON CONFLICT` merge,
+//!   the path of a load without a previous watermark): nothing to write;
+//! - `reread`    — the same rows re-read by a lookback that covers the whole table, watermark
+//!   kept: the merge skips unchanged rows below the watermark (sinks/src/reread.rs);
 //! - `incr`      — revision 1: 20% of the rows changed, N·0.8 new rows (the bench/ scenario).
 //!
 //! Ceiling = one transaction of `COPY … (FORMAT binary)` into an UNLOGGED staging table plus
@@ -67,7 +70,7 @@ tables:
       fecha_proceso: date
       motivo_rechazo: text
     primary_key: [cod_cuenta, nro_documento, archivo, fecha_proceso]
-    incremental: {{ column: creado_el, type: timestamp, lookback: 0s }}
+    incremental: {{ column: creado_el, type: timestamp, lookback: ${{LOOKBACK:-0s}} }}
 ",
         grow = rows * 4 / 5
     )
@@ -81,6 +84,7 @@ fn run_pulso(
     file: &std::path::Path,
     rev: &str,
     expect_written: Option<u64>,
+    env: &[(&str, &str)],
 ) -> (f64, i64) {
     let rss_file = tempfile::NamedTempFile::new().expect("temp file");
     let t0 = Instant::now();
@@ -95,6 +99,7 @@ fn run_pulso(
         .env("PGSSLMODE", "disable")
         .env("REV", rev)
         .env("PULSO_LOG", "warn")
+        .envs(env.iter().copied())
         .output()
         .expect("run pulso-flow under /usr/bin/time (apt-get install time)");
     let secs = t0.elapsed().as_secs_f64();
@@ -174,6 +179,8 @@ struct Row {
     ceiling_s: f64,
     pulso_s: f64,
     rss_kib: i64,
+    /// Where pulso-flow's load spent its time (`node_runs.details.phases_ms`).
+    phases: String,
 }
 
 #[tokio::main]
@@ -216,7 +223,7 @@ async fn main() {
         client.batch_execute("DROP SCHEMA IF EXISTS pulso_flow CASCADE; DROP TABLE IF EXISTS refinery_schema_history").await.unwrap();
         reset_table(&client, "bench.trandeuda").await;
         client.batch_execute("CHECKPOINT").await.unwrap();
-        let (pulso_s, rss) = run_pulso(&db_url, &file, "0", Some(rows));
+        let (pulso_s, rss) = run_pulso(&db_url, &file, "0", Some(rows), &[]);
         let base = copy_out(&client, "SELECT * FROM bench.trandeuda").await;
         reset_table(&client, "bench.ceiling").await;
         client.batch_execute("CHECKPOINT").await.unwrap();
@@ -228,6 +235,7 @@ async fn main() {
             ceiling_s,
             pulso_s,
             rss_kib: rss,
+            phases: phases(&client).await,
         });
 
         // unchanged: the same window again (lookback 0s re-reads the last instant only, so reset
@@ -237,7 +245,7 @@ async fn main() {
             .await
             .unwrap();
         each(&client, &["VACUUM ANALYZE bench.trandeuda", "CHECKPOINT"]).await;
-        let (pulso_s, rss) = run_pulso(&db_url, &file, "0", Some(0));
+        let (pulso_s, rss) = run_pulso(&db_url, &file, "0", Some(0), &[]);
         each(&client, &["VACUUM ANALYZE bench.ceiling", "CHECKPOINT"]).await;
         let ceiling_s = run_ceiling(&client, "bench.ceiling", &base).await;
         results.push(Row {
@@ -247,6 +255,23 @@ async fn main() {
             ceiling_s,
             pulso_s,
             rss_kib: rss,
+            phases: phases(&client).await,
+        });
+
+        // reread: the same rows again, but as a lookback re-reads them: the watermark (restored by
+        // the run above) stays and the lookback covers the whole table.
+        each(&client, &["VACUUM ANALYZE bench.trandeuda", "CHECKPOINT"]).await;
+        let (pulso_s, rss) = run_pulso(&db_url, &file, "0", Some(0), &[("LOOKBACK", "36500d")]);
+        each(&client, &["VACUUM ANALYZE bench.ceiling", "CHECKPOINT"]).await;
+        let ceiling_s = run_ceiling(&client, "bench.ceiling", &base).await;
+        results.push(Row {
+            scenario: "reread",
+            rep,
+            rows,
+            ceiling_s,
+            pulso_s,
+            rss_kib: rss,
+            phases: phases(&client).await,
         });
 
         // incr: revision 1 = 20% of the rows changed + 0.8·N new rows, read past the watermark.
@@ -263,7 +288,7 @@ async fn main() {
         )
         .await;
         let before = chrono_free_max(&client).await;
-        let (pulso_s, rss) = run_pulso(&db_url, &file, "1", None);
+        let (pulso_s, rss) = run_pulso(&db_url, &file, "1", None, &[]);
         let incr = copy_out(
             &client,
             &format!("SELECT * FROM bench.trandeuda WHERE creado_el > '{before}'::timestamptz"),
@@ -288,6 +313,7 @@ async fn main() {
             ceiling_s,
             pulso_s,
             rss_kib: rss,
+            phases: phases(&client).await,
         });
     }
 
@@ -311,7 +337,7 @@ async fn main() {
             r.rss_kib as f64 / 1024.0
         );
     }
-    for scenario in ["initial", "unchanged", "incr"] {
+    for scenario in ["initial", "unchanged", "reread", "incr"] {
         let mut ratios: Vec<f64> = results
             .iter()
             .filter(|r| r.scenario == scenario)
@@ -322,8 +348,27 @@ async fn main() {
             println!("median ratio {scenario:<10} {median:.2}");
         }
     }
+    println!(
+        "\nwhere pulso-flow's time went (ms; the run's wall time also holds start-up and commit):"
+    );
+    for r in &results {
+        println!("{:<10} {:>4} {}", r.scenario, r.rep, r.phases);
+    }
     let peak = results.iter().map(|r| r.rss_kib).max().unwrap_or(0);
     println!("peak RSS of pulso-flow: {:.1} MiB", peak as f64 / 1024.0);
+}
+
+/// The phases of pulso-flow's latest load (see sinks/src/load.rs), as compact JSON.
+async fn phases(client: &Client) -> String {
+    client
+        .query_one(
+            "SELECT coalesce((details->'phases_ms')::text, '') FROM pulso_flow.node_runs \
+             ORDER BY started_at DESC LIMIT 1",
+            &[],
+        )
+        .await
+        .map(|r| r.get::<_, String>(0))
+        .unwrap_or_default()
 }
 
 /// Run statements one by one (VACUUM refuses the implicit transaction of a multi-statement query).

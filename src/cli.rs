@@ -431,21 +431,34 @@ async fn watermarks(action: WatermarkAction, cli_url: Option<String>) -> Result<
     match action {
         WatermarkAction::Show => {
             let client = state_client(database_url(cli_url, None)?).await?;
+            let lateness = pulso_sinks::status::lateness(&client).await?;
             println!(
-                "{:<28} {:<10} {:<30} {:<8} {:>8} UPDATED",
-                "NODE", "TYPE", "VALUE", "STATUS", "VERSION"
+                "{:<28} {:<10} {:<30} {:<8} {:>8} {:<20} {:>9} {:>9} LATE ROWS BY BUCKET",
+                "NODE", "TYPE", "VALUE", "STATUS", "VERSION", "UPDATED", "MAX LATE", "LOOKBACK"
             );
             for w in state::list_watermarks(&client).await? {
+                let late = lateness.iter().find(|l| l.node == w.node);
+                let human = |s: Option<i64>| s.map_or("-".into(), pulso_sinks::lateness::human);
                 println!(
-                    "{:<28} {:<10} {:<30} {:<8} {:>8} {}",
+                    "{:<28} {:<10} {:<30} {:<8} {:>8} {:<20} {:>9} {:>9} {}",
                     w.node,
                     w.inc_type.as_deref().unwrap_or("-"),
                     w.value.as_deref().unwrap_or("-"),
                     w.last_status,
                     w.data_version,
                     w.updated_at
-                        .to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+                        .to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+                    human(late.and_then(|l| l.max_seconds)),
+                    human(late.and_then(|l| l.lookback_seconds)),
+                    late.map_or("-".into(), |l| l.histogram.to_string()),
                 );
+            }
+            println!(
+                "(MAX LATE: over the last {} days, how far below the previous watermark new rows were)",
+                pulso_sinks::status::LATENESS_DAYS
+            );
+            for warning in lateness.iter().filter_map(|l| l.warning()) {
+                println!("warning: {warning}");
             }
         }
         WatermarkAction::Set {

@@ -44,6 +44,27 @@ pub fn table(r: &RunReport) -> String {
         );
     }
     for n in &r.nodes {
+        let Some(o) = n.outcome.as_ref() else {
+            continue;
+        };
+        if o.null_incremental > 0 {
+            let _ = writeln!(
+                out,
+                "\nnote {}: {} staged rows have a NULL incremental value (loaded; re-read every run)",
+                n.name, o.null_incremental
+            );
+        }
+        if let Some(max) = o.lateness.as_ref().and_then(|l| l.max_seconds) {
+            let _ = writeln!(
+                out,
+                "\nnote {}: {} new rows below the previous watermark, up to {} late",
+                n.name,
+                o.lateness.as_ref().map_or(0, |l| l.rows),
+                pulso_sinks::lateness::human(max)
+            );
+        }
+    }
+    for n in &r.nodes {
         for w in &n.warnings {
             let _ = writeln!(out, "\nwarning {}: {w}", n.name);
         }
@@ -94,6 +115,8 @@ pub fn json(r: &RunReport) -> Value {
                 "updated": o.map(|o| o.updated),
                 "unchanged": o.map(|o| o.unchanged),
                 "deleted": o.map(|o| o.deleted),
+                "null_incremental": o.map(|o| o.null_incremental),
+                "lateness": o.and_then(|o| o.lateness.as_ref().map(|l| l.to_json(None))),
                 "window_lower": n.window_lower,
                 "window_upper": n.window_upper,
                 "watermark_before": o.and_then(|o| o.watermark_before.map(|w| w.to_iso())),

@@ -313,7 +313,7 @@ async fn emulator_round_trip_by_both_read_paths_then_an_incremental_run() {
     let shown = String::from_utf8_lossy(&explain.stdout);
     assert_eq!(explain.status.code(), Some(0), "{}", text(&explain));
     assert!(
-        shown.contains("WHERE `ts` >= @lower AND `ts` < @upper"),
+        shown.contains("WHERE (`ts` IS NULL OR (`ts` >= @lower AND `ts` < @upper))"),
         "{shown}"
     );
     assert!(shown.contains("@min_id INT64 = \"0\""), "{shown}");
@@ -323,7 +323,7 @@ async fn emulator_round_trip_by_both_read_paths_then_an_incremental_run() {
         "{shown}"
     );
     assert!(
-        shown.contains("row restriction: (id >= 0) AND `ts` >= TIMESTAMP '"),
+        shown.contains("row restriction: (id >= 0) AND (`ts` IS NULL OR (`ts` >= TIMESTAMP '"),
         "{shown}"
     );
     assert!(

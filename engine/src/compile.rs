@@ -9,6 +9,7 @@ use std::path::{Path, PathBuf};
 
 use indexmap::IndexMap;
 use pulso_operators::source::{BigQueryConnection, BigQueryConnections, SourceSpec};
+use pulso_sinks::nulls::NullPolicy;
 use pulso_sinks::pgtype::{PgColumn, PgType};
 use pulso_sinks::sql::{LoadShape, TableName};
 use pulso_sinks::state::RunMode;
@@ -467,11 +468,26 @@ impl Compiler<'_> {
                 },
                 _ => Some(None),
             };
+            let nulls = match &i.nulls {
+                None => Some(NullPolicy::default()),
+                Some(n) => match NullPolicy::from_name(&n.value) {
+                    Some(p) => Some(p),
+                    None => {
+                        self.error(
+                            n,
+                            format!("table {name}: unknown incremental.nulls {:?}", n.value),
+                            Some("use load (the default), warn or fail".into()),
+                        );
+                        None
+                    }
+                },
+            };
             Some(Incremental {
                 column: i.column.value.clone(),
                 ty: ty?,
                 lookback: lookback?,
                 initial: initial?,
+                nulls: nulls?,
             })
         });
 
@@ -552,6 +568,10 @@ impl Compiler<'_> {
                     primary_key,
                     incremental: inc_column,
                     change_day: t.change_date.as_ref().map(|c| c.value.clone()),
+                    null_incremental: incremental
+                        .as_ref()
+                        .map_or_else(Default::default, |i| i.nulls),
+                    lookback: incremental.as_ref().map(|i| i.lookback),
                 },
                 incremental,
                 mode,

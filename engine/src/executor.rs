@@ -439,6 +439,7 @@ async fn run_table(
             rows_read.rows_read.load(Ordering::Relaxed)
         })
         .await?;
+    report.warnings.extend(outcome.warnings.iter().cloned());
     Ok(Some(outcome))
 }
 

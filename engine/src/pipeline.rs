@@ -100,6 +100,8 @@ pub struct Incremental {
     pub ty: IncType,
     pub lookback: Duration,
     pub initial: Option<IncValue>,
+    /// What a load does with rows whose column is NULL (`incremental.nulls`).
+    pub nulls: pulso_sinks::nulls::NullPolicy,
 }
 
 /// SQL run inside PostgreSQL after the nodes it depends on have committed.

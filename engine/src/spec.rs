@@ -109,6 +109,9 @@ pub struct IncrementalSpec {
     /// Lower bound of the very first run; without it the first run reads everything.
     #[serde(default)]
     pub initial: Option<Spanned<String>>,
+    /// Rows whose column is NULL: `load` (default), `warn` or `fail` (see docs/pipeline.md).
+    #[serde(default)]
+    pub nulls: Option<Spanned<String>>,
 }
 
 #[derive(Debug, Deserialize)]

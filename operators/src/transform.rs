@@ -340,7 +340,7 @@ fn expr_error(target: ExprTarget, e: DataFusionError) -> OperatorError {
     }
 }
 
-/// `lower <= column AND column < upper`, comparing in the window's type.
+/// `column IS NULL OR (lower <= column AND column < upper)`, comparing in the window's type.
 ///
 /// The column is cast to the window's Arrow type when that is unambiguous: text is parsed,
 /// dates widen to midnight, zone-less timestamps narrow to their date, any zoned timestamp is the
@@ -382,10 +382,13 @@ pub fn window_predicate(window: &Window, schema: &DFSchema) -> Result<Option<Exp
         .upper
         .as_ref()
         .map(|v| operand.clone().lt(lit(scalar(v))));
-    Ok(match (lower, upper) {
+    let bounds = match (lower, upper) {
         (Some(l), Some(u)) => Some(l.and(u)),
         (l, u) => l.or(u),
-    })
+    };
+    // A NULL value has not been seen by any window: every window includes it (the sink counts
+    // such rows and applies `incremental.nulls`).
+    Ok(bounds.map(|b| operand.is_null().or(b)))
 }
 
 /// A [`PartitionStream`] that hands DataFusion the source stream once.

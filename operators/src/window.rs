@@ -151,7 +151,8 @@ fn timestamp_micros(array: &dyn Array, row: usize, unit: TimeUnit) -> i64 {
 }
 
 /// The window a run reads: rows with `lower <= column` (inclusive) and `column < upper`
-/// (exclusive); `None` leaves that side unbounded.
+/// (exclusive), and rows whose column is NULL (no value says they were read before); `None`
+/// leaves that side unbounded.
 ///
 /// The column is the *output* column of the transform (after `derive`), i.e. the same column the
 /// sink derives the new watermark from.
@@ -181,7 +182,8 @@ impl Window {
         Ok(())
     }
 
-    /// One line for `explain`, e.g. `creado_el in [2025-06-01T00:00:00Z, 2025-06-08T00:00:00Z)`.
+    /// One line for `explain`, e.g.
+    /// `creado_el (timestamp) in [2025-06-01T00:00:00Z, 2025-06-08T00:00:00Z) or NULL`.
     pub fn describe(&self) -> String {
         let lower = self
             .lower
@@ -191,7 +193,10 @@ impl Window {
             .upper
             .as_ref()
             .map_or("+inf".to_string(), IncValue::to_iso);
-        format!("{} ({}) in [{lower}, {upper})", self.column, self.ty)
+        format!(
+            "{} ({}) in [{lower}, {upper}) or NULL",
+            self.column, self.ty
+        )
     }
 }
 

@@ -361,7 +361,7 @@ async fn the_window_and_params_travel_as_typed_parameters_never_in_the_sql() {
     let sql = q["query"].as_str().unwrap();
     assert_eq!(
         sql,
-        "SELECT * FROM (\nSELECT id, s, f, n, bn, b, d, dt, ts, t, `by`, j, rec, arr, g, iv FROM `test-proj.ds.t` WHERE s IS NOT NULL OR TRUE\n) AS pulso_src\nWHERE `ts` >= @lower AND `ts` < @upper"
+        "SELECT * FROM (\nSELECT id, s, f, n, bn, b, d, dt, ts, t, `by`, j, rec, arr, g, iv FROM `test-proj.ds.t` WHERE s IS NOT NULL OR TRUE\n) AS pulso_src\nWHERE (`ts` IS NULL OR (`ts` >= @lower AND `ts` < @upper))"
     );
     assert!(!sql.contains("DROP") && !sql.contains("2024"));
     assert_eq!(q["parameterMode"], "NAMED");
@@ -812,7 +812,9 @@ async fn explain_resolves_parameters_and_reports_the_dry_run() {
     assert!(
         get("read path").starts_with("rest: jobs.insert + jobs.getQueryResults, 100 rows per page")
     );
-    assert!(get("bigquery sql").contains("WHERE `ts` >= @lower AND `ts` < @upper"));
+    assert!(
+        get("bigquery sql").contains("WHERE (`ts` IS NULL OR (`ts` >= @lower AND `ts` < @upper))")
+    );
     assert_eq!(
         get("bigquery parameters"),
         "@cliente STRING = \"x' OR 1=1; DROP TABLE t --\"\n@lower TIMESTAMP = \"2024-01-01 00:00:00.000000+00:00\"\n@upper TIMESTAMP = \"2030-01-01 00:00:00.000000+00:00\""

@@ -212,8 +212,8 @@ async fn every_stream_is_read_in_parallel_with_the_session_options() {
     assert_eq!(options.selected_fields, vec!["id", "s", "n", "ts"]);
     assert_eq!(
         options.row_restriction,
-        "(id >= 0) AND `ts` >= TIMESTAMP '2024-01-01 00:00:00.000000+00:00' \
-         AND `ts` < TIMESTAMP '2030-01-01 00:00:00.000000+00:00'"
+        "(id >= 0) AND (`ts` IS NULL OR (`ts` >= TIMESTAMP '2024-01-01 00:00:00.000000+00:00' \
+         AND `ts` < TIMESTAMP '2030-01-01 00:00:00.000000+00:00'))"
     );
     // Each stream was read once, from its start, and no row twice.
     for stream in 0..STREAMS {

@@ -69,6 +69,18 @@ pub enum SinkError {
          (fix it with `pulso-flow watermarks set` or `reset`)"
     )]
     StoredWatermarkType { node: String, inc_type: String },
+    /// Rows with a NULL incremental value in a table whose `incremental.nulls` is `fail`.
+    #[error(
+        "target {target}: {rows} rows have a NULL incremental value in column {column} \
+         (first keys: {keys}); incremental.nulls is fail, so nothing was loaded \
+         (fill the column in the source or in transform.derive, or set incremental.nulls: load)"
+    )]
+    NullIncremental {
+        target: String,
+        column: String,
+        rows: u64,
+        keys: String,
+    },
 }
 
 impl SinkError {

@@ -4,6 +4,9 @@
 //! * [`encode`] — Arrow `RecordBatch` → PostgreSQL binary COPY rows, chosen from the target types.
 //! * [`sql`] — the SQL text of a load (staging, merge), pure so `explain` can print it offline.
 //! * [`load`] — one table load as one transaction: staging COPY, merge, then [`commit`].
+//! * [`reread`] — the merge into a table that already has rows: re-read rows identical to the
+//!   target are skipped before the merge, and the [`lateness`] of new rows is measured;
+//!   [`nulls`] says what a load does with rows whose incremental column is NULL.
 //! * [`build`] — one SQL build as one transaction: changed days, the build's SQL, then [`commit`].
 //! * [`commit`] — the end of every node run: changes, build cursor, watermark and data version,
 //!   ledger row, NOTIFY, COMMIT (`commit_node`, used by loads and builds alike).
@@ -21,10 +24,13 @@ pub mod commit;
 pub mod connect;
 pub mod encode;
 pub mod error;
+pub mod lateness;
 pub mod load;
 pub mod lock;
 pub mod migrate;
+pub mod nulls;
 pub mod pgtype;
+pub mod reread;
 pub mod sql;
 pub mod state;
 pub mod status;

@@ -29,6 +29,7 @@ use tokio_postgres::Client;
 use crate::commit::{self, Changed, NodeCommit};
 use crate::encode::CopyEncoder;
 use crate::error::{BoxError, SinkError};
+use crate::lateness::Lateness;
 use crate::pgtype::{PgColumn, PgType};
 use crate::sql::{LoadShape, TableName};
 use crate::state::{self, NodeRun, RunMode};
@@ -69,6 +70,14 @@ pub struct LoadOutcome {
     pub watermark_before: Option<IncValue>,
     pub watermark_after: Option<IncValue>,
     pub data_version: i64,
+    /// Staged rows whose incremental column is NULL (see [`crate::nulls`]).
+    pub null_incremental: u64,
+    /// How late the inserted rows were (None when the load could not tell: first load, no
+    /// incremental column).
+    pub lateness: Option<Lateness>,
+    /// What the load warns about (NULL incremental values, lateness reaching the lookback); also
+    /// in the ledger row's `details.warnings`.
+    pub warnings: Vec<String>,
 }
 
 /// Bytes handed to the COPY at a time: large enough to amortise the per-message cost, small
@@ -270,7 +279,7 @@ impl OpenLoad {
         let written = if let Some(indexes) = prepare_direct_load(&client, shape).await? {
             direct_load(&client, &req, batches, &progress, indexes, params).await?
         } else {
-            staged_merge(&client, &req, batches, &progress, params).await?
+            staged_merge(&client, &req, batches, &progress, params, watermark).await?
         };
         let Written {
             staged,
@@ -279,7 +288,19 @@ impl OpenLoad {
             updated,
             deleted,
             max_loaded,
+            null_incremental,
+            null_warning,
+            lateness,
+            mut phases,
         } = written;
+        let warnings = null_warning
+            .into_iter()
+            .chain(crate::lateness::warning(shape, lateness.as_ref()))
+            .collect::<Vec<_>>();
+        for w in &warnings {
+            tracing::warn!(node = %req.node, "{w}");
+        }
+        ledger.warnings.extend(warnings.iter().cloned());
         // Watermarks only move forward on incremental loads (a lookback re-read must not pull
         // them back); a full refresh re-derives it from what the table now holds.
         let watermark_after = match req.mode {
@@ -306,7 +327,13 @@ impl OpenLoad {
         ledger.deleted = to_i64(deleted);
         ledger.started_at = Some(started_at);
         ledger.duration_ms = i64::try_from(t0.elapsed().as_millis()).unwrap_or(i64::MAX);
-        ledger.details = serde_json::json!({ "duplicates": duplicates });
+        phases.mark("check");
+        ledger.details = serde_json::json!({
+            "phases_ms": phases.to_json(),
+            "duplicates": duplicates,
+            "null_incremental": null_incremental,
+            "lateness": lateness.as_ref().map(|l| l.to_json(shape.lookback.map(|d| d.num_seconds()))),
+        });
         let data_version = commit::commit_node(
             &client,
             NodeCommit {
@@ -331,6 +358,9 @@ impl OpenLoad {
             watermark_before: watermark,
             watermark_after,
             data_version,
+            null_incremental,
+            lateness,
+            warnings,
         })
     }
 }
@@ -359,6 +389,12 @@ struct Written {
     updated: u64,
     deleted: u64,
     max_loaded: Option<IncValue>,
+    null_incremental: u64,
+    /// The NULL-incremental policy's warning (see [`crate::nulls`]).
+    null_warning: Option<String>,
+    lateness: Option<Lateness>,
+    /// Milliseconds per step, for `details.phases_ms` (where a load's time goes).
+    phases: Phases,
 }
 
 type Params<'a> = &'a [&'a (dyn tokio_postgres::types::ToSql + Sync)];
@@ -372,6 +408,7 @@ async fn staged_merge<S, E>(
     batches: S,
     progress: &LoadProgress,
     params: Params<'_>,
+    watermark: Option<IncValue>,
 ) -> Result<Written, SinkError>
 where
     S: Stream<Item = Result<RecordBatch, E>> + Send,
@@ -383,13 +420,25 @@ where
         .batch_execute(&shape.create_staging())
         .await
         .map_err(|e| SinkError::pg("creating the staging table", e))?;
+    let mut phases = Phases::start();
     let staged = copy_batches(client, req, &shape.copy_into_staging(), batches, progress).await?;
-    let max_loaded = max_incremental(client, shape, shape.max_incremental()).await?;
+    phases.mark("copy");
+    let (max_loaded, null_incremental) =
+        max_incremental(client, shape, shape.max_incremental()).await?;
     let target_empty: bool = client
         .query_one(&shape.is_target_empty(), &[])
         .await
         .map_err(|e| SinkError::pg("checking whether the target is empty", e))?
         .get(0);
+    phases.mark("stats");
+    let mut lateness = None;
+    let nulls = crate::nulls::apply(
+        client,
+        shape,
+        &crate::sql::ident(crate::sql::STAGING),
+        null_incremental,
+    )
+    .await?;
     let (distinct, inserted, updated) = if target_empty {
         let n = written_rows(client, &shape.insert_into_empty(), params, tracked)
             .await
@@ -402,13 +451,27 @@ where
                 .await
                 .map_err(|e| SinkError::pg("recording the days rows move away from", e))?;
         }
-        let row = client
-            .query_one(&shape.merge(), params)
-            .await
-            .map_err(|e| SinkError::pg(format!("merging into {}", shape.target), e))?;
-        let get = |i: usize| u64::try_from(row.get::<_, i64>(i)).unwrap_or(0);
-        (get(0), get(1), get(2))
+        // With a previous watermark: skip unchanged re-read rows, measure lateness.
+        let merged = match watermark {
+            Some(w) => crate::reread::merge(client, shape, &w.to_iso(), params).await?,
+            None => None,
+        };
+        match merged {
+            Some(m) => {
+                lateness = Some(m.lateness);
+                (m.distinct, m.inserted, m.updated)
+            }
+            None => {
+                let row = client
+                    .query_one(&shape.merge(), params)
+                    .await
+                    .map_err(|e| SinkError::pg(format!("merging into {}", shape.target), e))?;
+                let get = |i: usize| u64::try_from(row.get::<_, i64>(i)).unwrap_or(0);
+                (get(0), get(1), get(2))
+            }
+        }
     };
+    phases.mark("merge");
     let deleted = if req.mode == RunMode::FullRefresh && !target_empty {
         written_rows(client, &shape.delete_missing(), params, tracked)
             .await
@@ -423,7 +486,48 @@ where
         updated,
         deleted,
         max_loaded,
+        null_incremental,
+        null_warning: nulls,
+        lateness,
+        phases: phases.marked("delete_missing"),
     })
+}
+
+/// Elapsed milliseconds per named step of a load (the commit itself is not included: it is
+/// the ledger row's `duration_ms` minus their sum).
+struct Phases {
+    last: Instant,
+    steps: Vec<(&'static str, u64)>,
+}
+
+impl Phases {
+    fn start() -> Self {
+        Phases {
+            last: Instant::now(),
+            steps: Vec::new(),
+        }
+    }
+
+    fn mark(&mut self, step: &'static str) {
+        let now = Instant::now();
+        let ms = u64::try_from((now - self.last).as_millis()).unwrap_or(u64::MAX);
+        self.steps.push((step, ms));
+        self.last = now;
+    }
+
+    fn marked(mut self, step: &'static str) -> Self {
+        self.mark(step);
+        self
+    }
+
+    fn to_json(&self) -> serde_json::Value {
+        serde_json::Value::Object(
+            self.steps
+                .iter()
+                .map(|(k, v)| (k.to_string(), serde_json::json!(v)))
+                .collect(),
+        )
+    }
 }
 
 /// An index or constraint of the target, dropped for a direct load and rebuilt after it.
@@ -530,7 +634,9 @@ where
             .await
             .map_err(|e| pg("dropping an index for the direct load", e))?;
     }
+    let mut phases = Phases::start();
     let copied = copy_batches(client, req, &shape.copy_into_target(), batches, progress).await?;
+    phases.mark("copy");
     client
         .batch_execute("SAVEPOINT pulso_flow_rebuild")
         .await
@@ -558,7 +664,11 @@ where
             .await
             .map_err(|e| pg("recording changes", e))?;
     }
-    let max_loaded = max_incremental(client, shape, shape.max_incremental_in_target()).await?;
+    phases.mark("rebuild_indexes");
+    let (max_loaded, null_incremental) =
+        max_incremental(client, shape, shape.max_incremental_in_target()).await?;
+    let null_warning =
+        crate::nulls::apply(client, shape, &shape.target.quoted(), null_incremental).await?;
     let inserted = copied - duplicates;
     Ok(Written {
         staged: copied,
@@ -567,6 +677,10 @@ where
         updated: 0,
         deleted: 0,
         max_loaded,
+        null_incremental,
+        null_warning,
+        lateness: None,
+        phases: phases.marked("stats"),
     })
 }
 
@@ -656,15 +770,16 @@ where
     Ok(rows)
 }
 
-/// The greatest incremental value among the staged rows, typed by the column's PostgreSQL type.
-/// `sql` selects it from the staging table or, after a direct load, from the target.
+/// The greatest incremental value among the staged rows, typed by the column's PostgreSQL type,
+/// and how many rows have none. `sql` selects them from the staging table or, after a direct
+/// load, from the target.
 async fn max_incremental(
     client: &Client,
     shape: &LoadShape,
     sql: Option<String>,
-) -> Result<Option<IncValue>, SinkError> {
+) -> Result<(Option<IncValue>, u64), SinkError> {
     let (Some(sql), Some(inc)) = (sql, shape.incremental.as_ref()) else {
-        return Ok(None);
+        return Ok((None, 0));
     };
     let ty = shape
         .columns
@@ -675,6 +790,7 @@ async fn max_incremental(
         .query_one(&sql, &[])
         .await
         .map_err(|e| SinkError::pg("reading the greatest incremental value", e))?;
+    let nulls = u64::try_from(row.get::<_, i64>(1)).unwrap_or(0);
     let value = match ty {
         Some(PgType::Date) => row.get::<_, Option<NaiveDate>>(0).map(IncValue::Date),
         Some(PgType::Timestamp) => row
@@ -693,5 +809,5 @@ async fn max_incremental(
             });
         }
     };
-    Ok(value)
+    Ok((value, nulls))
 }

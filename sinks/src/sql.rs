@@ -63,10 +63,15 @@ pub struct LoadShape {
     /// recorded in `pulso_flow.changes`, so builds recompute only those days. Statements that
     /// record take two parameters: `$1` node, `$2` run id.
     pub change_day: Option<String>,
+    /// What a load does with rows whose incremental column is NULL (`incremental.nulls`).
+    pub null_incremental: crate::nulls::NullPolicy,
+    /// The table's `incremental.lookback`: an observed lateness that reaches it is warned about
+    /// ([`crate::lateness`]).
+    pub lookback: Option<chrono::Duration>,
 }
 
 /// CTE recording the distinct `day`s returned by the CTE `cte` as changes of node `$1` in run `$2`.
-fn record_changes(cte: &str) -> String {
+pub(crate) fn record_changes(cte: &str) -> String {
     format!(
         "recorded AS (INSERT INTO pulso_flow.changes (node, run_id, day) \
          SELECT DISTINCT $1::text, $2::text, day FROM {cte})"
@@ -77,7 +82,7 @@ fn record_changes(cte: &str) -> String {
 pub const STAGING: &str = "pulso_flow_staging";
 
 impl LoadShape {
-    fn column_list(&self, prefix: &str) -> String {
+    pub(crate) fn column_list(&self, prefix: &str) -> String {
         join(
             self.columns
                 .iter()
@@ -85,11 +90,11 @@ impl LoadShape {
         )
     }
 
-    fn key_list(&self) -> String {
+    pub(crate) fn key_list(&self) -> String {
         join(self.primary_key.iter().map(|k| ident(k)))
     }
 
-    fn non_key_columns(&self) -> Vec<&PgColumn> {
+    pub(crate) fn non_key_columns(&self) -> Vec<&PgColumn> {
         self.columns
             .iter()
             .filter(|c| !self.primary_key.contains(&c.name))
@@ -173,23 +178,7 @@ impl LoadShape {
     /// column actually differs, and count what happened. Returns one row:
     /// (distinct keys, inserted, updated).
     pub fn merge(&self) -> String {
-        let non_key = self.non_key_columns();
-        let conflict = if non_key.is_empty() {
-            "DO NOTHING".to_string()
-        } else {
-            let set = join(
-                non_key
-                    .iter()
-                    .map(|c| format!("{0} = EXCLUDED.{0}", ident(&c.name))),
-            );
-            let old = join(non_key.iter().map(|c| format!("t.{}", ident(&c.name))));
-            let new = join(
-                non_key
-                    .iter()
-                    .map(|c| format!("EXCLUDED.{}", ident(&c.name))),
-            );
-            format!("DO UPDATE SET {set} WHERE ({old}) IS DISTINCT FROM ({new})")
-        };
+        let conflict = self.on_conflict();
         format!(
             "WITH src AS MATERIALIZED ({src}), \
              merged AS (INSERT INTO {target} AS t ({cols}) SELECT {cols} FROM src \
@@ -211,6 +200,28 @@ impl LoadShape {
                 String::new()
             },
         )
+    }
+
+    /// The `ON CONFLICT (key)` action of a merge: update the non-key columns of a row only when
+    /// one of them differs (`DO NOTHING` when every column is in the key).
+    pub(crate) fn on_conflict(&self) -> String {
+        let non_key = self.non_key_columns();
+        if non_key.is_empty() {
+            "DO NOTHING".to_string()
+        } else {
+            let set = join(
+                non_key
+                    .iter()
+                    .map(|c| format!("{0} = EXCLUDED.{0}", ident(&c.name))),
+            );
+            let old = join(non_key.iter().map(|c| format!("t.{}", ident(&c.name))));
+            let new = join(
+                non_key
+                    .iter()
+                    .map(|c| format!("EXCLUDED.{}", ident(&c.name))),
+            );
+            format!("DO UPDATE SET {set} WHERE ({old}) IS DISTINCT FROM ({new})")
+        }
     }
 
     /// When the change day is not part of the key, an update can move a row to another day: the
@@ -235,11 +246,12 @@ impl LoadShape {
         ))
     }
 
-    /// Greatest incremental value among the staged rows (the new watermark candidate).
+    /// Greatest incremental value among the staged rows (the new watermark candidate), and how
+    /// many staged rows have none (NULL; see [`crate::nulls`]).
     pub fn max_incremental(&self) -> Option<String> {
         self.incremental
             .as_ref()
-            .map(|inc| format!("SELECT max({}) FROM {}", ident(inc), ident(STAGING)))
+            .map(|inc| max_and_nulls(inc, &ident(STAGING)))
     }
 
     // ---- direct load: COPY straight into an empty target whose indexes are rebuilt after ----
@@ -270,11 +282,11 @@ impl LoadShape {
         )
     }
 
-    /// Greatest incremental value in the target (after a direct load into it).
+    /// Greatest incremental value in the target and its NULL count (after a direct load).
     pub fn max_incremental_in_target(&self) -> Option<String> {
         self.incremental
             .as_ref()
-            .map(|inc| format!("SELECT max({}) FROM {}", ident(inc), self.target.quoted()))
+            .map(|inc| max_and_nulls(inc, &self.target.quoted()))
     }
 
     /// Record every day present in the target as changed (after a direct load into it).
@@ -316,6 +328,13 @@ impl LoadShape {
     }
 }
 
+fn max_and_nulls(inc: &str, relation: &str) -> String {
+    format!(
+        "SELECT max({0}), count(*) FILTER (WHERE {0} IS NULL) FROM {relation}",
+        ident(inc)
+    )
+}
+
 fn join(items: impl Iterator<Item = String>) -> String {
     items.collect::<Vec<_>>().join(", ")
 }
@@ -347,6 +366,8 @@ mod tests {
             primary_key: vec!["nro_documento".into()],
             incremental: Some("creado_el".into()),
             change_day: None,
+            null_incremental: crate::nulls::NullPolicy::Load,
+            lookback: None,
         }
     }
 

@@ -451,6 +451,71 @@ pub async fn latest_node_runs<R: StatusReader>(
     Ok(rows.iter().map(node_run).collect::<Result<_, _>>()?)
 }
 
+/// Lateness observed by each table's successful loads of the last [`LATENESS_DAYS`] days (see
+/// [`crate::lateness`]): the greatest, the late rows per histogram bucket, and the lookback of the
+/// latest load that recorded it. One pass over those days' ledger rows (a few per run and node).
+pub const LATENESS_SQL: &str = "\
+WITH l AS (SELECT node, started_at, details->'lateness' AS l FROM pulso_flow.node_runs \
+           WHERE status = 'ok' AND kind = 'table' AND started_at > now() - interval '30 days' \
+             AND jsonb_typeof(details->'lateness') = 'object') \
+SELECT node, max((l->>'max_seconds')::bigint), coalesce(sum((l->>'rows')::bigint), 0)::bigint, \
+       (array_agg((l->>'lookback_seconds')::bigint ORDER BY started_at DESC))[1], count(*), \
+       coalesce((SELECT jsonb_object_agg(key, n) FROM \
+                   (SELECT h.key, sum(h.value::bigint)::bigint AS n FROM l AS l2, \
+                           jsonb_each_text(l2.l->'histogram') AS h \
+                    WHERE l2.node = l.node GROUP BY h.key) AS b), '{}'::jsonb)::text \
+FROM l GROUP BY node ORDER BY node";
+
+/// The window of [`LATENESS_SQL`].
+pub const LATENESS_DAYS: i64 = 30;
+
+/// The lateness one table's recent loads observed.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NodeLateness {
+    pub node: String,
+    /// The greatest lateness in seconds (None: no new row was below the watermark).
+    pub max_seconds: Option<i64>,
+    /// New rows below the previous watermark, over all those loads.
+    pub late_rows: i64,
+    /// The lookback of the latest of those loads, in seconds.
+    pub lookback_seconds: Option<i64>,
+    /// Loads that recorded lateness.
+    pub loads: i64,
+    /// Late rows per bucket name of [`crate::lateness::BUCKETS`] (empty buckets left out).
+    pub histogram: serde_json::Value,
+}
+
+impl NodeLateness {
+    /// The warning of a lookback that an observed lateness reaches (see
+    /// [`crate::lateness::lookback_warning`]).
+    pub fn warning(&self) -> Option<String> {
+        crate::lateness::lookback_warning(
+            &self.node,
+            "incremental column",
+            self.max_seconds?,
+            self.lookback_seconds?,
+        )
+    }
+}
+
+/// Every table's observed lateness over the last [`LATENESS_DAYS`] days, by node name.
+pub async fn lateness<R: StatusReader>(reader: &R) -> Result<Vec<NodeLateness>, R::Error> {
+    let rows = reader.query("lateness", LATENESS_SQL, &[]).await?;
+    rows.iter()
+        .map(|r| {
+            let histogram: String = r.try_get(5)?;
+            Ok(NodeLateness {
+                node: r.try_get(0)?,
+                max_seconds: r.try_get(1)?,
+                late_rows: r.try_get(2)?,
+                lookback_seconds: r.try_get(3)?,
+                loads: r.try_get(4)?,
+                histogram: serde_json::from_str(&histogram).unwrap_or(serde_json::Value::Null),
+            })
+        })
+        .collect()
+}
+
 /// The class of a ledger error text (`<kind> <node>: <error>`), from the engine's and the
 /// sink's error wordings; `error` when none is recognised.
 pub fn error_class(text: &str) -> &'static str {

@@ -5,7 +5,7 @@
 
 use axum::extract::State;
 use chrono::{DateTime, Utc};
-use pulso_sinks::status::{self, NodeStatus};
+use pulso_sinks::status::{self, NodeLateness, NodeStatus};
 use serde::Serialize;
 use utoipa::ToSchema;
 
@@ -59,6 +59,39 @@ pub struct TableStatus {
     /// No schedule is known to the API: always null.
     #[serde(serialize_with = "crate::http::ser::ts_opt::serialize")]
     pub next_scheduled: Option<DateTime<Utc>>,
+    /// Lateness observed by its loads of the last 30 days (tables whose loads saw a previous
+    /// watermark; null otherwise).
+    pub lateness: Option<LatenessStatus>,
+}
+
+/// How far below the previous watermark a table's new rows were (docs/pipeline.md, "Lateness").
+#[derive(Serialize, ToSchema)]
+pub struct LatenessStatus {
+    /// The greatest lateness, seconds; null when no new row was below the watermark.
+    pub max_seconds: Option<i64>,
+    /// New rows that were below the previous watermark.
+    pub late_rows: i64,
+    /// The table's lookback at its latest load, seconds.
+    pub lookback_seconds: Option<i64>,
+    /// An observed lateness reached the lookback: rows later than it are missed by incremental
+    /// runs.
+    pub lookback_too_short: bool,
+    /// Late rows per bucket (`le_1m`, `le_1h`, `le_6h`, `le_1d`, `le_3d`, `le_7d`, `le_14d`,
+    /// `le_30d`, `gt_30d`); empty buckets are left out.
+    #[schema(value_type = Object)]
+    pub histogram: serde_json::Value,
+}
+
+impl From<&NodeLateness> for LatenessStatus {
+    fn from(l: &NodeLateness) -> Self {
+        LatenessStatus {
+            max_seconds: l.max_seconds,
+            late_rows: l.late_rows,
+            lookback_seconds: l.lookback_seconds,
+            lookback_too_short: l.warning().is_some(),
+            histogram: l.histogram.clone(),
+        }
+    }
 }
 
 #[derive(Serialize, ToSchema)]
@@ -115,7 +148,13 @@ pub struct EtlStatusResponse {
     pub data_version: i64,
 }
 
-fn table_status(st: &Shared, n: NodeStatus, now: DateTime<Utc>, full: bool) -> TableStatus {
+fn table_status(
+    st: &Shared,
+    n: NodeStatus,
+    lateness: &[NodeLateness],
+    now: DateTime<Utc>,
+    full: bool,
+) -> TableStatus {
     let f = freshness::of_node(&st.cfg, &n, now);
     let error_class = n.last_error.as_deref().map(error_class);
     let error_message = match (&n.last_error, error_class) {
@@ -146,6 +185,10 @@ fn table_status(st: &Shared, n: NodeStatus, now: DateTime<Utc>, full: bool) -> T
         max_age_seconds: f.max_age_seconds,
         fresh: f.fresh,
         next_scheduled: None,
+        lateness: lateness
+            .iter()
+            .find(|l| l.node == n.node)
+            .map(LatenessStatus::from),
         table_name: n.node,
     }
 }
@@ -162,14 +205,15 @@ pub async fn status(
     q.finish()?;
     let full = access.full_errors(&st);
     let now = Utc::now();
-    let (nodes, runs, activity) = tokio::try_join!(
+    let (nodes, runs, activity, lateness) = tokio::try_join!(
         nodes(&st),
         status::recent_runs(&st.db),
         status::recent_activity(&st.db),
+        status::lateness(&st.db),
     )?;
     let tables: Vec<TableStatus> = nodes
         .into_iter()
-        .map(|n| table_status(&st, n, now, full))
+        .map(|n| table_status(&st, n, &lateness, now, full))
         .collect();
     let failed = tables.iter().filter(|t| t.status == "failed").count();
     let successful = tables.iter().filter(|t| t.status == "ok").count();
@@ -236,8 +280,8 @@ pub async fn table_status_handler(
     q.finish()?;
     let full = access.full_errors(&st);
     let now = Utc::now();
-    let node = nodes(&st)
-        .await?
+    let (nodes, lateness) = tokio::try_join!(nodes(&st), status::lateness(&st.db))?;
+    let node = nodes
         .into_iter()
         .find(|n| n.node == table_name)
         .ok_or_else(|| {
@@ -246,5 +290,5 @@ pub async fn table_status_handler(
                 crate::http::params::safe_text(&table_name)
             ))
         })?;
-    Ok(axum::Json(table_status(&st, node, now, full)))
+    Ok(axum::Json(table_status(&st, node, &lateness, now, full)))
 }

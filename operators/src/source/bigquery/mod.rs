@@ -22,7 +22,7 @@
 //! ```
 //!
 //! The incremental window is pushed down: the query becomes
-//! `SELECT * FROM (<query>) WHERE `col` >= @lower AND `col` < @upper` with query parameters of
+//! `SELECT * FROM (<query>) WHERE (`col` IS NULL OR (`col` >= @lower AND `col` < @upper))` with query parameters of
 //! the column's own type (DATE, DATETIME, TIMESTAMP); no value is ever spliced into SQL text.
 //! `docs/pipeline.md` ("BigQuery") documents every option.
 

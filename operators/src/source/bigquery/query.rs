@@ -1,6 +1,6 @@
 //! From a `source:` block and the run's window to what is sent to BigQuery.
 //!
-//! - `query:` → `SELECT * FROM (<query>) AS pulso_src WHERE `col` >= @lower AND `col` < @upper`
+//! - `query:` → `SELECT * FROM (<query>) AS pulso_src WHERE (`col` IS NULL OR (`col` >= @lower AND `col` < @upper))`
 //!   (the outer `*` is the user's explicit select list), parameters typed as the window:
 //!   DATE, DATETIME or TIMESTAMP.
 //! - `table:` + `columns:` (REST) → `SELECT `a`, `b` FROM `p.d.t` WHERE (<filter>) AND …` with
@@ -394,6 +394,16 @@ pub fn plan(
         }
     }
 
+    // Rows whose window column is NULL are in every window (not yet seen; the sink counts them
+    // and applies `incremental.nulls`).
+    if let Some(w) = window.filter(|_| !predicates.is_empty()) {
+        let col = quote_column(&w.column)?;
+        predicates = vec![format!("({col} IS NULL OR ({}))", predicates.join(" AND "))];
+        literal_predicates = vec![format!(
+            "({col} IS NULL OR ({}))",
+            literal_predicates.join(" AND ")
+        )];
+    }
     match (&spec.query, &spec.table) {
         (Some(query), _) => {
             if api == ReadApi::Storage {
@@ -512,7 +522,7 @@ mod tests {
         let p = plan(&s, &conn(), Some(&w)).unwrap();
         assert_eq!(
             p.sql,
-            "SELECT * FROM (\nSELECT CAST(cuenta AS STRING) AS cuenta, creado_el FROM `p-1.ds.t` WHERE monto > 0\n) AS pulso_src\nWHERE `creado_el` >= @lower AND `creado_el` < @upper"
+            "SELECT * FROM (\nSELECT CAST(cuenta AS STRING) AS cuenta, creado_el FROM `p-1.ds.t` WHERE monto > 0\n) AS pulso_src\nWHERE (`creado_el` IS NULL OR (`creado_el` >= @lower AND `creado_el` < @upper))"
         );
         assert_eq!(
             p.params,
@@ -599,7 +609,7 @@ mod tests {
         assert_eq!(
             p.row_restriction.as_deref(),
             Some(
-                "(monto > 0) AND `creado_el` >= TIMESTAMP '2025-06-01 00:00:00.000000+00:00' AND `creado_el` < TIMESTAMP '2025-06-02 00:00:00.000000+00:00'"
+                "(monto > 0) AND (`creado_el` IS NULL OR (`creado_el` >= TIMESTAMP '2025-06-01 00:00:00.000000+00:00' AND `creado_el` < TIMESTAMP '2025-06-02 00:00:00.000000+00:00'))"
             )
         );
         assert!(p.params.is_empty());
@@ -616,7 +626,7 @@ mod tests {
         .unwrap();
         assert_eq!(
             p.sql,
-            "SELECT `cuenta`, `creado_el` FROM `p-1.other.batch_x`\nWHERE `creado_el` >= @lower AND `creado_el` < @upper"
+            "SELECT `cuenta`, `creado_el` FROM `p-1.other.batch_x`\nWHERE (`creado_el` IS NULL OR (`creado_el` >= @lower AND `creado_el` < @upper))"
         );
     }
 
