@@ -24,7 +24,9 @@
 //! lookback (a re-read row that differs) and late rows (a key the target lacks) are merged as
 //! before. The `NOT EXISTS` cannot become a join inside an `OR`, so it is one primary-key probe
 //! per re-read row: its cost follows the size of the re-read, never of the target. Rows at or
-//! above `W` skip the probe (the `ON CONFLICT` does it anyway).
+//! above `W` skip the probe (the `ON CONFLICT` does it anyway). Measured, the probe costs about
+//! what the `ON CONFLICT` probe-and-lock does on a cached target, so this saves the locks and
+//! their WAL but not yet much time (docs/benchmarks.md, "Re-reads with a known watermark").
 //!
 //! The watermark travels as a text parameter cast to the column's type.
 
