@@ -117,6 +117,9 @@ pub enum Command {
     Migrate,
     /// The run history: the latest runs, or one run's nodes (`runs show RUN_ID`).
     Runs(crate::runs::RunsArgs),
+    /// Compare source and target per day (count and sums of `reconcile:`); exit 1 when a day
+    /// differs. `--repair` reloads exactly the differing days and rebuilds what depends on them.
+    Reconcile(crate::reconcile_cmd::ReconcileArgs),
     /// Serve the dashboard HTTP API (settings from the environment: see .env.example).
     Serve {
         /// Address to listen on.
@@ -207,6 +210,7 @@ pub async fn dispatch(cli: Cli) -> ExitCode {
         Command::Watermarks { action } => watermarks(action, cli.database_url).await,
         Command::Migrate => migrate(cli.database_url).await,
         Command::Serve { bind } => serve(cli.database_url, bind).await,
+        Command::Reconcile(args) => crate::reconcile_cmd::reconcile(args, cli.database_url).await,
         Command::Runs(args) => match database_url(cli.database_url, None) {
             Ok(url) => crate::runs::runs(args, url).await,
             Err(e) => Err(e),
@@ -253,14 +257,14 @@ fn error_text(e: &anyhow::Error) -> String {
     text
 }
 
-fn pipeline(file: &Path) -> Result<Pipeline> {
+pub(crate) fn pipeline(file: &Path) -> Result<Pipeline> {
     Ok(load_pipeline(file)?)
 }
 
 /// The target database: `--database-url`, else `DATABASE_URL` or the file `DATABASE_URL_FILE`
 /// names, else the pipeline's `defaults.target`, else the libpq environment (`PGHOST`, `PGUSER`,
 /// … — an empty connection string). Checked here, so a bad `sslmode` is a usage error.
-fn database_url(cli_url: Option<String>, pipeline: Option<&Pipeline>) -> Result<String> {
+pub(crate) fn database_url(cli_url: Option<String>, pipeline: Option<&Pipeline>) -> Result<String> {
     let url = url_from_flag_env_or_file(cli_url)?
         .or_else(|| pipeline.and_then(|p| p.target_url.clone()))
         .or_else(|| {

@@ -6,6 +6,7 @@
 
 mod cli;
 mod progress;
+mod reconcile_cmd;
 mod runs;
 mod summary;
 

@@ -69,6 +69,15 @@ pub enum SinkError {
          (fix it with `pulso-flow watermarks set` or `reset`)"
     )]
     StoredWatermarkType { node: String, inc_type: String },
+    /// A quality gate (`checks:` of severity error) or a reconciliation (`reconcile:` with
+    /// `on_mismatch: fail`) failed: nothing was committed. `gates` holds every result, for the
+    /// ledger's details and the run summary.
+    #[error("{message}; nothing was committed")]
+    Gate {
+        node: String,
+        message: String,
+        gates: Box<crate::gates::Gates>,
+    },
 }
 
 impl SinkError {

@@ -5,6 +5,10 @@
 //! * [`sql`] — the SQL text of a load (staging, merge), pure so `explain` can print it offline.
 //! * [`load`] — one table load as one transaction: staging COPY, merge, then [`commit`].
 //! * [`build`] — one SQL build as one transaction: changed days, the build's SQL, then [`commit`].
+//! * [`checks`] — quality gates (`checks:`) evaluated inside a node's transaction before commit.
+//! * [`reconcile`] — per-day count and sums of the source against the target (`reconcile:`),
+//!   after a load's merge and on demand (`pulso-flow reconcile`, `--repair`).
+//! * [`gates`] — the reconciliation and the checks of a node, between its writes and its commit.
 //! * [`commit`] — the end of every node run: changes, build cursor, watermark and data version,
 //!   ledger row, NOTIFY, COMMIT (`commit_node`, used by loads and builds alike).
 //! * [`state`] — watermarks (typed as [`pulso_types::IncValue`]) and the run ledger.
@@ -17,14 +21,17 @@
 //! never writes SQL.
 
 pub mod build;
+pub mod checks;
 pub mod commit;
 pub mod connect;
 pub mod encode;
 pub mod error;
+pub mod gates;
 pub mod load;
 pub mod lock;
 pub mod migrate;
 pub mod pgtype;
+pub mod reconcile;
 pub mod sql;
 pub mod state;
 pub mod status;

@@ -8,6 +8,7 @@
 //!   COPY staging FROM STDIN (FORMAT binary)        ← Arrow batches, encoded while they stream in
 //!   merge: INSERT … SELECT DISTINCT ON (pk) … ON CONFLICT (pk) DO UPDATE … WHERE … IS DISTINCT FROM …
 //!          (plain sorted INSERT when the target is empty; full refresh also deletes missing keys)
+//!   gates: reconcile (staged rows vs the target's rows of the window), checks
 //!   commit_node: watermark (greatest incremental value loaded), changes, node_runs row, NOTIFY
 //! COMMIT
 //! ```
@@ -47,6 +48,10 @@ pub struct LoadRequest {
     /// Zone of zone-less timestamps loaded into timestamptz columns.
     pub time_zone: chrono_tz::Tz,
     pub run_id: String,
+    /// Quality gates evaluated before commit (see [`crate::checks`]).
+    pub checks: Vec<crate::checks::Check>,
+    /// Per-day reconciliation with the staged source rows (see [`crate::reconcile`]).
+    pub reconcile: Option<crate::reconcile::ReconcileSpec>,
 }
 
 /// Live counters a progress bar can read while the load runs.
@@ -69,6 +74,8 @@ pub struct LoadOutcome {
     pub watermark_before: Option<IncValue>,
     pub watermark_after: Option<IncValue>,
     pub data_version: i64,
+    /// Results of `reconcile:` and `checks:` (also in the ledger's details).
+    pub gates: crate::gates::Gates,
 }
 
 /// Bytes handed to the COPY at a time: large enough to amortise the per-message cost, small
@@ -83,6 +90,8 @@ pub struct OpenLoad {
     watermark: Option<IncValue>,
     started_at: DateTime<Utc>,
     t0: Instant,
+    /// The window the source reads, for the reconciliation: (column, lower, upper) as ISO text.
+    window: Option<(String, Option<String>, Option<String>)>,
 }
 
 /// Begin the load: connect, `BEGIN`, lock, check the target, read the watermark, create staging.
@@ -108,6 +117,7 @@ pub async fn open(url: &str, req: LoadRequest) -> Result<OpenLoad, SinkError> {
         watermark,
         started_at,
         t0,
+        window: None,
     })
 }
 
@@ -234,6 +244,16 @@ impl OpenLoad {
         &self.req
     }
 
+    /// The window the source reads (lower inclusive, upper exclusive), so the reconciliation
+    /// compares the target's rows of that window only.
+    pub fn set_window(&mut self, column: &str, lower: Option<IncValue>, upper: Option<IncValue>) {
+        self.window = Some((
+            column.to_string(),
+            lower.map(|v| v.to_iso()),
+            upper.map(|v| v.to_iso()),
+        ));
+    }
+
     /// Stream the batches into staging, merge, write watermark and ledger, and COMMIT.
     /// `ledger` carries the run's window for the `node_runs` row; `rows_read` reports how many
     /// rows the source produced (before filters), asked once the stream has ended.
@@ -254,6 +274,7 @@ impl OpenLoad {
             watermark,
             started_at,
             t0,
+            window,
         } = self;
         let shape = &req.shape;
         client
@@ -279,7 +300,20 @@ impl OpenLoad {
             updated,
             deleted,
             max_loaded,
+            through_staging,
         } = written;
+        let gates = crate::gates::after_load(
+            &client,
+            &req.node,
+            shape,
+            req.reconcile.as_ref(),
+            &req.checks,
+            crate::gates::LoadScope {
+                staged: through_staging,
+                window,
+            },
+        )
+        .await?;
         // Watermarks only move forward on incremental loads (a lookback re-read must not pull
         // them back); a full refresh re-derives it from what the table now holds.
         let watermark_after = match req.mode {
@@ -307,6 +341,8 @@ impl OpenLoad {
         ledger.started_at = Some(started_at);
         ledger.duration_ms = i64::try_from(t0.elapsed().as_millis()).unwrap_or(i64::MAX);
         ledger.details = serde_json::json!({ "duplicates": duplicates });
+        gates.record(&mut ledger.details);
+        ledger.warnings.extend(gates.warnings.iter().cloned());
         let data_version = commit::commit_node(
             &client,
             NodeCommit {
@@ -331,6 +367,7 @@ impl OpenLoad {
             watermark_before: watermark,
             watermark_after,
             data_version,
+            gates,
         })
     }
 }
@@ -359,6 +396,8 @@ struct Written {
     updated: u64,
     deleted: u64,
     max_loaded: Option<IncValue>,
+    /// The rows are still in the staging table (false after a direct load).
+    through_staging: bool,
 }
 
 type Params<'a> = &'a [&'a (dyn tokio_postgres::types::ToSql + Sync)];
@@ -423,6 +462,7 @@ where
         updated,
         deleted,
         max_loaded,
+        through_staging: true,
     })
 }
 
@@ -567,6 +607,7 @@ where
         updated: 0,
         deleted: 0,
         max_loaded,
+        through_staging: false,
     })
 }
 
@@ -594,7 +635,7 @@ fn to_i64(n: u64) -> i64 {
 
 /// COPY every batch into the staging table. Encoding happens here while the connection task
 /// writes the previous chunk, so reading, encoding and the server's COPY overlap.
-async fn copy_batches<S, E>(
+pub(crate) async fn copy_batches<S, E>(
     client: &Client,
     req: &LoadRequest,
     copy_sql: &str,
