@@ -320,7 +320,9 @@ async fn reconcile_command_names_the_differing_days_and_repair_reloads_exactly_t
     let out = cli(&db.url, &["reconcile", &path], &[]);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
     assert!(
-        String::from_utf8_lossy(&out.stdout).contains("3 day(s) compared by dia, 5 source rows (deduplicated) vs 5 target rows: clean"),
+        String::from_utf8_lossy(&out.stdout).contains(
+            "3 day(s) compared by dia, 5 source rows (deduplicated) vs 5 target rows: clean"
+        ),
         "{}",
         text(&out)
     );
@@ -345,19 +347,46 @@ async fn reconcile_command_names_the_differing_days_and_repair_reloads_exactly_t
         .filter_map(|d| d["day"].as_str())
         .collect();
     assert_eq!(days, ["2025-06-01", "2025-06-02"], "{s}");
-    assert_eq!(r["mismatches"][0]["source_sums"], serde_json::json!(["300.20"]));
-    assert_eq!(r["mismatches"][0]["target_sums"], serde_json::json!(["300.30"]));
     assert_eq!(
-        (r["mismatches"][1]["source_rows"].as_i64(), r["mismatches"][1]["target_rows"].as_i64()),
+        r["mismatches"][0]["source_sums"],
+        serde_json::json!(["300.20"])
+    );
+    assert_eq!(
+        r["mismatches"][0]["target_sums"],
+        serde_json::json!(["300.30"])
+    );
+    assert_eq!(
+        (
+            r["mismatches"][1]["source_rows"].as_i64(),
+            r["mismatches"][1]["target_rows"].as_i64()
+        ),
         (Some(1), Some(2))
     );
-    assert_eq!(snapshot(&client).await, before, "reconcile without --repair wrote something");
+    assert_eq!(
+        snapshot(&client).await,
+        before,
+        "reconcile without --repair wrote something"
+    );
 
     // A range of days narrows the comparison; the table text shows both sides.
-    let out = cli(&db.url, &["reconcile", &path, "--from", "2025-06-02", "--to", "2025-06-03"], &[]);
+    let out = cli(
+        &db.url,
+        &[
+            "reconcile",
+            &path,
+            "--from",
+            "2025-06-02",
+            "--to",
+            "2025-06-03",
+        ],
+        &[],
+    );
     assert_eq!(out.status.code(), Some(1), "{}", text(&out));
     let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(stdout.contains("1 day(s) differ") && stdout.contains("2025-06-02"), "{stdout}");
+    assert!(
+        stdout.contains("1 day(s) differ") && stdout.contains("2025-06-02"),
+        "{stdout}"
+    );
     assert!(!stdout.contains("2025-06-01 "), "{stdout}");
 
     let out = cli(&db.url, &["reconcile", &path, "--repair"], &[]);
@@ -387,7 +416,10 @@ async fn reconcile_command_names_the_differing_days_and_repair_reloads_exactly_t
         "{details}"
     );
     let totals: Vec<String> = client
-        .query("SELECT dia || ':' || monto || ':' || filas FROM g.total ORDER BY dia", &[])
+        .query(
+            "SELECT dia || ':' || monto || ':' || filas FROM g.total ORDER BY dia",
+            &[],
+        )
         .await
         .expect("mart")
         .iter()
@@ -395,10 +427,17 @@ async fn reconcile_command_names_the_differing_days_and_repair_reloads_exactly_t
         .collect();
     assert_eq!(
         totals,
-        ["2025-06-01:300.20:2", "2025-06-02:300.30:1", "2025-06-03:5.00:1"]
+        [
+            "2025-06-01:300.20:2",
+            "2025-06-02:300.30:1",
+            "2025-06-03:5.00:1"
+        ]
     );
     // The watermark row is still the load's; the repair has its own ledger row.
     let (status, details) = last_details(&client, "deuda").await;
     assert_eq!(status, "ok");
-    assert_eq!(details["repair"]["days"], serde_json::json!(["2025-06-01", "2025-06-02"]));
+    assert_eq!(
+        details["repair"]["days"],
+        serde_json::json!(["2025-06-01", "2025-06-02"])
+    );
 }

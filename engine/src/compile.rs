@@ -539,7 +539,11 @@ impl Compiler<'_> {
         let checks = self.checks(
             &name,
             t.checks,
-            Some((&target, &primary_key)),
+            Some((
+                &target,
+                &primary_key,
+                t.change_date.as_ref().map(|c| c.value.as_str()),
+            )),
             Some(&t.columns.value),
             defaults.schema.as_deref().unwrap_or("public"),
         );

@@ -89,7 +89,14 @@ pub struct Check {
     pub table: Option<TableName>,
     /// Columns that identify an offending row in messages (a table's primary key, or `key:`).
     pub key: Vec<String>,
+    /// A table's `change_date` column: row checks (not_null, unique, accepted_values, range)
+    /// then read only the rows of the days the load wrote ([`CHECK_DAYS_TABLE`]), so a check
+    /// costs what the load costs, not a scan of the whole history.
+    pub scope_day: Option<String>,
 }
+
+/// The session's temp table of the days a load wrote, filled before its scoped checks run.
+pub const CHECK_DAYS_TABLE: &str = "pulso_flow_check_days";
 
 /// A bound parameter of a check's query.
 #[derive(Debug, Clone, PartialEq)]
@@ -166,10 +173,24 @@ impl Check {
         }
     }
 
+    /// `AND t.<day> IN (days the load wrote)` for a scoped check, else nothing.
+    fn scope(&self) -> String {
+        self.scope_day
+            .as_ref()
+            .map(|d| {
+                format!(
+                    " AND t.{} IN (SELECT day FROM {CHECK_DAYS_TABLE})",
+                    ident(d)
+                )
+            })
+            .unwrap_or_default()
+    }
+
     /// The query selecting the offending rows as one text column `k`, and its parameters.
     pub fn offending_sql(&self) -> (String, Vec<CheckParam>) {
         let table = self.table_sql();
         let key = self.key_expr();
+        let scope = self.scope();
         match &self.kind {
             CheckKind::NotNull { columns } => {
                 let cond: Vec<String> = columns
@@ -178,7 +199,7 @@ impl Check {
                     .collect();
                 (
                     format!(
-                        "SELECT {key} AS k FROM {table} AS t WHERE {}",
+                        "SELECT {key} AS k FROM {table} AS t WHERE ({}){scope}",
                         cond.join(" OR ")
                     ),
                     vec![],
@@ -199,7 +220,7 @@ impl Check {
                 (
                     format!(
                         "SELECT concat_ws(' ', {}) || ' (' || count(*) || ' rows)' AS k \
-                         FROM {table} AS t GROUP BY {} HAVING count(*) > 1",
+                         FROM {table} AS t WHERE true{scope} GROUP BY {} HAVING count(*) > 1",
                         shown.join(", "),
                         cols.join(", ")
                     ),
@@ -209,7 +230,7 @@ impl Check {
             CheckKind::AcceptedValues { column, values } => (
                 format!(
                     "SELECT {key} || ' ' || {lit} || '=' || t.{col}::text AS k FROM {table} AS t \
-                     WHERE t.{col} IS NOT NULL AND NOT (t.{col}::text = ANY($1::text[]))",
+                     WHERE t.{col} IS NOT NULL AND NOT (t.{col}::text = ANY($1::text[])){scope}",
                     col = ident(column),
                     lit = quote_literal(column),
                 ),
@@ -218,7 +239,7 @@ impl Check {
             CheckKind::Range { column, min, max } => (
                 format!(
                     "SELECT {key} || ' ' || {lit} || '=' || t.{col}::text AS k FROM {table} AS t \
-                     WHERE t.{col}::numeric < $1::text::numeric OR t.{col}::numeric > $2::text::numeric",
+                     WHERE (t.{col}::numeric < $1::text::numeric OR t.{col}::numeric > $2::text::numeric){scope}",
                     col = ident(column),
                     lit = quote_literal(column),
                 ),
@@ -339,6 +360,7 @@ mod tests {
             severity: Severity::Error,
             table: Some(TableName::new("raw", "t")),
             key: vec!["id".into()],
+            scope_day: None,
         }
     }
 
@@ -357,6 +379,17 @@ mod tests {
         })
         .offending_sql();
         assert!(sql.contains("t.\"a\" IS NULL OR t.\"b\" IS NULL"), "{sql}");
+        let mut scoped = check(CheckKind::Range {
+            column: "monto".into(),
+            min: Some("0".into()),
+            max: None,
+        });
+        scoped.scope_day = Some("dia".into());
+        let (sql, _) = scoped.offending_sql();
+        assert!(
+            sql.ends_with("AND t.\"dia\" IN (SELECT day FROM pulso_flow_check_days)"),
+            "{sql}"
+        );
     }
 
     #[test]

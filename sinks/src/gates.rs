@@ -63,6 +63,7 @@ pub async fn after_load(
     spec: Option<&ReconcileSpec>,
     checks: &[Check],
     scope: LoadScope,
+    run_id: &str,
 ) -> Result<Gates, SinkError> {
     let mut gates = Gates::default();
     let mut failures = Vec::new();
@@ -78,11 +79,27 @@ pub async fn after_load(
         }
         gates.reconcile = Some(report);
     }
+    if checks.iter().any(|c| c.scope_day.is_some()) {
+        fill_check_days(client, node, run_id).await?;
+    }
     check(client, node, checks, &mut gates, &mut failures).await?;
     finish(node, gates, failures)
 }
 
-/// Check a build's output (or a repaired table), inside its transaction.
+/// Check a table after a repair (`pulso-flow reconcile --repair`), inside its transaction.
+pub async fn after_repair(
+    client: &Client,
+    node: &str,
+    run_id: &str,
+    checks: &[Check],
+) -> Result<Gates, SinkError> {
+    if checks.iter().any(|c| c.scope_day.is_some()) {
+        fill_check_days(client, node, run_id).await?;
+    }
+    after_build(client, node, checks).await
+}
+
+/// Check a build's output, inside its transaction.
 pub async fn after_build(
     client: &Client,
     node: &str,
@@ -92,6 +109,29 @@ pub async fn after_build(
     let mut failures = Vec::new();
     check(client, node, checks, &mut gates, &mut failures).await?;
     finish(node, gates, failures)
+}
+
+/// The days this load wrote (as its own statements recorded them in `pulso_flow.changes`), for
+/// the checks scoped to them.
+async fn fill_check_days(client: &Client, node: &str, run_id: &str) -> Result<(), SinkError> {
+    let t = crate::checks::CHECK_DAYS_TABLE;
+    client
+        .batch_execute(&format!(
+            "CREATE TEMP TABLE IF NOT EXISTS {t} (day date) ON COMMIT DROP"
+        ))
+        .await
+        .map_err(|e| SinkError::pg(format!("creating {t}"), e))?;
+    client
+        .execute(
+            &format!(
+                "INSERT INTO {t} SELECT DISTINCT day FROM pulso_flow.changes \
+                 WHERE node = $1 AND run_id = $2 AND day IS NOT NULL"
+            ),
+            &[&node, &run_id],
+        )
+        .await
+        .map_err(|e| SinkError::pg(format!("filling {t}"), e))?;
+    Ok(())
 }
 
 async fn check(

@@ -312,6 +312,7 @@ impl OpenLoad {
                 staged: through_staging,
                 window,
             },
+            &req.run_id,
         )
         .await?;
         // Watermarks only move forward on incremental loads (a lookback re-read must not pull

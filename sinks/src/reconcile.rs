@@ -458,7 +458,8 @@ impl Session {
         } = self;
         let shape = &req.shape;
         let repaired = repair_days(&client, shape, spec, &req.node, &req.run_id, days).await?;
-        let gates = crate::gates::after_build(&client, &req.node, &req.checks).await?;
+        let gates =
+            crate::gates::after_repair(&client, &req.node, &req.run_id, &req.checks).await?;
         let mut ledger = crate::state::NodeRun {
             kind: "table",
             rows_read: i64::try_from(rows).unwrap_or(i64::MAX),

@@ -20,7 +20,7 @@ impl Compiler<'_> {
         &mut self,
         node: &str,
         specs: Vec<Spanned<CheckSpec>>,
-        table: Option<(&TableName, &[String])>,
+        table: Option<(&TableName, &[String], Option<&str>)>,
         columns: Declared<'_>,
         default_schema: &str,
     ) -> Vec<Check> {
@@ -106,6 +106,14 @@ impl Compiler<'_> {
                     continue;
                 }
             };
+            // Row checks of a table with a change date read the days its load wrote.
+            let scope_day = match (&c.table, table, &kind) {
+                (None, Some((_, _, Some(day))), CheckKind::NotNull { .. })
+                | (None, Some((_, _, Some(day))), CheckKind::Unique { .. })
+                | (None, Some((_, _, Some(day))), CheckKind::AcceptedValues { .. })
+                | (None, Some((_, _, Some(day))), CheckKind::Range { .. }) => Some(day.to_string()),
+                _ => None,
+            };
             let (target, key) = match (&c.table, table) {
                 (Some(t), _) => match t.value.split_once('.') {
                     Some((s, n)) if !s.is_empty() && !n.is_empty() => (
@@ -121,7 +129,7 @@ impl Compiler<'_> {
                         c.key.clone().unwrap_or_default(),
                     ),
                 },
-                (None, Some((target, pk))) => (
+                (None, Some((target, pk, _))) => (
                     Some(target.clone()),
                     c.key.clone().unwrap_or_else(|| pk.to_vec()),
                 ),
@@ -173,6 +181,7 @@ impl Compiler<'_> {
                 },
                 table: target,
                 key,
+                scope_day,
             });
         }
         out
