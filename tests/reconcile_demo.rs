@@ -112,9 +112,26 @@ async fn demo_revision_2_reconcile_names_the_changed_days_and_repair_equals_a_fu
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
     assert_eq!(summary_json(&out)["clean"], true);
 
-    // The repaired database equals a full rebuild of the same source.
+    // The repaired table equals a full reload of its source…
+    let raw = checksum(&c, "raw.trandeuda").await;
+    let s = run("2", &["--full-refresh", "--tables", "trandeuda"]);
+    let t = &s["nodes"][0];
+    assert_eq!(
+        (
+            t["inserted"].as_u64(),
+            t["updated"].as_u64(),
+            t["deleted"].as_u64()
+        ),
+        (Some(0), Some(0), Some(0)),
+        "{s}"
+    );
+    assert_eq!(checksum(&c, "raw.trandeuda").await, raw);
+    // …and the builds, recomputed incrementally for the repaired days, equal a full rebuild
+    // from the same raw tables.
     let repaired = build_checksums(&c).await;
-    run("2", &["--full-refresh"]);
+    let builds = "calendario_habiles,deuda_diaria,campana,cuenta_campana,gestion,gestion_cuenta,\
+                  pago,pago_diario,cuenta_estado_diario,dashboard,evolucion,asignacion,operacion,productividad";
+    run("2", &["--full-refresh", "--tables", builds]);
     let rebuilt = build_checksums(&c).await;
     assert_eq!(repaired.len(), rebuilt.len());
     for (a, b) in repaired.iter().zip(&rebuilt) {
