@@ -1,112 +1,18 @@
-//! Helpers of the API tests: a private database per test, an API server on a loopback port, a
-//! private Redis server, and an HTTP client. Real PostgreSQL and Redis, never mocks.
-#![allow(dead_code)]
+//! The dashboard API for tests: an API server on a loopback port, a private Redis server, an
+//! HTTP client, the demo loaded once per test process, and OpenAPI schema checks. Real
+//! PostgreSQL and Redis, never mocks.
 
 use std::process::Command;
-use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 
 use pulso_api::{Api, ApiConfig};
 use tokio::net::TcpListener;
 use tokio::sync::oneshot;
-use tokio_postgres::{Client, NoTls};
 
-/// The server the tests use: `DATABASE_URL` without its database name, or the local default.
-pub fn server_url() -> String {
-    let url = std::env::var("DATABASE_URL")
-        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into());
-    let host_start = url.find("://").map(|i| i + 3).unwrap_or(0);
-    match url[host_start..].find('/') {
-        Some(j) => url[..host_start + j].to_string(),
-        None => url,
-    }
-}
+use crate::pg::{TestDb, connect, server_url, unique};
 
 pub fn redis_url() -> String {
     std::env::var("REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into())
-}
-
-pub async fn connect(url: &str) -> Client {
-    let (client, conn) = tokio_postgres::connect(url, NoTls)
-        .await
-        .unwrap_or_else(|e| {
-            panic!("cannot connect to {url}: {e} (is PostgreSQL running? see .ci/run)")
-        });
-    tokio::spawn(async move {
-        let _ = conn.await;
-    });
-    client
-}
-
-/// A database private to one test, dropped when the value is dropped.
-pub struct TestDb {
-    pub name: String,
-    pub url: String,
-}
-
-static COUNTER: AtomicU32 = AtomicU32::new(0);
-
-pub fn unique(tag: &str) -> String {
-    let n = COUNTER.fetch_add(1, Ordering::SeqCst);
-    format!("{tag}_{}_{n}", std::process::id())
-}
-
-impl TestDb {
-    pub async fn new(tag: &str) -> TestDb {
-        let name = format!("pfapi_{}", unique(tag));
-        let admin = connect(&format!("{}/postgres", server_url())).await;
-        admin
-            .batch_execute(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
-            .await
-            .expect("drop stale test database");
-        admin
-            .batch_execute(&format!("CREATE DATABASE {name}"))
-            .await
-            .expect("create test database");
-        TestDb {
-            url: format!("{}/{name}", server_url()),
-            name,
-        }
-    }
-
-    /// A database with pulso-flow's migrations applied.
-    pub async fn migrated(tag: &str) -> TestDb {
-        let db = TestDb::new(tag).await;
-        pulso_sinks::migrate::migrate_url(&db.url)
-            .await
-            .expect("migrations apply");
-        db
-    }
-
-    pub async fn client(&self) -> Client {
-        connect(&self.url).await
-    }
-}
-
-impl Drop for TestDb {
-    fn drop(&mut self) {
-        let name = self.name.clone();
-        let admin_url = format!("{}/postgres", server_url());
-        let _ = std::thread::spawn(move || {
-            let Ok(rt) = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-            else {
-                return;
-            };
-            rt.block_on(async move {
-                if let Ok((client, conn)) = tokio_postgres::connect(&admin_url, NoTls).await {
-                    tokio::spawn(async move {
-                        let _ = conn.await;
-                    });
-                    let _ = client
-                        .batch_execute(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
-                        .await;
-                }
-            });
-        })
-        .join();
-    }
 }
 
 /// A configuration for tests: the given database, no Redis, a unique Redis prefix, quiet logs.

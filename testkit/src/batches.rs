@@ -1,5 +1,4 @@
-//! Helpers shared by the integration tests.
-#![allow(dead_code)]
+//! Sources opened in-process for tests, and their Arrow batches as text cells.
 
 use std::path::Path;
 

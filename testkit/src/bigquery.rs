@@ -11,8 +11,7 @@
 //! an f64 like the server does, so far from 1970 the microseconds are lost. Cells stored in
 //! another form are served as written.
 //!
-//! Shared by `operators/tests/bigquery_fake.rs` and the CLI test `tests/bigquery_e2e.rs`.
-#![allow(dead_code)]
+//! Used by the operators' BigQuery client tests, the CLI tests and the decode bench.
 
 pub mod storage;
 

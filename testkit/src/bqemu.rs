@@ -1,13 +1,12 @@
 //! The BigQuery emulator of `../shared/bqemu` for the integration tests (REST calls to create
 //! datasets and tables and to insert rows), and `pulso-flow run` with a JSON summary.
-#![allow(dead_code)]
 
 use std::path::Path;
 use std::process::Output;
 
 use serde_json::{Value, json};
 
-use crate::common::cli;
+use crate::cli::cli;
 
 pub struct Emulator {
     pub rest: String,

@@ -1,9 +1,6 @@
-//! Shared helpers of the integration tests: a private database per test, the CLI binary, and
-//! table checksums.
-#![allow(dead_code)]
+//! PostgreSQL for tests: the server of `DATABASE_URL`, a private database per test (dropped with
+//! the value), table checksums and the watermark of a node.
 
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
 use std::sync::atomic::{AtomicU32, Ordering};
 
 use tokio_postgres::{Client, NoTls};
@@ -40,10 +37,15 @@ pub struct TestDb {
 
 static COUNTER: AtomicU32 = AtomicU32::new(0);
 
+/// `tag` made unique within this machine's test runs: the process id and a per-process counter.
+pub fn unique(tag: &str) -> String {
+    let n = COUNTER.fetch_add(1, Ordering::SeqCst);
+    format!("{tag}_{}_{n}", std::process::id())
+}
+
 impl TestDb {
     pub async fn new(tag: &str) -> TestDb {
-        let n = COUNTER.fetch_add(1, Ordering::SeqCst);
-        let name = format!("pf_{tag}_{}_{n}", std::process::id());
+        let name = format!("pf_{}", unique(tag));
         let admin = connect(&format!("{}/postgres", server_url())).await;
         // Separate statements: a multi-statement query is one implicit transaction, which
         // CREATE/DROP DATABASE refuse.
@@ -61,6 +63,15 @@ impl TestDb {
         }
     }
 
+    /// A database with pulso-flow's migrations applied.
+    pub async fn migrated(tag: &str) -> TestDb {
+        let db = TestDb::new(tag).await;
+        pulso_sinks::migrate::migrate_url(&db.url)
+            .await
+            .expect("migrations apply");
+        db
+    }
+
     pub async fn client(&self) -> Client {
         connect(&self.url).await
     }
@@ -68,61 +79,61 @@ impl TestDb {
 
 impl Drop for TestDb {
     fn drop(&mut self) {
-        // Synchronous drop: a short-lived runtime-free connection via psql is not guaranteed to
-        // exist, so use a blocking thread with its own runtime.
-        let name = self.name.clone();
-        let admin_url = format!("{}/postgres", server_url());
-        let _ = std::thread::spawn(move || {
-            let Ok(rt) = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-            else {
-                return;
-            };
-            rt.block_on(async move {
-                if let Ok((client, conn)) = tokio_postgres::connect(&admin_url, NoTls).await {
-                    tokio::spawn(async move {
-                        let _ = conn.await;
-                    });
-                    let _ = client
-                        .batch_execute(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
-                        .await;
-                }
-            });
-        })
-        .join();
+        let sql = format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.name);
+        on_fresh_connection(format!("{}/postgres", server_url()), sql);
     }
 }
 
-pub fn bin() -> PathBuf {
-    PathBuf::from(env!("CARGO_BIN_EXE_pulso-flow"))
+/// A schema private to one test in the server's own database (`DATABASE_URL`), dropped with
+/// everything in it when the value is dropped; the session's time zone is UTC. For tests that
+/// need tables but not pulso-flow's state (a [`TestDb`] isolates that too, at the cost of a
+/// database).
+pub struct TestSchema {
+    pub name: String,
+    pub url: String,
+    pub client: Client,
 }
 
-/// Run the CLI with `DATABASE_URL` set to `db_url` and extra environment.
-pub fn cli(db_url: &str, args: &[&str], env: &[(&str, &str)]) -> Output {
-    let mut cmd = Command::new(bin());
-    cmd.args(args)
-        .env("DATABASE_URL", db_url)
-        .env("PULSO_LOG", "warn");
-    for (k, v) in env {
-        cmd.env(k, v);
+impl TestSchema {
+    pub async fn new(tag: &str) -> TestSchema {
+        let name = unique(tag);
+        let url = format!("{}/postgres", server_url());
+        let client = connect(&url).await;
+        client
+            .batch_execute(&format!("CREATE SCHEMA {name}; SET TIME ZONE 'UTC';"))
+            .await
+            .expect("create test schema");
+        TestSchema { name, url, client }
     }
-    cmd.output().expect("run pulso-flow")
 }
 
-pub fn text(out: &Output) -> String {
-    format!(
-        "status: {:?}\nstdout:\n{}\nstderr:\n{}",
-        out.status.code(),
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    )
+impl Drop for TestSchema {
+    fn drop(&mut self) {
+        let sql = format!("DROP SCHEMA IF EXISTS {} CASCADE", self.name);
+        on_fresh_connection(self.url.clone(), sql);
+    }
 }
 
-pub fn write(dir: &Path, name: &str, content: &str) -> PathBuf {
-    let path = dir.join(name);
-    std::fs::write(&path, content).expect("write fixture");
-    path
+/// Run `sql` on a new connection to `url` from a thread of its own, waiting for it: `Drop` runs
+/// inside a test's runtime (which cannot be blocked on) and also after a test panicked.
+fn on_fresh_connection(url: String, sql: String) {
+    let _ = std::thread::spawn(move || {
+        let Ok(rt) = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+        else {
+            return;
+        };
+        rt.block_on(async move {
+            if let Ok((client, conn)) = tokio_postgres::connect(&url, NoTls).await {
+                tokio::spawn(async move {
+                    let _ = conn.await;
+                });
+                let _ = client.batch_execute(&sql).await;
+            }
+        });
+    })
+    .join();
 }
 
 /// Row count and an order-independent checksum of every column of a table.
@@ -147,24 +158,6 @@ pub async fn watermark(client: &Client, node: &str) -> Option<String> {
         .ok()
         .flatten()
         .and_then(|r| r.get(0))
-}
-
-pub fn summary_json(out: &Output) -> serde_json::Value {
-    serde_json::from_slice(&out.stdout)
-        .unwrap_or_else(|e| panic!("summary is not JSON ({e}):\n{}", text(out)))
-}
-
-/// (inserted, updated, unchanged) of a node in a `--summary json` output.
-pub fn counts(summary: &serde_json::Value, node: &str) -> (u64, u64, u64) {
-    let n = summary["nodes"]
-        .as_array()
-        .and_then(|a| a.iter().find(|n| n["name"] == node))
-        .unwrap_or_else(|| panic!("node {node} not in summary: {summary}"));
-    let g = |k: &str| {
-        n[k].as_u64()
-            .unwrap_or_else(|| panic!("{k} missing for {node}: {n}"))
-    };
-    (g("inserted"), g("updated"), g("unchanged"))
 }
 
 /// Wait (at most 30 s) until the backend `pid` has ended: the server has rolled back whatever

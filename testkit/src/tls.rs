@@ -15,7 +15,6 @@
 //! | `tlsonly` | TLS only (plain text is rejected) | password |
 //! | `plainonly` | plain text only (TLS is rejected) | password |
 //! | everyone else | either | password (`scram-sha-256`) |
-#![allow(dead_code)]
 
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};

@@ -2,7 +2,7 @@
 //! `pulso-flow run` of new data is visible to the next request without a restart, and SIGTERM
 //! stops the server gracefully (exit 0).
 
-mod common;
+use pulso_testkit as common;
 
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};

@@ -9,12 +9,10 @@
 //! The emulator tests need it running (`bash ../shared/bqemu/setup.sh`). Without it they print
 //! why they are skipped, unless `BQEMU_REQUIRED=1` (set by `.ci/run`), which makes them fail.
 
-mod common;
+use pulso_testkit as common;
 
-#[path = "../operators/tests/bigquery_support/mod.rs"]
-mod bigquery_support;
-#[path = "common/bqemu.rs"]
-mod bqemu;
+use pulso_testkit::bigquery as bigquery_support;
+use pulso_testkit::bqemu;
 
 use std::path::Path;
 
@@ -334,7 +332,7 @@ async fn emulator_round_trip_by_both_read_paths_then_an_incremental_run() {
 
 /// Issue 9, defect 5: TIMESTAMP microseconds far from 1970 (years 1, 1600, 2500, 9999) survive
 /// both read paths into PostgreSQL. (The emulator answers int64 microseconds either way; the
-/// REST fake of `operators/tests/bigquery_fake.rs` checks that the option is asked for.)
+/// REST fake of `operators/tests/it/bigquery_fake.rs` checks that the option is asked for.)
 #[tokio::test(flavor = "multi_thread")]
 async fn emulator_keeps_timestamp_microseconds_from_year_1_to_9999_on_both_read_paths() {
     let Some(emu) = emulator().await else { return };

@@ -1,7 +1,7 @@
 //! SQL builds recompute only the days their dependencies changed, inside one transaction with
 //! their ledger row; everything on the first run or with --full-refresh.
 
-mod common;
+use pulso_testkit as common;
 
 use common::{TestDb, cli, text, write};
 

@@ -1,7 +1,7 @@
 //! The operator commands: migrate, list, watermarks show/set/reset, and the arguments `run` and
 //! `watermarks` refuse (exit 2 with a message that says how to fix them).
 
-mod common;
+use pulso_testkit as common;
 
 use common::{TestDb, cli, text, write};
 

@@ -1,7 +1,7 @@
 //! `pulso-flow validate` / `explain` on good and broken pipeline files: exit codes and
 //! `file:line:col` errors with hints. No database needed.
 
-mod common;
+use pulso_testkit as common;
 
 use common::{cli, text, write};
 

@@ -6,7 +6,7 @@
 //! script, `ExecStart=`), then `pulso-flow ARGS… --help` must succeed: clap checks every
 //! subcommand, flag and enum value before it prints the help.
 
-mod common;
+use pulso_testkit as common;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};

@@ -44,10 +44,8 @@
 // hand-worked expectations; naming a type per query would only add indirection.
 #![allow(clippy::type_complexity)]
 
-#[path = "kpis/api.rs"]
 mod api;
-mod common;
-#[path = "kpis/redelivery.rs"]
+use pulso_testkit as common;
 mod redelivery;
 
 use std::path::{Path, PathBuf};

@@ -1,7 +1,7 @@
 //! End-to-end loads through the CLI against a real PostgreSQL: counts, idempotence, exact change
 //! counts, atomicity under SIGKILL and a terminated backend, bad rows, dedup and locking.
 
-mod common;
+use pulso_testkit as common;
 
 use std::path::Path;
 use std::process::{Command, Stdio};

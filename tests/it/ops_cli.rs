@@ -2,7 +2,7 @@
 //! and production pipelines (valid SVG with one element per node and edge; Mermaid that parses
 //! back to the same edges), and `pulso-flow runs` / `runs show` after an ok and a failed run.
 
-mod common;
+use pulso_testkit as common;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::process::Command;

@@ -11,10 +11,9 @@
 //! each filter must drop. Without the emulator the test prints why it is skipped (it fails
 //! instead with `BQEMU_REQUIRED=1`, as `.ci/run` sets).
 
-mod common;
+use pulso_testkit as common;
 
-#[path = "common/bqemu.rs"]
-mod bqemu;
+use pulso_testkit::bqemu;
 
 use std::path::PathBuf;
 

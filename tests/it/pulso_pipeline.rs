@@ -1,7 +1,7 @@
 //! The Pulso pipeline as a whole: the production file's DAG (offline), the demo mirrors it, and
 //! the demo fills every layer, is idempotent, and recomputes only the days new data touches.
 
-mod common;
+use pulso_testkit as common;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;

@@ -1,11 +1,10 @@
 //! Loads over TLS, libpq's conventions and secrets, through the CLI against private clusters
-//! (tests/common/tls_servers.rs): one with `ssl=on` and a certificate made by the test, one with
+//! (testkit/src/tls.rs): one with `ssl=on` and a certificate made by the test, one with
 //! `ssl=off`. Every sslmode behaves as libpq documents; `PG*` variables and the password file
 //! work without `DATABASE_URL`; `DATABASE_URL_FILE` works; no output ever holds the password.
 
-mod common;
-#[path = "common/tls_servers.rs"]
-mod tls_servers;
+use pulso_testkit as common;
+use pulso_testkit::tls as tls_servers;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};

@@ -1,6 +1,6 @@
 //! The cache: hits, single flight, normalised keys, and invalidation at load commit.
 
-mod common;
+use pulso_testkit as common;
 
 use common::*;
 

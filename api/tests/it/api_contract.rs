@@ -2,7 +2,7 @@
 //! expects (api.md), (b) the OpenAPI document the server publishes (generated from the Rust
 //! types), and (c) the numbers in the marts, on the demo data.
 
-mod common;
+use pulso_testkit as common;
 
 use common::*;
 use serde_json::{Value, json};

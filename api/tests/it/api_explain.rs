@@ -2,7 +2,7 @@
 //! generic plan, with sequential scans disabled so that the planner must say whether an index
 //! can serve it at all — the demo tables are small enough that it would otherwise scan them).
 
-mod common;
+use pulso_testkit as common;
 
 use common::*;
 use pulso_api::marts::Sql;

@@ -2,7 +2,7 @@
 //! 11; items 12 and 13 are in `api_refresh.rs`, 4 in `api_adversarial.rs`, 14 in the
 //! configuration's unit tests). Loopback only, bounded in count and time.
 
-mod common;
+use pulso_testkit as common;
 
 use std::time::{Duration, Instant};
 

@@ -1,7 +1,7 @@
 //! KPI definitions on small fixtures written straight into the marts (issue 9 §1, defects 2 and
 //! 3): each test fails on the old formula or shape.
 
-mod common;
+use pulso_testkit as common;
 
 use common::*;
 

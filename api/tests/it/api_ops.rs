@@ -7,7 +7,7 @@
 //! Chromium (Debian's `chromium`) is optional locally: without it the browser tests print
 //! SKIPPED with the reason, unless `CHROMIUM_REQUIRED=1` (set by `.ci/run`, which installs it).
 
-mod common;
+use pulso_testkit as common;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};

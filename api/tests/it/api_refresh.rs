@@ -1,7 +1,7 @@
 //! ETL refresh: refused without the token (401) or with a wrong one (403); with it, a real run
 //! starts in the background (one at a time) and its data is served without a restart.
 
-mod common;
+use pulso_testkit as common;
 
 use std::time::Duration;
 

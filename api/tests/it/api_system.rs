@@ -1,6 +1,6 @@
 //! Liveness, readiness, metrics, OpenAPI, docs, hardening (headers, CORS, errors, limits).
 
-mod common;
+use pulso_testkit as common;
 
 use common::*;
 use serde_json::json;
@@ -249,7 +249,7 @@ async fn ready_reports_postgres_down_but_health_stays_up() {
 /// The served OpenAPI document is byte-identical to `api/tests/openapi.golden.json`, so a change
 /// of the documented contract (or of its serialisation) is always a visible, reviewed edit of that
 /// file. After an intended change, regenerate it with
-/// `PULSO_UPDATE_OPENAPI_GOLDEN=1 cargo test -p pulso-api --test api_system openapi_golden`.
+/// `PULSO_UPDATE_OPENAPI_GOLDEN=1 cargo test -p pulso-api --test it api_system::openapi_golden`.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn openapi_document_matches_the_golden_file() {
     let golden_path =

@@ -1,11 +1,10 @@
 //! The API's PostgreSQL pool and LISTEN connection under every sslmode, and Redis over TLS with
 //! an ACL user and client certificates, against private servers made by the test
-//! (tests/common/tls_servers.rs at the workspace root): a cluster with `ssl=on` and a
+//! (testkit/src/tls.rs at the workspace root): a cluster with `ssl=on` and a
 //! certificate from the test's CA, one with `ssl=off`, and `redis-server --tls-port`.
 
-mod common;
-#[path = "../../tests/common/tls_servers.rs"]
-mod tls_servers;
+use pulso_testkit as common;
+use pulso_testkit::tls as tls_servers;
 
 use std::path::Path;
 use std::sync::OnceLock;
@@ -150,202 +149,51 @@ fn migrated(cluster: &PgCluster, name: &str) -> String {
     db
 }
 
+/// What one sslmode case must do.
+enum Expect {
+    Up(Outcome),
+    /// Neither connects, and `/ready` names this reason.
+    Down(&'static str),
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn pool_and_listener_follow_every_sslmode() {
     let s = servers();
     let ca = q(&s.pki.ca);
     let other = q(&s.pki.other_ca);
-    let mut n = 0;
-    let mut fresh = |cluster: &PgCluster| {
-        n += 1;
-        migrated(cluster, &format!("api_tls_{n}"))
-    };
+    let client_cert = format!(
+        "sslcert={}&sslkey={}",
+        q(&s.pki.client_cert),
+        q(&s.pki.client_key)
+    );
     let url = |cluster: &PgCluster, user: &str, host: &str, db: &str, params: &str| {
         format!("{}?{params}", cluster.url(user, host, db))
     };
-
-    let d = fresh(&s.tls);
-    assert_eq!(
-        probe(
-            &s.tls,
-            &d,
-            &url(&s.tls, "plainonly", "127.0.0.1", &d, "sslmode=disable")
-        )
-        .await,
-        PLAIN
-    );
-    let d = fresh(&s.tls);
-    assert_down(
-        probe(
-            &s.tls,
-            &d,
-            &url(&s.tls, "tlsonly", "127.0.0.1", &d, "sslmode=disable"),
-        )
-        .await,
-        "no encryption",
-        "disable/tlsonly",
-    );
-    let d = fresh(&s.tls);
-    assert_eq!(
-        probe(
-            &s.tls,
-            &d,
-            &url(&s.tls, "tlsonly", "127.0.0.1", &d, "sslmode=allow")
-        )
-        .await,
-        TLS,
-        "allow"
-    );
-    let d = fresh(&s.tls);
-    assert_eq!(
-        probe(
-            &s.tls,
-            &d,
-            &url(&s.tls, "tlsonly", "127.0.0.1", &d, "sslmode=prefer")
-        )
-        .await,
-        TLS,
-        "prefer"
-    );
-    let d = fresh(&s.plain);
-    assert_eq!(
-        probe(
-            &s.plain,
-            &d,
-            &url(&s.plain, "postgres", "127.0.0.1", &d, "sslmode=prefer")
-        )
-        .await,
-        PLAIN,
-        "prefer/ssl=off"
-    );
-    let d = fresh(&s.tls);
-    assert_eq!(
-        probe(
-            &s.tls,
-            &d,
-            &url(&s.tls, "tlsonly", "127.0.0.1", &d, "sslmode=require")
-        )
-        .await,
-        TLS,
-        "require"
-    );
-    let d = fresh(&s.plain);
-    assert_down(
-        probe(
-            &s.plain,
-            &d,
-            &url(&s.plain, "postgres", "127.0.0.1", &d, "sslmode=require"),
-        )
-        .await,
-        "server does not support TLS",
-        "require/ssl=off",
-    );
-    let d = fresh(&s.tls);
-    assert_down(
-        probe(
-            &s.tls,
-            &d,
-            &url(
-                &s.tls,
-                "tlsonly",
-                "127.0.0.1",
-                &d,
-                &format!("sslmode=require&sslrootcert={other}"),
-            ),
-        )
-        .await,
-        "UnknownIssuer",
-        "require/other CA",
-    );
-    let d = fresh(&s.tls);
-    assert_eq!(
-        probe(
-            &s.tls,
-            &d,
-            &url(
-                &s.tls,
-                "tlsonly",
-                "wrong.example",
-                &d,
-                &format!("hostaddr=127.0.0.1&sslmode=verify-ca&sslrootcert={ca}")
-            )
-        )
-        .await,
-        TLS,
-        "verify-ca/wrong host"
-    );
-    let d = fresh(&s.tls);
-    assert_down(
-        probe(
-            &s.tls,
-            &d,
-            &url(
-                &s.tls,
-                "tlsonly",
-                "127.0.0.1",
-                &d,
-                &format!("sslmode=verify-ca&sslrootcert={other}"),
-            ),
-        )
-        .await,
-        "UnknownIssuer",
-        "verify-ca/other CA",
-    );
-    let d = fresh(&s.tls);
-    assert_eq!(
-        probe(
-            &s.tls,
-            &d,
-            &url(
-                &s.tls,
-                "tlsonly",
-                "localhost",
-                &d,
-                &format!("hostaddr=127.0.0.1&sslmode=verify-full&sslrootcert={ca}")
-            )
-        )
-        .await,
-        TLS,
-        "verify-full/localhost"
-    );
-    let d = fresh(&s.tls);
-    assert_down(
-        probe(
-            &s.tls,
-            &d,
-            &url(
-                &s.tls,
-                "tlsonly",
-                "wrong.example",
-                &d,
-                &format!("hostaddr=127.0.0.1&sslmode=verify-full&sslrootcert={ca}"),
-            ),
-        )
-        .await,
-        "not valid for name",
-        "verify-full/wrong host",
-    );
-    let d = fresh(&s.tls);
-    assert_eq!(
-        probe(
-            &s.tls,
-            &d,
-            &url(
-                &s.tls,
-                "certuser",
-                "localhost",
-                &d,
-                &format!(
-                    "sslmode=verify-full&sslrootcert={ca}&sslcert={}&sslkey={}",
-                    q(&s.pki.client_cert),
-                    q(&s.pki.client_key)
-                )
-            )
-        )
-        .await,
-        TLS,
-        "client certificate"
-    );
+    // (case, server, user, host, parameters, expected): libpq's documented behaviour per mode.
+    #[rustfmt::skip]
+    let cases: Vec<(&str, &PgCluster, &str, &str, String, Expect)> = vec![
+        ("disable", &s.tls, "plainonly", "127.0.0.1", "sslmode=disable".into(), Expect::Up(PLAIN)),
+        ("disable/tlsonly", &s.tls, "tlsonly", "127.0.0.1", "sslmode=disable".into(), Expect::Down("no encryption")),
+        ("allow", &s.tls, "tlsonly", "127.0.0.1", "sslmode=allow".into(), Expect::Up(TLS)),
+        ("prefer", &s.tls, "tlsonly", "127.0.0.1", "sslmode=prefer".into(), Expect::Up(TLS)),
+        ("prefer/ssl=off", &s.plain, "postgres", "127.0.0.1", "sslmode=prefer".into(), Expect::Up(PLAIN)),
+        ("require", &s.tls, "tlsonly", "127.0.0.1", "sslmode=require".into(), Expect::Up(TLS)),
+        ("require/ssl=off", &s.plain, "postgres", "127.0.0.1", "sslmode=require".into(), Expect::Down("server does not support TLS")),
+        ("require/other CA", &s.tls, "tlsonly", "127.0.0.1", format!("sslmode=require&sslrootcert={other}"), Expect::Down("UnknownIssuer")),
+        ("verify-ca/wrong host", &s.tls, "tlsonly", "wrong.example", format!("hostaddr=127.0.0.1&sslmode=verify-ca&sslrootcert={ca}"), Expect::Up(TLS)),
+        ("verify-ca/other CA", &s.tls, "tlsonly", "127.0.0.1", format!("sslmode=verify-ca&sslrootcert={other}"), Expect::Down("UnknownIssuer")),
+        ("verify-full/localhost", &s.tls, "tlsonly", "localhost", format!("hostaddr=127.0.0.1&sslmode=verify-full&sslrootcert={ca}"), Expect::Up(TLS)),
+        ("verify-full/wrong host", &s.tls, "tlsonly", "wrong.example", format!("hostaddr=127.0.0.1&sslmode=verify-full&sslrootcert={ca}"), Expect::Down("not valid for name")),
+        ("client certificate", &s.tls, "certuser", "localhost", format!("sslmode=verify-full&sslrootcert={ca}&{client_cert}"), Expect::Up(TLS)),
+    ];
+    for (n, (case, cluster, user, host, params, expect)) in cases.into_iter().enumerate() {
+        let db = migrated(cluster, &format!("api_tls_{n}"));
+        let outcome = probe(cluster, &db, &url(cluster, user, host, &db, &params)).await;
+        match expect {
+            Expect::Up(up) => assert_eq!(outcome, up, "{case}"),
+            Expect::Down(reason) => assert_down(outcome, reason, case),
+        }
+    }
     // verify-full without a root certificate: refused before connecting, at startup.
     let err = Api::build(config(&url(
         &s.tls,

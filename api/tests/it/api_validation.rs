@@ -1,7 +1,7 @@
 //! Malformed parameters: 400/422 with a JSON body naming the parameter; nothing reaches SQL as
 //! text.
 
-mod common;
+use pulso_testkit as common;
 
 use common::*;
 use serde_json::json;

@@ -1,7 +1,7 @@
 //! The BigQuery REST read path against an in-process fake of the API: paging, typed decoding,
 //! parameters, bounded prefetch, and every fault the source must survive or report.
 
-mod bigquery_support;
+use pulso_testkit::bigquery as bigquery_support;
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};

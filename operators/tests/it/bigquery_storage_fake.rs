@@ -2,7 +2,7 @@
 //! fake for tables.get): parallel streams, session options, and each fault: statuses before and
 //! in the middle of a stream (resumed at the offset), a retry budget that runs out, permanent
 //! statuses, a stream that ends cleanly but short, and a stalled stream.
-mod bigquery_support;
+use pulso_testkit::bigquery as bigquery_support;
 
 use std::sync::Arc;
 use std::time::Duration;

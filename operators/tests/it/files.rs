@@ -1,6 +1,6 @@
 //! File sources: Parquet, CSV and NDJSON read back from files written in a temporary folder.
 
-mod common;
+use pulso_testkit as common;
 
 use std::sync::Arc;
 

@@ -1,6 +1,6 @@
 //! The `generate` source: determinism, batching, revision semantics and every generator.
 
-mod common;
+use pulso_testkit as common;
 
 use std::collections::{HashMap, HashSet};
 

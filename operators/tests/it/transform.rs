@@ -1,6 +1,6 @@
 //! The DataFusion transform: derive, filter, window, errors, streaming and the fast path.
 
-mod common;
+use pulso_testkit as common;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};

@@ -6,7 +6,6 @@
 //!
 //! It is served with tonic's own server-side codec (`tonic::server::Grpc`) behind axum, so
 //! framing, trailers and status codes are what a real gRPC server sends.
-#![allow(dead_code)]
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;

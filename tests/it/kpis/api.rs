@@ -1,5 +1,5 @@
 //! Issue 9 defects 2 and 3, which live in the API (`pulso-flow serve` over the marts this
-//! fixture builds), end to end from source rows; `api/tests/api_kpi_fixtures.rs` checks the
+//! fixture builds), end to end from source rows; `api/tests/it/api_kpi_fixtures.rs` checks the
 //! same definitions on rows written straight into the marts.
 
 use std::process::{Child, Command, Stdio};

@@ -1,6 +1,6 @@
 //! Issue 9: source rows delivered again — in another file on the same day or a later one —,
 //! corrected, identical, or gone from a later delivery, for every raw table, checked through the
-//! builds down to the marts. Each test starts from the base fixture of `tests/kpis.rs` (already
+//! builds down to the marts. Each test starts from the base fixture of `tests/it/kpis.rs` (already
 //! loaded and built), changes the source files as production does, runs the pipeline again
 //! (incrementally) and checks the marts by hand-worked numbers, then that the incremental result
 //! equals a full rebuild. docs/kpis.md ("Re-delivered, corrected and vanished source rows")
