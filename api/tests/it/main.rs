@@ -5,6 +5,7 @@
 mod api_cache;
 mod api_contract;
 mod api_explain;
+mod api_gates;
 mod api_hostile;
 mod api_kpi_fixtures;
 mod api_ops;

@@ -3,10 +3,9 @@
 //! the source outside every lookback, `--repair`, and a failing gate that commits nothing.
 //! Without the emulator the test prints why it is skipped (it fails with BQEMU_REQUIRED=1).
 
-mod common;
+use pulso_testkit as common;
 
-#[path = "common/bqemu.rs"]
-mod bqemu;
+use pulso_testkit::bqemu;
 
 use bqemu::{Emulator, emulator, run_cli};
 use common::{TestDb, checksum, cli, summary_json, text, write};

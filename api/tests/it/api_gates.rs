@@ -2,7 +2,7 @@
 //! from the run ledger (`node_runs.details.checks` / `.reconcile`). Offending keys (row keys) are
 //! shown only with the monitor token, like full error messages.
 
-mod common;
+use pulso_testkit as common;
 
 use common::{TestDb, TestServer, config, demo_file, get_json, http};
 use serde_json::{Value, json};

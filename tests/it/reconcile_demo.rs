@@ -3,7 +3,7 @@
 //! exactly those days, `--repair` makes a second reconcile clean and the marts equal a full
 //! rebuild.
 
-mod common;
+use pulso_testkit as common;
 
 use std::path::PathBuf;
 

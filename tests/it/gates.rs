@@ -2,7 +2,7 @@
 //! PostgreSQL: a failing `error` gate or a mismatch with `on_mismatch: fail` leaves target,
 //! watermark, ledger status and marts exactly as before; `warn` commits and records.
 
-mod common;
+use pulso_testkit as common;
 
 use std::path::Path;
 
