@@ -7,6 +7,7 @@
 //! * [`build`] — one SQL build as one transaction: changed days, the build's SQL, then [`commit`].
 //! * [`commit`] — the end of every node run: changes, build cursor, watermark and data version,
 //!   ledger row, NOTIFY, COMMIT (`commit_node`, used by loads and builds alike).
+//! * [`chunks`] — the chunk ledger of `backfill` (`pulso_flow.backfill_chunks`), reads and writes.
 //! * [`state`] — watermarks (typed as [`pulso_types::IncValue`]) and the run ledger.
 //! * [`status`] — read queries on that state for status reporting (the API's only access to it).
 //! * [`lock`], [`connect`] — per-target advisory locks; sessions configured for loading.
@@ -17,6 +18,7 @@
 //! never writes SQL.
 
 pub mod build;
+pub mod chunks;
 pub mod commit;
 pub mod connect;
 pub mod encode;
