@@ -230,8 +230,8 @@ pub async fn mark_failed(
 ) -> Result<(), SinkError> {
     client
         .execute(
-            "UPDATE pulso_flow.backfill_chunks SET status = 'failed', error = $4, finished_at = now(), \
-               duration_ms = (extract(epoch FROM now() - started_at) * 1000)::bigint \
+            "UPDATE pulso_flow.backfill_chunks SET status = 'failed', error = $4, finished_at = clock_timestamp(), \
+               duration_ms = (extract(epoch FROM clock_timestamp() - started_at) * 1000)::bigint \
              WHERE node = $1 AND lo = $2 AND hi = $3 AND status <> 'committed'",
             &[&node, &lo.to_iso(), &hi.to_iso(), &error],
         )
@@ -278,7 +278,7 @@ pub(crate) async fn commit_chunk(
         .execute(
             "UPDATE pulso_flow.backfill_chunks SET status = 'committed', rows_read = $4, \
                rows_loaded = $5, inserted = $6, updated = $7, bytes = $8, max_loaded = $9, \
-               run_id = $10, load_run_id = $11, error = NULL, finished_at = now(), duration_ms = $12 \
+               run_id = $10, load_run_id = $11, error = NULL, finished_at = clock_timestamp(), duration_ms = $12 \
              WHERE node = $1 AND lo = $2 AND hi = $3 AND status <> 'committed'",
             &[
                 &c.node,
