@@ -408,3 +408,63 @@ async fn a_failing_chunk_keeps_the_prefix_and_the_rerun_resumes_there() {
     assert_eq!(rows, 30);
     assert_eq!(watermark(&c, "movs").await.as_deref(), Some("2025-01-10"));
 }
+
+/// `movs` with its change day, and a build of daily totals downstream of it.
+const MOVS_WITH_BUILD: &str = "\
+defaults: { schema: t }
+tables:
+  - name: movs
+    source: { kind: csv, path: movs.csv }
+    columns: { id: integer, fecha: date, monto: \"numeric(15,2)\" }
+    primary_key: [id]
+    incremental: { column: fecha, type: date, lookback: 1d }
+    change_date: fecha
+builds:
+  - name: diario
+    depends_on: [movs]
+    sql: |
+      CREATE TABLE IF NOT EXISTS t.diario (fecha date PRIMARY KEY, n bigint NOT NULL, monto numeric NOT NULL);
+      DELETE FROM t.diario
+       WHERE current_setting('pulso_flow.full_refresh')::boolean
+          OR fecha IN (SELECT day FROM pulso_flow_changed_days);
+      INSERT INTO t.diario
+      SELECT fecha, count(*), sum(monto) FROM t.movs
+       WHERE current_setting('pulso_flow.full_refresh')::boolean
+          OR fecha IN (SELECT day FROM pulso_flow_changed_days)
+       GROUP BY fecha;
+";
+
+#[tokio::test(flavor = "multi_thread")]
+async fn dependent_builds_run_once_after_the_backfill_or_after_every_chunk() {
+    let dir = tempfile::tempdir().unwrap();
+    write(dir.path(), "movs.csv", &movs_csv(false));
+    let file = write(dir.path(), "p.yaml", MOVS_WITH_BUILD);
+    let args = movs_args(&file);
+    let mut results = Vec::new();
+    for (mode, runs) in [("after", 1i64), ("per-chunk", 4)] {
+        let db = TestDb::new("backfill_builds").await;
+        let mut a: Vec<&str> = args.iter().map(String::as_str).collect();
+        a.extend(["--builds", mode]);
+        let out = cli(&db.url, &a, &[]);
+        assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+        let summary: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        assert_eq!(
+            summary["builds"].as_array().map(Vec::len),
+            Some(runs as usize),
+            "{summary}"
+        );
+        let c = db.client().await;
+        let n: i64 = c
+            .query_one(
+                "SELECT count(*) FROM pulso_flow.node_runs WHERE node = 'diario' AND status = 'ok'",
+                &[],
+            )
+            .await
+            .unwrap()
+            .get(0);
+        assert_eq!(n, runs, "--builds {mode}");
+        results.push(checksum(&c, "t.diario").await);
+    }
+    assert_eq!(results[0].0, 10);
+    assert_eq!(results[0], results[1]);
+}
