@@ -4,6 +4,7 @@
 //! - `single`     — `pulso-flow run`: the whole range in one transaction (the baseline);
 //! - `chunks10`   — `pulso-flow backfill --chunk 1d --parallel 1`: ten chunks, ten transactions;
 //! - `chunks10p3` — the same with `--parallel 3`.
+//!
 //! Reported: wall seconds, ratio to `single` of the same rep (lower is better), and peak RSS of
 //! the process (GNU time's `%M` of a fresh child). Goal of issue 10: `chunks10` ≤ 1.2 × `single`,
 //! peak RSS ≤ 128 MiB with `--parallel 3`.
