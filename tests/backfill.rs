@@ -363,6 +363,25 @@ async fn a_failing_chunk_keeps_the_prefix_and_the_rerun_resumes_there() {
     // The watermark is the end of the contiguous prefix: the greatest value chunk 1 loaded.
     assert_eq!(watermark(&c, "movs").await.as_deref(), Some("2025-01-06"));
 
+    // Each chunk that started is a run of its own in the ledger, the failed one included.
+    let runs: Vec<(String, String)> = c
+        .query(
+            "SELECT r.status, n.status FROM pulso_flow.runs r \
+             JOIN pulso_flow.node_runs n USING (run_id) \
+             WHERE r.args ? 'backfill' ORDER BY (r.args->>'chunk')::int",
+            &[],
+        )
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| (r.get(0), r.get(1)))
+        .collect();
+    let pair = |a: &str, b: &str| (a.to_string(), b.to_string());
+    assert_eq!(
+        runs,
+        [pair("ok", "ok"), pair("ok", "ok"), pair("failed", "failed")]
+    );
+
     // `backfill status` reports it.
     let out = cli(&db.url, &["backfill", "status", "--format", "json"], &[]);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));

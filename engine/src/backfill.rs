@@ -535,6 +535,10 @@ impl TableRun {
                         }
                         for (seq, lo, hi) in in_flight.drain(..) {
                             let message = "cancelled: rolled back".to_string();
+                            let load_run_id = format!("{}-c{seq:04}", self.opts.run_id);
+                            if let Err(e) = pulso_sinks::state::finish_run(&self.control, &load_run_id, "cancelled").await {
+                                tracing::warn!(error = %e, "could not record the cancelled chunk's run");
+                            }
                             if let Err(e) = chunks::mark_failed(&self.control, &self.plan.node, &lo, &hi, &message).await {
                                 tracing::warn!(error = %e, "could not record the cancelled chunk");
                             }
@@ -628,7 +632,15 @@ impl ChunkJob {
             duration: Duration::ZERO,
         };
         tracing::info!(node = %node.name, chunk = seq, lo = %self.row.lo, hi = %self.row.hi, "chunk started");
+        let started_at = chrono::Utc::now();
         let result = async {
+            // The chunk is a run of its own in the ledger (`runs`, `node_runs`, `changes`).
+            let args = serde_json::json!({
+                "backfill": self.opts.run_id, "chunk": seq,
+                "lo": self.row.lo.to_iso(), "hi": self.row.hi.to_iso(),
+            });
+            pulso_sinks::state::start_run(&self.control, &load_run_id, &self.pipeline.name, &args)
+                .await?;
             report.attempt = chunks::mark_running(
                 &self.control,
                 &node.name,
@@ -653,6 +665,7 @@ impl ChunkJob {
                     ms = report.duration.as_millis() as u64, "chunk committed"
                 );
                 report.load = Some(outcome);
+                self.finish_run(&load_run_id, "ok").await;
             }
             Err(e) => {
                 let message = format!(
@@ -673,9 +686,36 @@ impl ChunkJob {
                 {
                     tracing::warn!(error = %e, "could not record the failed chunk");
                 }
+                let ledger = NodeRun {
+                    run_id: load_run_id.clone(),
+                    node: node.name.clone(),
+                    kind: "table",
+                    target: Some(self.plan.target.clone()),
+                    mode: Some(RunMode::Incremental),
+                    window_lower: Some(self.row.lo.to_iso()),
+                    window_upper: Some(self.row.hi.to_iso()),
+                    rows_read: i64::try_from(report.rows_read).unwrap_or(i64::MAX),
+                    started_at: Some(started_at),
+                    duration_ms: i64::try_from(report.duration.as_millis()).unwrap_or(i64::MAX),
+                    status: "failed",
+                    error: Some(message),
+                    ..NodeRun::default()
+                };
+                if let Err(e) =
+                    pulso_sinks::state::record_node_run(self.control.as_ref(), &ledger).await
+                {
+                    tracing::warn!(error = %e, "could not record the failed chunk's run");
+                }
+                self.finish_run(&load_run_id, "failed").await;
             }
         }
         report
+    }
+
+    async fn finish_run(&self, load_run_id: &str, status: &str) {
+        if let Err(e) = pulso_sinks::state::finish_run(&self.control, load_run_id, status).await {
+            tracing::warn!(error = %e, "could not record the end of the chunk's run");
+        }
     }
 
     /// source → transform → one load transaction over the chunk's window.
