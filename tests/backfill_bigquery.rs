@@ -251,3 +251,76 @@ tables:
         .get(0);
     assert!(sequential);
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn dry_run_prints_each_chunks_query_parameters_bytes_and_cost_and_the_total() {
+    let fake = FakeBigQuery::start_rest(FakeState {
+        fields: json!([{"name": "id", "type": "INTEGER"}, {"name": "ts", "type": "TIMESTAMP"}, {"name": "v", "type": "STRING"}]),
+        dry_run_bytes: 2_000_000_000,
+        ..FakeState::default()
+    })
+    .await;
+    let yaml = r#"
+connections:
+  bq: { kind: bigquery, project: p, dataset: d, endpoint: "${BQ_REST}", maximum_bytes_billed: 3000000000 }
+defaults: { schema: t, time_zone: UTC }
+tables:
+  - name: ev
+    source: { kind: bigquery, connection: bq, query: "SELECT id, ts, v FROM `p.d.t`" }
+    columns: { id: bigint, ts: timestamptz, v: text }
+    primary_key: [id]
+    incremental: { column: ts, type: timestamp, lookback: 1d }
+"#;
+    let dir = tempfile::tempdir().unwrap();
+    let file = write(dir.path(), "p.yaml", yaml);
+    let (file, rest) = (file.display().to_string(), fake.url.clone());
+    let out = tokio::task::spawn_blocking(move || {
+        let args = [
+            "backfill",
+            file.as_str(),
+            "--tables",
+            "ev",
+            "--from",
+            "2025-01-01",
+            "--to",
+            "2025-01-08",
+            "--chunk",
+            "1d",
+            "--dry-run",
+        ];
+        // No database: a dry run does not connect to it.
+        cli(
+            "postgres://nobody@127.0.0.1:1/none",
+            &args,
+            &[("BQ_REST", rest.as_str())],
+        )
+    })
+    .await
+    .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    // One dry run per chunk, each with its own window in the parameters.
+    assert_eq!(fake.with(|s| s.dry_runs.len()), 7, "{stdout}");
+    let chunk2 = stdout
+        .split("ev chunk 2: ")
+        .nth(1)
+        .and_then(|s| s.split("ev chunk 3: ").next())
+        .unwrap_or_default();
+    assert!(
+        chunk2.starts_with("[2025-01-03T00:00:00.000000Z, 2025-01-04T00:00:00.000000Z)")
+            && chunk2.contains("bigquery sql:")
+            && chunk2.contains("WHERE `ts` >= @lower AND `ts` < @upper")
+            && chunk2.contains("@lower TIMESTAMP = \"2025-01-03 00:00:00.000000+00:00\"")
+            && chunk2.contains("@upper TIMESTAMP = \"2025-01-04 00:00:00.000000+00:00\"")
+            && chunk2.contains("(2000000000 bytes)")
+            && chunk2.contains("estimated on-demand query cost $")
+            && chunk2.contains("the processed bytes are within the limit"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("7 chunks; dry run answered for 7: 14000000000 bytes processed in total"),
+        "{stdout}"
+    );
+    // Nothing ran.
+    assert!(fake.with(|s| s.inserts.is_empty()));
+}
