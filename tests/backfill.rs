@@ -487,3 +487,63 @@ async fn dependent_builds_run_once_after_the_backfill_or_after_every_chunk() {
     assert_eq!(results[0].0, 10);
     assert_eq!(results[0], results[1]);
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn sigint_rolls_back_the_chunk_in_flight_and_exits_130() {
+    let db = TestDb::new("backfill_sigint").await;
+    let dir = tempfile::tempdir().unwrap();
+    let file = write(dir.path(), "trandeuda.yaml", &trandeuda_pipeline(3));
+    let file = file.display().to_string();
+    let c = db.client().await;
+    let child = Command::new(common::bin())
+        .args(backfill_args(&file, &[]))
+        .env("DATABASE_URL", &db.url)
+        .env("PULSO_LOG", "warn")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let t0 = Instant::now();
+    while !chunk_statuses(&c).await.iter().any(|(_, s)| s == "running") {
+        assert!(t0.elapsed() < Duration::from_secs(120), "no chunk started");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    // SAFETY: sending a signal to our own child process.
+    unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(130), "{stderr}");
+    assert!(
+        stderr.contains("interrupted by SIGINT") && stderr.contains("cancelled"),
+        "{stderr}"
+    );
+    // Nothing is left `running`: the chunk in flight is recorded as cancelled, its rows are not
+    // there, and the watermark covers only committed chunks.
+    let statuses = chunk_statuses(&c).await;
+    assert!(statuses.iter().all(|(_, s)| s != "running"), "{statuses:?}");
+    let committed: Vec<i32> = statuses
+        .iter()
+        .filter(|(_, s)| s == "committed")
+        .map(|(seq, _)| *seq)
+        .collect();
+    let days: i64 = c
+        .query_one(
+            "SELECT count(DISTINCT fecha_proceso) FROM raw.trandeuda",
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    // Chunks are the days 06-02 .. 06-07; only the first three have rows.
+    let with_rows = committed.iter().filter(|&&s| s < 3).count() as i64;
+    assert_eq!(days, with_rows, "{statuses:?}");
+    let error: Option<String> = c
+        .query_one(
+            "SELECT max(error) FROM pulso_flow.backfill_chunks WHERE status = 'failed'",
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(error.as_deref(), Some("cancelled: rolled back"));
+}
