@@ -21,9 +21,8 @@ use std::io::Write as _;
 use std::process::Command;
 use std::time::Instant;
 
-#[path = "../tests/common/mod.rs"]
-mod common;
 use common::{connect, server_url};
+use pulso_testkit as common;
 
 const COLUMNS: &str = "cod_cuenta text NOT NULL, nro_documento text NOT NULL, archivo text NOT NULL, \
     fecha_vencimiento date, monto_exigible numeric(15,2), creado_el timestamptz, \

@@ -3,7 +3,7 @@
 //! chunk), a failing chunk (earlier chunks kept, watermark at the contiguous prefix, resume),
 //! the lock against normal runs, `backfill status` and `--dry-run`.
 
-mod common;
+use pulso_testkit as common;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 
 use common::{TestDb, checksum, cli, text, watermark, write};
 
-const DEMO: &str = include_str!("../examples/demo.yaml");
+const DEMO: &str = include_str!("../../examples/demo.yaml");
 
 /// The demo's trandeuda alone, with `days` days of snapshots (35,000 generated rows a day).
 fn trandeuda_pipeline(days: u32) -> String {

@@ -3,12 +3,10 @@
 //! (`../shared/bqemu`) reads three chunks at the same time and ends with the same table as
 //! `--parallel 1`. Emulator tests are skipped when it is down unless `BQEMU_REQUIRED=1`.
 
-mod common;
+use pulso_testkit as common;
 
-#[path = "../operators/tests/bigquery_support/mod.rs"]
-mod bigquery_support;
-#[path = "common/bqemu.rs"]
-mod bqemu;
+use pulso_testkit::bigquery as bigquery_support;
+use pulso_testkit::bqemu;
 
 use std::path::Path;
 
