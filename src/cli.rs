@@ -120,6 +120,9 @@ pub enum Command {
     /// Compare source and target per day (count and sums of `reconcile:`); exit 1 when a day
     /// differs. `--repair` reloads exactly the differing days and rebuilds what depends on them.
     Reconcile(crate::reconcile_cmd::ReconcileArgs),
+    /// Load a range of history in chunks, each one atomic load, resumable (`backfill status`:
+    /// progress per table).
+    Backfill(crate::backfill_cmd::BackfillArgs),
     /// Serve the dashboard HTTP API (settings from the environment: see .env.example).
     Serve {
         /// Address to listen on.
@@ -211,6 +214,7 @@ pub async fn dispatch(cli: Cli) -> ExitCode {
         Command::Migrate => migrate(cli.database_url).await,
         Command::Serve { bind } => serve(cli.database_url, bind).await,
         Command::Reconcile(args) => crate::reconcile_cmd::reconcile(args, cli.database_url).await,
+        Command::Backfill(args) => crate::backfill_cmd::backfill(args, cli.database_url).await,
         Command::Runs(args) => match database_url(cli.database_url, None) {
             Ok(url) => crate::runs::runs(args, url).await,
             Err(e) => Err(e),
@@ -494,7 +498,7 @@ async fn watermarks(action: WatermarkAction, cli_url: Option<String>) -> Result<
     Ok(ExitCode::SUCCESS)
 }
 
-fn usage(message: String) -> anyhow::Error {
+pub(crate) fn usage(message: String) -> anyhow::Error {
     anyhow!(EngineError::Usage(message))
 }
 
@@ -517,7 +521,7 @@ fn table_of<'p>(p: &'p Pipeline, node: &str, file: &Path) -> Result<&'p TableNod
 }
 
 /// A connection to the state database, migrated.
-async fn state_client(url: String) -> Result<tokio_postgres::Client> {
+pub(crate) async fn state_client(url: String) -> Result<tokio_postgres::Client> {
     let mut client = pulso_sinks::connect::connect(&url).await?;
     pulso_sinks::migrate::migrate(&mut client).await?;
     Ok(client)
@@ -554,20 +558,20 @@ async fn serve(cli_url: Option<String>, bind: Option<std::net::SocketAddr>) -> R
 
 /// A signal that stops a run.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum StopSignal {
+pub(crate) enum StopSignal {
     Interrupt,
     Terminate,
 }
 
 impl StopSignal {
-    fn name(self) -> &'static str {
+    pub(crate) fn name(self) -> &'static str {
         match self {
             StopSignal::Interrupt => "SIGINT",
             StopSignal::Terminate => "SIGTERM",
         }
     }
 
-    fn exit_code(self) -> u8 {
+    pub(crate) fn exit_code(self) -> u8 {
         match self {
             StopSignal::Interrupt => EXIT_INTERRUPTED,
             StopSignal::Terminate => EXIT_TERMINATED,
@@ -578,7 +582,7 @@ impl StopSignal {
 /// SIGINT (Ctrl-C) and SIGTERM (what systemd, Kubernetes and `docker stop` send), registered
 /// before the run starts. Once registered they no longer kill the process by themselves, hence
 /// the explicit exit on a second signal.
-struct StopSignals {
+pub(crate) struct StopSignals {
     #[cfg(unix)]
     interrupt: tokio::signal::unix::Signal,
     #[cfg(unix)]
@@ -586,7 +590,7 @@ struct StopSignals {
 }
 
 impl StopSignals {
-    fn new() -> Result<Self> {
+    pub(crate) fn new() -> Result<Self> {
         #[cfg(unix)]
         {
             use tokio::signal::unix::{SignalKind, signal};
@@ -617,7 +621,7 @@ impl StopSignals {
     /// First signal: cancel the run (running loads roll back, the summary is printed, exit
     /// 130/143). Second signal: exit at once; the server rolls back whatever was still open when
     /// the connections drop.
-    async fn cancel_on_signal(
+    pub(crate) async fn cancel_on_signal(
         mut self,
         stopped_by: Arc<std::sync::Mutex<Option<StopSignal>>>,
         cancel: tokio::sync::watch::Sender<bool>,

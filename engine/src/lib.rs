@@ -12,6 +12,7 @@
 //! `pulso_types::IncValue`) and warns when a watermark is ahead of the window. [`render`] draws
 //! the DAG (SVG, Mermaid) for `explain` and the operations page.
 
+pub mod backfill;
 pub mod compile;
 pub mod dag;
 pub mod duration;

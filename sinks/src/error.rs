@@ -49,6 +49,9 @@ pub enum SinkError {
     Locked { target: String },
     #[error("target {target}: {message}")]
     TargetMismatch { target: String, message: String },
+    /// `pulso_flow.backfill_chunks` does not hold what a backfill expects.
+    #[error("backfill chunk ledger of {node}: {message}")]
+    ChunkLedger { node: String, message: String },
     /// The stream of batches failed (source or transform).
     #[error("source failed: {0}")]
     Source(#[source] BoxError),

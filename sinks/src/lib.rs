@@ -11,6 +11,7 @@
 //! * [`gates`] — the reconciliation and the checks of a node, between its writes and its commit.
 //! * [`commit`] — the end of every node run: changes, build cursor, watermark and data version,
 //!   ledger row, NOTIFY, COMMIT (`commit_node`, used by loads and builds alike).
+//! * [`chunks`] — the chunk ledger of `backfill` (`pulso_flow.backfill_chunks`), reads and writes.
 //! * [`state`] — watermarks (typed as [`pulso_types::IncValue`]) and the run ledger.
 //! * [`status`] — read queries on that state for status reporting (the API's only access to it).
 //! * [`lock`], [`connect`] — per-target advisory locks; sessions configured for loading.
@@ -22,6 +23,7 @@
 
 pub mod build;
 pub mod checks;
+pub mod chunks;
 pub mod commit;
 pub mod connect;
 pub mod encode;

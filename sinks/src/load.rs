@@ -92,10 +92,37 @@ pub struct OpenLoad {
     t0: Instant,
     /// The window the source reads, for the reconciliation: (column, lower, upper) as ISO text.
     window: Option<(String, Option<String>, Option<String>)>,
+    /// A backfill chunk: its ledger row commits with the load (see [`crate::chunks`]).
+    chunk: Option<crate::chunks::ChunkCommit>,
+    /// The target's lock is taken after the COPY into staging, not at `BEGIN`.
+    lock_after_copy: bool,
 }
 
 /// Begin the load: connect, `BEGIN`, lock, check the target, read the watermark, create staging.
 pub async fn open(url: &str, req: LoadRequest) -> Result<OpenLoad, SinkError> {
+    begin(url, req, None, false).await
+}
+
+/// Begin one chunk of a backfill, whose ledger row commits with it and whose watermark follows
+/// the chunk ledger's contiguous-prefix rule ([`crate::chunks`]). It does not wait for the
+/// backfill lock (its backfill holds it). With `lock_after_copy` the target's lock is taken only
+/// after the chunk's rows are in staging, so several chunks read and COPY concurrently and only
+/// their merges are serialised; such a chunk never takes the direct path.
+pub async fn open_chunk(
+    url: &str,
+    req: LoadRequest,
+    chunk: crate::chunks::ChunkCommit,
+    lock_after_copy: bool,
+) -> Result<OpenLoad, SinkError> {
+    begin(url, req, Some(chunk), lock_after_copy).await
+}
+
+async fn begin(
+    url: &str,
+    req: LoadRequest,
+    chunk: Option<crate::chunks::ChunkCommit>,
+    lock_after_copy: bool,
+) -> Result<OpenLoad, SinkError> {
     let started_at = Utc::now();
     let t0 = Instant::now();
     let client = crate::connect::connect(url).await?;
@@ -107,8 +134,13 @@ pub async fn open(url: &str, req: LoadRequest) -> Result<OpenLoad, SinkError> {
         .batch_execute("BEGIN")
         .await
         .map_err(|e| SinkError::pg("starting the load transaction", e))?;
-    let key = format!("pulso-flow:{target}");
-    crate::lock::lock_for_transaction(&client, &key, &target, req.wait_for_lock).await?;
+    if chunk.is_none() {
+        crate::lock::wait_for_backfill(&client, &target, req.wait_for_lock).await?;
+    }
+    if !lock_after_copy {
+        let key = crate::lock::target_key(&target);
+        crate::lock::lock_for_transaction(&client, &key, &target, req.wait_for_lock).await?;
+    }
     ensure_target(&client, &req.shape, req.create_target).await?;
     let watermark = state::stored_watermark(&client, &req.node).await?;
     Ok(OpenLoad {
@@ -118,6 +150,8 @@ pub async fn open(url: &str, req: LoadRequest) -> Result<OpenLoad, SinkError> {
         started_at,
         t0,
         window: None,
+        chunk,
+        lock_after_copy,
     })
 }
 
@@ -271,10 +305,12 @@ impl OpenLoad {
         let OpenLoad {
             client,
             req,
-            watermark,
+            mut watermark,
             started_at,
             t0,
             window,
+            chunk,
+            lock_after_copy,
         } = self;
         let shape = &req.shape;
         client
@@ -288,10 +324,15 @@ impl OpenLoad {
         let params: &[&(dyn tokio_postgres::types::ToSql + Sync)] =
             if tracked { &change_params } else { &[] };
 
-        let written = if let Some(indexes) = prepare_direct_load(&client, shape).await? {
+        let direct = if lock_after_copy {
+            None
+        } else {
+            prepare_direct_load(&client, shape).await?
+        };
+        let written = if let Some(indexes) = direct {
             direct_load(&client, &req, batches, &progress, indexes, params).await?
         } else {
-            staged_merge(&client, &req, batches, &progress, params).await?
+            staged_merge(&client, &req, batches, &progress, params, lock_after_copy).await?
         };
         let Written {
             staged,
@@ -317,9 +358,25 @@ impl OpenLoad {
         .await?;
         // Watermarks only move forward on incremental loads (a lookback re-read must not pull
         // them back); a full refresh re-derives it from what the table now holds.
-        let watermark_after = match req.mode {
-            RunMode::Incremental => watermark.max(max_loaded),
-            RunMode::FullRefresh => max_loaded,
+        let rows_read = rows_read();
+        let watermark_after = match (&chunk, req.mode) {
+            (Some(c), _) => {
+                // The lock is held: re-read what earlier chunks committed meanwhile.
+                watermark = state::stored_watermark(&client, &req.node).await?;
+                let stats = crate::chunks::ChunkStats {
+                    rows_read,
+                    rows_loaded: staged,
+                    inserted,
+                    updated,
+                    bytes: progress.bytes_sent.load(Ordering::Relaxed),
+                    max_loaded,
+                    duration_ms: i64::try_from(t0.elapsed().as_millis()).unwrap_or(i64::MAX),
+                };
+                let prefix = crate::chunks::commit_chunk(&client, c, &req.run_id, &stats).await?;
+                watermark.max(prefix)
+            }
+            (None, RunMode::Incremental) => watermark.max(max_loaded),
+            (None, RunMode::FullRefresh) => max_loaded,
         };
         let changed = match (inserted + updated + deleted > 0, tracked) {
             (false, _) => Changed::Nothing,
@@ -333,7 +390,7 @@ impl OpenLoad {
         ledger.mode = Some(req.mode);
         ledger.watermark_before = watermark.map(|w| w.to_iso());
         ledger.watermark_after = watermark_after.map(|w| w.to_iso());
-        ledger.rows_read = to_i64(rows_read());
+        ledger.rows_read = to_i64(rows_read);
         ledger.rows_staged = to_i64(staged);
         ledger.inserted = to_i64(inserted);
         ledger.updated = to_i64(updated);
@@ -412,6 +469,7 @@ async fn staged_merge<S, E>(
     batches: S,
     progress: &LoadProgress,
     params: Params<'_>,
+    lock_after_copy: bool,
 ) -> Result<Written, SinkError>
 where
     S: Stream<Item = Result<RecordBatch, E>> + Send,
@@ -424,6 +482,11 @@ where
         .await
         .map_err(|e| SinkError::pg("creating the staging table", e))?;
     let staged = copy_batches(client, req, &shape.copy_into_staging(), batches, progress).await?;
+    if lock_after_copy {
+        let target = shape.target.to_string();
+        let key = crate::lock::target_key(&target);
+        crate::lock::lock_for_transaction(client, &key, &target, req.wait_for_lock).await?;
+    }
     let max_loaded = max_incremental(client, shape, shape.max_incremental()).await?;
     let target_empty: bool = client
         .query_one(&shape.is_target_empty(), &[])

@@ -81,6 +81,8 @@ pub struct FakeState {
     pub job_error: Option<(String, String)>,
     /// Only this many jobs fail with `job_error` (None: every job).
     pub job_error_limit: Option<u32>,
+    /// The first this many jobs succeed before `job_error` applies (a fault in a later query).
+    pub job_error_skip: u32,
     /// totalBytesProcessed of a dry run.
     pub dry_run_bytes: u64,
     /// Serve TIMESTAMP cells as float seconds even when int64 timestamps are asked for (a
@@ -302,7 +304,12 @@ async fn insert(
         if creates && !duplicate {
             s.created.insert(job_id.clone());
         }
+        let skip = creates && !duplicate && s.job_error_skip > 0;
+        if skip {
+            s.job_error_skip -= 1;
+        }
         let job_error = match s.job_error_limit.as_mut() {
+            _ if skip => None,
             Some(0) => None,
             Some(n) => {
                 *n -= 1;

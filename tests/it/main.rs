@@ -3,6 +3,8 @@
 //! The shared helpers are the test kit's (`pulso_testkit`).
 
 mod api_serve;
+mod backfill;
+mod backfill_bigquery;
 mod bigquery_e2e;
 mod builds;
 mod cli_commands;
