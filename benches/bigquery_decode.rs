@@ -13,8 +13,7 @@
 //! Criterion reports rows/s (`Throughput::Elements`).
 //! `cargo bench --bench bigquery_decode` (add `-- --quick` for a fast estimate).
 
-#[path = "../operators/tests/bigquery_support/mod.rs"]
-mod bigquery_support;
+use pulso_testkit::bigquery as bigquery_support;
 
 use std::hint::black_box;
 use std::sync::Arc;

@@ -26,9 +26,8 @@ use futures::SinkExt;
 use tokio_postgres::Client;
 
 // The integration tests' helpers: server URL from DATABASE_URL, connecting, the CLI binary.
-#[path = "../tests/common/mod.rs"]
-mod common;
 use common::{connect, server_url};
+use pulso_testkit as common;
 
 const COLUMNS: &str = "cod_cuenta text NOT NULL, nro_documento text NOT NULL, archivo text NOT NULL, \
     fecha_vencimiento date, monto_exigible numeric(15,2), creado_el timestamptz, \

@@ -14,9 +14,8 @@ use std::time::Duration;
 
 use criterion::{Criterion, criterion_group, criterion_main};
 
-#[path = "../tests/common/mod.rs"]
-mod common;
 use common::{connect, server_url};
+use pulso_testkit as common;
 
 const RUNS: usize = 100;
 

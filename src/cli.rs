@@ -117,6 +117,12 @@ pub enum Command {
     Migrate,
     /// The run history: the latest runs, or one run's nodes (`runs show RUN_ID`).
     Runs(crate::runs::RunsArgs),
+    /// Compare source and target per day (count and sums of `reconcile:`); exit 1 when a day
+    /// differs. `--repair` reloads exactly the differing days and rebuilds what depends on them.
+    Reconcile(crate::reconcile_cmd::ReconcileArgs),
+    /// Load a range of history in chunks, each one atomic load, resumable (`backfill status`:
+    /// progress per table).
+    Backfill(crate::backfill_cmd::BackfillArgs),
     /// Serve the dashboard HTTP API (settings from the environment: see .env.example).
     Serve {
         /// Address to listen on.
@@ -207,6 +213,8 @@ pub async fn dispatch(cli: Cli) -> ExitCode {
         Command::Watermarks { action } => watermarks(action, cli.database_url).await,
         Command::Migrate => migrate(cli.database_url).await,
         Command::Serve { bind } => serve(cli.database_url, bind).await,
+        Command::Reconcile(args) => crate::reconcile_cmd::reconcile(args, cli.database_url).await,
+        Command::Backfill(args) => crate::backfill_cmd::backfill(args, cli.database_url).await,
         Command::Runs(args) => match database_url(cli.database_url, None) {
             Ok(url) => crate::runs::runs(args, url).await,
             Err(e) => Err(e),
@@ -253,14 +261,14 @@ fn error_text(e: &anyhow::Error) -> String {
     text
 }
 
-fn pipeline(file: &Path) -> Result<Pipeline> {
+pub(crate) fn pipeline(file: &Path) -> Result<Pipeline> {
     Ok(load_pipeline(file)?)
 }
 
 /// The target database: `--database-url`, else `DATABASE_URL` or the file `DATABASE_URL_FILE`
 /// names, else the pipeline's `defaults.target`, else the libpq environment (`PGHOST`, `PGUSER`,
 /// … — an empty connection string). Checked here, so a bad `sslmode` is a usage error.
-fn database_url(cli_url: Option<String>, pipeline: Option<&Pipeline>) -> Result<String> {
+pub(crate) fn database_url(cli_url: Option<String>, pipeline: Option<&Pipeline>) -> Result<String> {
     let url = url_from_flag_env_or_file(cli_url)?
         .or_else(|| pipeline.and_then(|p| p.target_url.clone()))
         .or_else(|| {
@@ -503,7 +511,7 @@ async fn watermarks(action: WatermarkAction, cli_url: Option<String>) -> Result<
     Ok(ExitCode::SUCCESS)
 }
 
-fn usage(message: String) -> anyhow::Error {
+pub(crate) fn usage(message: String) -> anyhow::Error {
     anyhow!(EngineError::Usage(message))
 }
 
@@ -526,7 +534,7 @@ fn table_of<'p>(p: &'p Pipeline, node: &str, file: &Path) -> Result<&'p TableNod
 }
 
 /// A connection to the state database, migrated.
-async fn state_client(url: String) -> Result<tokio_postgres::Client> {
+pub(crate) async fn state_client(url: String) -> Result<tokio_postgres::Client> {
     let mut client = pulso_sinks::connect::connect(&url).await?;
     pulso_sinks::migrate::migrate(&mut client).await?;
     Ok(client)
@@ -563,20 +571,20 @@ async fn serve(cli_url: Option<String>, bind: Option<std::net::SocketAddr>) -> R
 
 /// A signal that stops a run.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum StopSignal {
+pub(crate) enum StopSignal {
     Interrupt,
     Terminate,
 }
 
 impl StopSignal {
-    fn name(self) -> &'static str {
+    pub(crate) fn name(self) -> &'static str {
         match self {
             StopSignal::Interrupt => "SIGINT",
             StopSignal::Terminate => "SIGTERM",
         }
     }
 
-    fn exit_code(self) -> u8 {
+    pub(crate) fn exit_code(self) -> u8 {
         match self {
             StopSignal::Interrupt => EXIT_INTERRUPTED,
             StopSignal::Terminate => EXIT_TERMINATED,
@@ -587,7 +595,7 @@ impl StopSignal {
 /// SIGINT (Ctrl-C) and SIGTERM (what systemd, Kubernetes and `docker stop` send), registered
 /// before the run starts. Once registered they no longer kill the process by themselves, hence
 /// the explicit exit on a second signal.
-struct StopSignals {
+pub(crate) struct StopSignals {
     #[cfg(unix)]
     interrupt: tokio::signal::unix::Signal,
     #[cfg(unix)]
@@ -595,7 +603,7 @@ struct StopSignals {
 }
 
 impl StopSignals {
-    fn new() -> Result<Self> {
+    pub(crate) fn new() -> Result<Self> {
         #[cfg(unix)]
         {
             use tokio::signal::unix::{SignalKind, signal};
@@ -626,7 +634,7 @@ impl StopSignals {
     /// First signal: cancel the run (running loads roll back, the summary is printed, exit
     /// 130/143). Second signal: exit at once; the server rolls back whatever was still open when
     /// the connections drop.
-    async fn cancel_on_signal(
+    pub(crate) async fn cancel_on_signal(
         mut self,
         stopped_by: Arc<std::sync::Mutex<Option<StopSignal>>>,
         cancel: tokio::sync::watch::Sender<bool>,

@@ -4,8 +4,11 @@
 //! not loaded because another run holds its lock (`--no-wait`); 130 interrupted (SIGINT), 143
 //! terminated (SIGTERM); either way the running loads rolled back.
 
+mod backfill_cmd;
+mod backfill_progress;
 mod cli;
 mod progress;
+mod reconcile_cmd;
 mod runs;
 mod summary;
 

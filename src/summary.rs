@@ -43,6 +43,23 @@ pub fn table(r: &RunReport) -> String {
             n.duration.as_secs_f64()
         );
     }
+    for n in r.nodes.iter().filter(|n| !n.gates.is_empty()) {
+        let g = &n.gates;
+        let mut parts = Vec::new();
+        if !g.checks.is_empty() {
+            let passed = g.checks.iter().filter(|c| c.passed).count();
+            parts.push(format!("checks {passed}/{} passed", g.checks.len()));
+        }
+        if let Some(rec) = &g.reconcile {
+            parts.push(format!(
+                "reconcile by {}: {} day(s), {} differ",
+                rec.by,
+                rec.days,
+                rec.mismatches.len()
+            ));
+        }
+        let _ = writeln!(out, "\ngates {}: {}", n.name, parts.join("; "));
+    }
     for n in &r.nodes {
         let Some(o) = n.outcome.as_ref() else {
             continue;
@@ -123,6 +140,8 @@ pub fn json(r: &RunReport) -> Value {
                 "watermark_after": o.and_then(|o| o.watermark_after.map(|w| w.to_iso())),
                 "data_version": o.map(|o| o.data_version),
                 "duration_s": n.duration.as_secs_f64(),
+                "checks": n.gates.checks,
+                "reconcile": n.gates.reconcile,
             })
         }).collect::<Vec<_>>(),
     })

@@ -152,3 +152,73 @@ impl Default for Metrics {
         Self::new()
     }
 }
+
+/// The pipeline's quality gates as of each node's last run, in the text exposition format:
+/// `pulso_flow_check_failed{node,check,severity}` (1 failed, 0 passed),
+/// `pulso_flow_check_offending_rows{node,check}` and
+/// `pulso_flow_reconcile_mismatched_days{node}`. Read from the run ledger at scrape time.
+pub fn gate_metrics(nodes: &[pulso_sinks::status::NodeStatus]) -> String {
+    use std::fmt::Write as _;
+    let label = |v: &str| {
+        v.replace('\\', "\\\\")
+            .replace('"', "\\\"")
+            .replace('\n', "\\n")
+    };
+    let mut failed = String::new();
+    let mut offending = String::new();
+    let mut days = String::new();
+    for n in nodes {
+        let node = label(&n.node);
+        for c in n
+            .last_checks
+            .as_ref()
+            .and_then(|c| c.as_array())
+            .into_iter()
+            .flatten()
+        {
+            let name = label(c["name"].as_str().unwrap_or_default());
+            let severity = label(c["severity"].as_str().unwrap_or_default());
+            let passed = c["passed"].as_bool().unwrap_or(false);
+            let _ = writeln!(
+                failed,
+                "pulso_flow_check_failed{{node=\"{node}\",check=\"{name}\",severity=\"{severity}\"}} {}",
+                u8::from(!passed)
+            );
+            let _ = writeln!(
+                offending,
+                "pulso_flow_check_offending_rows{{node=\"{node}\",check=\"{name}\"}} {}",
+                c["offending"].as_i64().unwrap_or(0)
+            );
+        }
+        if let Some(r) = &n.last_reconcile {
+            let count = r["mismatches"].as_array().map_or(0, Vec::len);
+            let _ = writeln!(
+                days,
+                "pulso_flow_reconcile_mismatched_days{{node=\"{node}\"}} {count}"
+            );
+        }
+    }
+    let mut out = String::new();
+    for (name, help, body) in [
+        (
+            "pulso_flow_check_failed",
+            "Whether a quality gate (checks:) failed in the node's last run",
+            failed,
+        ),
+        (
+            "pulso_flow_check_offending_rows",
+            "Offending rows a quality gate found in the node's last run",
+            offending,
+        ),
+        (
+            "pulso_flow_reconcile_mismatched_days",
+            "Days whose count or sums differ between source and target in the node's last run",
+            days,
+        ),
+    ] {
+        if !body.is_empty() {
+            let _ = write!(out, "# HELP {name} {help}\n# TYPE {name} gauge\n{body}");
+        }
+    }
+    out
+}

@@ -16,7 +16,7 @@
 //! (`cargo test -p pulso-api --test api_adversarial -- --nocapture`) and recorded in
 //! docs/benchmarks.md.
 
-mod common;
+use pulso_testkit as common;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Rewrite pipeline-configmap.yaml from the repository's pipelines.yaml (tests/deploy_files.rs
+# Rewrite pipeline-configmap.yaml from the repository's pipelines.yaml (tests/it/deploy_files.rs
 # checks the two are equal). Run from anywhere: bash deploy/k8s/sync-pipeline.sh
 set -euo pipefail
 cd "$(dirname "$0")"

@@ -3,6 +3,7 @@
 //! Every problem is collected (not only the first) and located at `file:line:col` with a hint.
 
 mod files;
+mod gates;
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -144,7 +145,7 @@ impl Compiler<'_> {
         for b in spec.builds {
             let deps = b.depends_on.clone();
             let name = b.name.clone();
-            if let Some(node) = self.build(b) {
+            if let Some(node) = self.build(b, spec.defaults.schema.as_deref().unwrap_or("public")) {
                 nodes.push(node);
                 deps_spanned.push(deps);
                 name_spans.push(name);
@@ -551,6 +552,21 @@ impl Compiler<'_> {
                 None,
             );
         }
+        let checks = self.checks(
+            &name,
+            t.checks,
+            Some((
+                &target,
+                &primary_key,
+                t.change_date.as_ref().map(|c| c.value.as_str()),
+            )),
+            Some(&t.columns.value),
+            defaults.schema.as_deref().unwrap_or("public"),
+        );
+        let reconcile = t
+            .reconcile
+            .as_ref()
+            .and_then(|r| self.reconcile(&name, r, &t.columns.value));
         if self.errors.len() > errors_before {
             return None;
         }
@@ -577,12 +593,19 @@ impl Compiler<'_> {
                 mode,
                 batch_size,
                 create_target: t.create_target.or(defaults.create_target).unwrap_or(true),
+                checks,
+                reconcile,
             })),
         })
     }
 
-    fn build(&mut self, b: BuildSpec) -> Option<Node> {
+    fn build(&mut self, b: BuildSpec, default_schema: &str) -> Option<Node> {
         let name = b.name.value.clone();
+        let errors_before = self.errors.len();
+        let checks = self.checks(&name, b.checks, None, None, default_schema);
+        if self.errors.len() > errors_before {
+            return None;
+        }
         let (sql, origin) = match (&b.sql, &b.file) {
             (Some(sql), None) => (sql.clone(), "inline".to_string()),
             (None, Some(file)) => {
@@ -612,7 +635,11 @@ impl Compiler<'_> {
             name,
             depends_on: b.depends_on.iter().map(|d| d.value.clone()).collect(),
             line: b.name.referenced.line(),
-            kind: NodeKind::Build(BuildNode { sql, origin }),
+            kind: NodeKind::Build(BuildNode {
+                sql,
+                origin,
+                checks,
+            }),
         })
     }
 }

@@ -70,6 +70,8 @@ pub struct NodeReport {
     /// What an operator should look at although the node ran (also in the ledger's details).
     pub warnings: Vec<String>,
     pub duration: Duration,
+    /// Results of its `reconcile:` and `checks:` (also when they failed the node).
+    pub gates: pulso_sinks::gates::Gates,
 }
 
 #[derive(Debug, Clone)]
@@ -295,6 +297,7 @@ fn not_run(node: &Node, status: NodeStatus, reason: String) -> NodeReport {
         window_upper: None,
         warnings: Vec::new(),
         duration: Duration::ZERO,
+        gates: Default::default(),
     }
 }
 
@@ -323,7 +326,7 @@ async fn run_node(
             )
             .await
         }
-        NodeKind::Build(build) => run_build(node, build, opts).await,
+        NodeKind::Build(build) => run_build(node, build, opts, &mut report).await,
     };
     report.duration = t0.elapsed();
     report.rows_read = counters.rows_read.load(Ordering::Relaxed);
@@ -339,6 +342,7 @@ async fn run_node(
             report.error = Some(message.clone());
             report.lock_conflict =
                 matches!(e, EngineError::Sink(pulso_sinks::SinkError::Locked { .. }));
+            let details = crate::gates::failed_details(&e, &mut report.gates);
             let ledger = NodeRun {
                 run_id: opts.run_id.clone(),
                 node: node.name.clone(),
@@ -351,6 +355,7 @@ async fn run_node(
                 duration_ms: i64::try_from(report.duration.as_millis()).unwrap_or(i64::MAX),
                 status: "failed",
                 error: Some(message),
+                details,
                 ..NodeRun::default()
             };
             record_on_fresh_connection(&opts.database_url, &ledger).await;
@@ -383,8 +388,10 @@ async fn run_table(
         create_target: table.create_target,
         time_zone: pipeline.time_zone,
         run_id: opts.run_id.clone(),
+        checks: table.checks.clone(),
+        reconcile: table.reconcile.clone(),
     };
-    let open = load::open(&opts.database_url, request).await?;
+    let mut open = load::open(&opts.database_url, request).await?;
     let window = window_for(
         table,
         open.watermark(),
@@ -392,6 +399,9 @@ async fn run_table(
         run_start,
         pipeline.time_zone,
     )?;
+    if let Some(w) = &window {
+        open.set_window(&w.column, w.lower, w.upper);
+    }
     report.window_lower = window.as_ref().and_then(|w| bound_text(w.lower.as_ref()));
     report.window_upper = window.as_ref().and_then(|w| bound_text(w.upper.as_ref()));
     tracing::info!(node = %node.name, lower = ?report.window_lower, upper = ?report.window_upper, "loading");
@@ -440,6 +450,10 @@ async fn run_table(
         })
         .await?;
     report.warnings.extend(outcome.warnings.iter().cloned());
+    report.gates = outcome.gates.clone();
+    report
+        .warnings
+        .extend(outcome.gates.warnings.iter().cloned());
     Ok(Some(outcome))
 }
 
@@ -448,6 +462,7 @@ async fn run_build(
     node: &Node,
     build: &BuildNode,
     opts: &RunOptions,
+    report: &mut NodeReport,
 ) -> Result<Option<LoadOutcome>, EngineError> {
     let request = BuildRequest {
         node: &node.name,
@@ -457,8 +472,13 @@ async fn run_build(
         full_refresh: opts.full_refresh,
         wait_for_lock: opts.wait_for_lock,
         run_id: &opts.run_id,
+        checks: &build.checks,
     };
-    pulso_sinks::build::run(&opts.database_url, &request).await?;
+    let outcome = pulso_sinks::build::run(&opts.database_url, &request).await?;
+    report
+        .warnings
+        .extend(outcome.gates.warnings.iter().cloned());
+    report.gates = outcome.gates;
     Ok(None)
 }
 

@@ -30,6 +30,8 @@ pub struct NodeExplain {
     pub source_details: Vec<(String, String)>,
     /// (step, SQL) in execution order.
     pub sql: Vec<(&'static str, String)>,
+    /// Its gates: `reconcile:` and each check (name, kind, severity, table), with their SQL.
+    pub gates: Vec<(String, String)>,
 }
 
 #[derive(Debug, Clone)]
@@ -74,6 +76,7 @@ pub async fn explain(
             plan: String::new(),
             source_details: Vec::new(),
             sql: Vec::new(),
+            gates: Vec::new(),
         };
         match &node.kind {
             NodeKind::Table(t) => {
@@ -118,11 +121,13 @@ pub async fn explain(
                 if t.create_target {
                     ex.sql.push(("create_target_if_missing", s.create_target()));
                 }
+                ex.gates = crate::gates::explain(Some(t), &t.checks);
             }
             NodeKind::Build(b) => {
                 ex.source = Some(format!("SQL ({})", b.origin));
                 ex.window = "n/a".into();
                 ex.sql.push(("build", b.sql.trim().to_string()));
+                ex.gates = crate::gates::explain(None, &b.checks);
             }
         }
         nodes.push(ex);
@@ -249,6 +254,12 @@ impl Explain {
                     let _ = writeln!(out, "    {line}");
                 }
             }
+            for (gate, sql) in &n.gates {
+                let _ = writeln!(out, "  {gate}:");
+                for line in sql.lines() {
+                    let _ = writeln!(out, "    {line}");
+                }
+            }
         }
         out
     }
@@ -268,6 +279,7 @@ impl Explain {
                 "window": n.window,
                 "plan": n.plan,
                 "sql": n.sql.iter().map(|(k, v)| (k.to_string(), json!(v))).collect::<serde_json::Map<_, _>>(),
+                "gates": n.gates.iter().map(|(k, v)| json!({"gate": k, "sql": v})).collect::<Vec<_>>(),
             })).collect::<Vec<_>>(),
             "edges": self.edges.iter().map(|(a, b)| json!([a, b])).collect::<Vec<_>>(),
         })

@@ -12,14 +12,17 @@
 //! `pulso_types::IncValue`) and warns when a watermark is ahead of the window. [`render`] draws
 //! the DAG (SVG, Mermaid) for `explain` and the operations page.
 
+pub mod backfill;
 pub mod compile;
 pub mod dag;
 pub mod duration;
 pub mod error;
 pub mod executor;
 pub mod explain;
+pub mod gates;
 pub mod interpolate;
 pub mod pipeline;
+pub mod reconcile;
 pub mod render;
 pub mod run_id;
 pub mod spec;

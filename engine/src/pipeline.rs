@@ -92,6 +92,8 @@ pub struct TableNode {
     pub mode: RunMode,
     pub batch_size: usize,
     pub create_target: bool,
+    pub checks: Vec<pulso_sinks::checks::Check>,
+    pub reconcile: Option<pulso_sinks::reconcile::ReconcileSpec>,
 }
 
 #[derive(Debug, Clone)]
@@ -110,4 +112,5 @@ pub struct BuildNode {
     pub sql: String,
     /// Where the SQL came from: a file path or "inline".
     pub origin: String,
+    pub checks: Vec<pulso_sinks::checks::Check>,
 }

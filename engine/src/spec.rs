@@ -87,6 +87,118 @@ pub struct TableSpec {
     pub change_date: Option<Spanned<String>>,
     #[serde(default)]
     pub depends_on: Vec<Spanned<String>>,
+    /// Per-day count and sums of the source against the target, after the merge.
+    #[serde(default)]
+    pub reconcile: Option<Spanned<ReconcileYaml>>,
+    /// Quality gates on the target, before commit.
+    #[serde(default)]
+    pub checks: Vec<Spanned<CheckSpec>>,
+}
+
+/// `reconcile: { by: <date column>, sum: [cols], on_mismatch: fail | warn }`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ReconcileYaml {
+    pub by: Spanned<String>,
+    #[serde(default)]
+    pub sum: Vec<Spanned<String>>,
+    #[serde(default)]
+    pub on_mismatch: Option<OnMismatchSpec>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum OnMismatchSpec {
+    Fail,
+    Warn,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SeveritySpec {
+    Error,
+    Warn,
+}
+
+/// One entry of `checks:`: a name, a severity and exactly one kind.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CheckSpec {
+    #[serde(default)]
+    pub name: Option<String>,
+    #[serde(default)]
+    pub severity: Option<SeveritySpec>,
+    /// The table checked: a table's own target by default; required for a build's checks
+    /// (except `sql`).
+    #[serde(default)]
+    pub table: Option<Spanned<String>>,
+    /// Columns that identify an offending row in messages (default: a table's primary key).
+    #[serde(default)]
+    pub key: Option<Vec<String>>,
+    #[serde(default)]
+    pub not_null: Option<Vec<Spanned<String>>>,
+    #[serde(default)]
+    pub unique: Option<Vec<Spanned<String>>>,
+    #[serde(default)]
+    pub accepted_values: Option<AcceptedValuesSpec>,
+    #[serde(default)]
+    pub range: Option<RangeSpec>,
+    #[serde(default)]
+    pub row_count: Option<RowCountSpec>,
+    #[serde(default)]
+    pub sql: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AcceptedValuesSpec {
+    pub column: Spanned<String>,
+    pub values: Vec<Scalar>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RangeSpec {
+    pub column: Spanned<String>,
+    #[serde(default)]
+    pub min: Option<Scalar>,
+    #[serde(default)]
+    pub max: Option<Scalar>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RowCountSpec {
+    /// The day column: the latest day is compared with the previous day present.
+    pub by: Spanned<String>,
+    /// Count distinct values of this column instead of rows.
+    #[serde(default)]
+    pub count: Option<Spanned<String>>,
+    #[serde(default)]
+    pub min_ratio: Option<f64>,
+    #[serde(default)]
+    pub max_ratio: Option<f64>,
+}
+
+/// A YAML scalar, kept as the text PostgreSQL compares.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(untagged)]
+pub enum Scalar {
+    Bool(bool),
+    Int(i64),
+    Float(f64),
+    Text(String),
+}
+
+impl Scalar {
+    pub fn text(&self) -> String {
+        match self {
+            Scalar::Bool(b) => b.to_string(),
+            Scalar::Int(i) => i.to_string(),
+            Scalar::Float(f) => f.to_string(),
+            Scalar::Text(t) => t.clone(),
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
@@ -126,4 +238,7 @@ pub struct BuildSpec {
     pub file: Option<Spanned<String>>,
     #[serde(default)]
     pub depends_on: Vec<Spanned<String>>,
+    /// Quality gates on the build's output (each names its `table:`, or is `sql:`).
+    #[serde(default)]
+    pub checks: Vec<Spanned<CheckSpec>>,
 }

@@ -7,6 +7,7 @@
 //!     ← the days its dependencies changed since this build last ran (pulso_flow.changes)
 //!   set_config('pulso_flow.full_refresh', …), set_config('pulso_flow.run_id', …)
 //!   the build's SQL (skipped when nothing changed upstream)
+//!   its checks (quality gates; an `error` check that fails rolls everything back)
 //!   commit_node: its changes, its cursor, data version, ledger row, NOTIFY
 //! COMMIT
 //! ```
@@ -42,6 +43,8 @@ pub struct BuildRequest<'a> {
     /// Wait for a concurrent run of the same build (true) or fail at once (false, `--no-wait`).
     pub wait_for_lock: bool,
     pub run_id: &'a str,
+    /// Quality gates evaluated after its SQL, before commit (see [`crate::checks`]).
+    pub checks: &'a [crate::checks::Check],
 }
 
 /// What a committed build did.
@@ -51,6 +54,8 @@ pub struct BuildOutcome {
     pub ran: bool,
     pub mode: RunMode,
     pub data_version: i64,
+    /// Results of its `checks:` (also in the ledger's details).
+    pub gates: crate::gates::Gates,
 }
 
 /// Run the build in its own transaction on a new connection, and commit it.
@@ -95,6 +100,13 @@ pub async fn run(url: &str, req: &BuildRequest<'_>) -> Result<BuildOutcome, Sink
             .map_err(|e| SinkError::pg(format!("running the SQL of {}", req.origin), e))?;
     }
     let changed_days = list_changed_days(&client).await?;
+    // Checks see the build's output and the changed-days table, before anything commits. A
+    // build that did not run changed nothing, so there is nothing new to check.
+    let gates = if ran {
+        crate::gates::after_build(&client, req.node, req.checks).await?
+    } else {
+        crate::gates::Gates::default()
+    };
     let days = |d: Vec<String>| {
         if full {
             serde_json::Value::Null
@@ -115,8 +127,11 @@ pub async fn run(url: &str, req: &BuildRequest<'_>) -> Result<BuildOutcome, Sink
             "changed_days": days(changed_days),
             "changed_day_count": upstream.days,
         }),
+        warnings: gates.warnings.clone(),
         ..NodeRun::default()
     };
+    let mut ledger = ledger;
+    gates.record(&mut ledger.details);
     let data_version = commit::commit_node(
         &client,
         NodeCommit {
@@ -140,6 +155,7 @@ pub async fn run(url: &str, req: &BuildRequest<'_>) -> Result<BuildOutcome, Sink
         ran,
         mode,
         data_version,
+        gates,
     })
 }
 

@@ -49,6 +49,9 @@ pub enum SinkError {
     Locked { target: String },
     #[error("target {target}: {message}")]
     TargetMismatch { target: String, message: String },
+    /// `pulso_flow.backfill_chunks` does not hold what a backfill expects.
+    #[error("backfill chunk ledger of {node}: {message}")]
+    ChunkLedger { node: String, message: String },
     /// The stream of batches failed (source or transform).
     #[error("source failed: {0}")]
     Source(#[source] BoxError),
@@ -80,6 +83,15 @@ pub enum SinkError {
         column: String,
         rows: u64,
         keys: String,
+    },
+    /// A quality gate (`checks:` of severity error) or a reconciliation (`reconcile:` with
+    /// `on_mismatch: fail`) failed: nothing was committed. `gates` holds every result, for the
+    /// ledger's details and the run summary.
+    #[error("{message}; nothing was committed")]
+    Gate {
+        node: String,
+        message: String,
+        gates: Box<crate::gates::Gates>,
     },
 }
 

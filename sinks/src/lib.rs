@@ -8,8 +8,13 @@
 //!   target are skipped before the merge, and the [`lateness`] of new rows is measured;
 //!   [`nulls`] says what a load does with rows whose incremental column is NULL.
 //! * [`build`] — one SQL build as one transaction: changed days, the build's SQL, then [`commit`].
+//! * [`checks`] — quality gates (`checks:`) evaluated inside a node's transaction before commit.
+//! * [`reconcile`] — per-day count and sums of the source against the target (`reconcile:`),
+//!   after a load's merge and on demand (`pulso-flow reconcile`, `--repair`).
+//! * [`gates`] — the reconciliation and the checks of a node, between its writes and its commit.
 //! * [`commit`] — the end of every node run: changes, build cursor, watermark and data version,
 //!   ledger row, NOTIFY, COMMIT (`commit_node`, used by loads and builds alike).
+//! * [`chunks`] — the chunk ledger of `backfill` (`pulso_flow.backfill_chunks`), reads and writes.
 //! * [`state`] — watermarks (typed as [`pulso_types::IncValue`]) and the run ledger.
 //! * [`status`] — read queries on that state for status reporting (the API's only access to it).
 //! * [`lock`], [`connect`] — per-target advisory locks; sessions configured for loading.
@@ -20,16 +25,20 @@
 //! never writes SQL.
 
 pub mod build;
+pub mod checks;
+pub mod chunks;
 pub mod commit;
 pub mod connect;
 pub mod encode;
 pub mod error;
+pub mod gates;
 pub mod lateness;
 pub mod load;
 pub mod lock;
 pub mod migrate;
 pub mod nulls;
 pub mod pgtype;
+pub mod reconcile;
 pub mod reread;
 pub mod sql;
 pub mod state;

@@ -8,6 +8,7 @@
 //!   COPY staging FROM STDIN (FORMAT binary)        ← Arrow batches, encoded while they stream in
 //!   merge: INSERT … SELECT DISTINCT ON (pk) … ON CONFLICT (pk) DO UPDATE … WHERE … IS DISTINCT FROM …
 //!          (plain sorted INSERT when the target is empty; full refresh also deletes missing keys)
+//!   gates: reconcile (staged rows vs the target's rows of the window), checks
 //!   commit_node: watermark (greatest incremental value loaded), changes, node_runs row, NOTIFY
 //! COMMIT
 //! ```
@@ -48,6 +49,10 @@ pub struct LoadRequest {
     /// Zone of zone-less timestamps loaded into timestamptz columns.
     pub time_zone: chrono_tz::Tz,
     pub run_id: String,
+    /// Quality gates evaluated before commit (see [`crate::checks`]).
+    pub checks: Vec<crate::checks::Check>,
+    /// Per-day reconciliation with the staged source rows (see [`crate::reconcile`]).
+    pub reconcile: Option<crate::reconcile::ReconcileSpec>,
 }
 
 /// Live counters a progress bar can read while the load runs.
@@ -78,6 +83,8 @@ pub struct LoadOutcome {
     /// What the load warns about (NULL incremental values, lateness reaching the lookback); also
     /// in the ledger row's `details.warnings`.
     pub warnings: Vec<String>,
+    /// Results of `reconcile:` and `checks:` (also in the ledger's details).
+    pub gates: crate::gates::Gates,
 }
 
 /// Bytes handed to the COPY at a time: large enough to amortise the per-message cost, small
@@ -92,10 +99,39 @@ pub struct OpenLoad {
     watermark: Option<IncValue>,
     started_at: DateTime<Utc>,
     t0: Instant,
+    /// The window the source reads, for the reconciliation: (column, lower, upper) as ISO text.
+    window: Option<(String, Option<String>, Option<String>)>,
+    /// A backfill chunk: its ledger row commits with the load (see [`crate::chunks`]).
+    chunk: Option<crate::chunks::ChunkCommit>,
+    /// The target's lock is taken after the COPY into staging, not at `BEGIN`.
+    lock_after_copy: bool,
 }
 
 /// Begin the load: connect, `BEGIN`, lock, check the target, read the watermark, create staging.
 pub async fn open(url: &str, req: LoadRequest) -> Result<OpenLoad, SinkError> {
+    begin(url, req, None, false).await
+}
+
+/// Begin one chunk of a backfill, whose ledger row commits with it and whose watermark follows
+/// the chunk ledger's contiguous-prefix rule ([`crate::chunks`]). It does not wait for the
+/// backfill lock (its backfill holds it). With `lock_after_copy` the target's lock is taken only
+/// after the chunk's rows are in staging, so several chunks read and COPY concurrently and only
+/// their merges are serialised; such a chunk never takes the direct path.
+pub async fn open_chunk(
+    url: &str,
+    req: LoadRequest,
+    chunk: crate::chunks::ChunkCommit,
+    lock_after_copy: bool,
+) -> Result<OpenLoad, SinkError> {
+    begin(url, req, Some(chunk), lock_after_copy).await
+}
+
+async fn begin(
+    url: &str,
+    req: LoadRequest,
+    chunk: Option<crate::chunks::ChunkCommit>,
+    lock_after_copy: bool,
+) -> Result<OpenLoad, SinkError> {
     let started_at = Utc::now();
     let t0 = Instant::now();
     let client = crate::connect::connect(url).await?;
@@ -107,8 +143,13 @@ pub async fn open(url: &str, req: LoadRequest) -> Result<OpenLoad, SinkError> {
         .batch_execute("BEGIN")
         .await
         .map_err(|e| SinkError::pg("starting the load transaction", e))?;
-    let key = format!("pulso-flow:{target}");
-    crate::lock::lock_for_transaction(&client, &key, &target, req.wait_for_lock).await?;
+    if chunk.is_none() {
+        crate::lock::wait_for_backfill(&client, &target, req.wait_for_lock).await?;
+    }
+    if !lock_after_copy {
+        let key = crate::lock::target_key(&target);
+        crate::lock::lock_for_transaction(&client, &key, &target, req.wait_for_lock).await?;
+    }
     ensure_target(&client, &req.shape, req.create_target).await?;
     let watermark = state::stored_watermark(&client, &req.node).await?;
     Ok(OpenLoad {
@@ -117,6 +158,9 @@ pub async fn open(url: &str, req: LoadRequest) -> Result<OpenLoad, SinkError> {
         watermark,
         started_at,
         t0,
+        window: None,
+        chunk,
+        lock_after_copy,
     })
 }
 
@@ -243,6 +287,16 @@ impl OpenLoad {
         &self.req
     }
 
+    /// The window the source reads (lower inclusive, upper exclusive), so the reconciliation
+    /// compares the target's rows of that window only.
+    pub fn set_window(&mut self, column: &str, lower: Option<IncValue>, upper: Option<IncValue>) {
+        self.window = Some((
+            column.to_string(),
+            lower.map(|v| v.to_iso()),
+            upper.map(|v| v.to_iso()),
+        ));
+    }
+
     /// Stream the batches into staging, merge, write watermark and ledger, and COMMIT.
     /// `ledger` carries the run's window for the `node_runs` row; `rows_read` reports how many
     /// rows the source produced (before filters), asked once the stream has ended.
@@ -260,9 +314,12 @@ impl OpenLoad {
         let OpenLoad {
             client,
             req,
-            watermark,
+            mut watermark,
             started_at,
             t0,
+            window,
+            chunk,
+            lock_after_copy,
         } = self;
         let shape = &req.shape;
         client
@@ -276,10 +333,24 @@ impl OpenLoad {
         let params: &[&(dyn tokio_postgres::types::ToSql + Sync)] =
             if tracked { &change_params } else { &[] };
 
-        let written = if let Some(indexes) = prepare_direct_load(&client, shape).await? {
+        let direct = if lock_after_copy {
+            None
+        } else {
+            prepare_direct_load(&client, shape).await?
+        };
+        let written = if let Some(indexes) = direct {
             direct_load(&client, &req, batches, &progress, indexes, params).await?
         } else {
-            staged_merge(&client, &req, batches, &progress, params, watermark).await?
+            staged_merge(
+                &client,
+                &req,
+                batches,
+                &progress,
+                params,
+                watermark,
+                lock_after_copy,
+            )
+            .await?
         };
         let Written {
             staged,
@@ -292,7 +363,22 @@ impl OpenLoad {
             null_warning,
             lateness,
             mut phases,
+            through_staging,
         } = written;
+        let gates = crate::gates::after_load(
+            &client,
+            &req.node,
+            shape,
+            req.reconcile.as_ref(),
+            &req.checks,
+            crate::gates::LoadScope {
+                staged: through_staging,
+                window,
+            },
+            &req.run_id,
+        )
+        .await?;
+        phases.mark("gates");
         let warnings = null_warning
             .into_iter()
             .chain(crate::lateness::warning(shape, lateness.as_ref()))
@@ -303,9 +389,25 @@ impl OpenLoad {
         ledger.warnings.extend(warnings.iter().cloned());
         // Watermarks only move forward on incremental loads (a lookback re-read must not pull
         // them back); a full refresh re-derives it from what the table now holds.
-        let watermark_after = match req.mode {
-            RunMode::Incremental => watermark.max(max_loaded),
-            RunMode::FullRefresh => max_loaded,
+        let rows_read = rows_read();
+        let watermark_after = match (&chunk, req.mode) {
+            (Some(c), _) => {
+                // The lock is held: re-read what earlier chunks committed meanwhile.
+                watermark = state::stored_watermark(&client, &req.node).await?;
+                let stats = crate::chunks::ChunkStats {
+                    rows_read,
+                    rows_loaded: staged,
+                    inserted,
+                    updated,
+                    bytes: progress.bytes_sent.load(Ordering::Relaxed),
+                    max_loaded,
+                    duration_ms: i64::try_from(t0.elapsed().as_millis()).unwrap_or(i64::MAX),
+                };
+                let prefix = crate::chunks::commit_chunk(&client, c, &req.run_id, &stats).await?;
+                watermark.max(prefix)
+            }
+            (None, RunMode::Incremental) => watermark.max(max_loaded),
+            (None, RunMode::FullRefresh) => max_loaded,
         };
         let changed = match (inserted + updated + deleted > 0, tracked) {
             (false, _) => Changed::Nothing,
@@ -319,7 +421,7 @@ impl OpenLoad {
         ledger.mode = Some(req.mode);
         ledger.watermark_before = watermark.map(|w| w.to_iso());
         ledger.watermark_after = watermark_after.map(|w| w.to_iso());
-        ledger.rows_read = to_i64(rows_read());
+        ledger.rows_read = to_i64(rows_read);
         ledger.rows_staged = to_i64(staged);
         ledger.inserted = to_i64(inserted);
         ledger.updated = to_i64(updated);
@@ -334,6 +436,8 @@ impl OpenLoad {
             "null_incremental": null_incremental,
             "lateness": lateness.as_ref().map(|l| l.to_json(shape.lookback.map(|d| d.num_seconds()))),
         });
+        gates.record(&mut ledger.details);
+        ledger.warnings.extend(gates.warnings.iter().cloned());
         let data_version = commit::commit_node(
             &client,
             NodeCommit {
@@ -361,6 +465,7 @@ impl OpenLoad {
             null_incremental,
             lateness,
             warnings,
+            gates,
         })
     }
 }
@@ -395,6 +500,8 @@ struct Written {
     lateness: Option<Lateness>,
     /// Milliseconds per step, for `details.phases_ms` (where a load's time goes).
     phases: Phases,
+    /// The rows are still in the staging table (false after a direct load).
+    through_staging: bool,
 }
 
 type Params<'a> = &'a [&'a (dyn tokio_postgres::types::ToSql + Sync)];
@@ -409,6 +516,7 @@ async fn staged_merge<S, E>(
     progress: &LoadProgress,
     params: Params<'_>,
     watermark: Option<IncValue>,
+    lock_after_copy: bool,
 ) -> Result<Written, SinkError>
 where
     S: Stream<Item = Result<RecordBatch, E>> + Send,
@@ -423,6 +531,11 @@ where
     let mut phases = Phases::start();
     let staged = copy_batches(client, req, &shape.copy_into_staging(), batches, progress).await?;
     phases.mark("copy");
+    if lock_after_copy {
+        let target = shape.target.to_string();
+        let key = crate::lock::target_key(&target);
+        crate::lock::lock_for_transaction(client, &key, &target, req.wait_for_lock).await?;
+    }
     let (max_loaded, null_incremental) =
         max_incremental(client, shape, shape.max_incremental()).await?;
     let target_empty: bool = client
@@ -490,6 +603,7 @@ where
         null_warning: nulls,
         lateness,
         phases: phases.marked("delete_missing"),
+        through_staging: true,
     })
 }
 
@@ -681,6 +795,7 @@ where
         null_warning,
         lateness: None,
         phases: phases.marked("stats"),
+        through_staging: false,
     })
 }
 
@@ -708,7 +823,7 @@ fn to_i64(n: u64) -> i64 {
 
 /// COPY every batch into the staging table. Encoding happens here while the connection task
 /// writes the previous chunk, so reading, encoding and the server's COPY overlap.
-async fn copy_batches<S, E>(
+pub(crate) async fn copy_batches<S, E>(
     client: &Client,
     req: &LoadRequest,
     copy_sql: &str,

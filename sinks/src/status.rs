@@ -52,11 +52,12 @@ pub const NODES_SQL: &str = "\
 WITH n AS (SELECT node FROM pulso_flow.watermarks UNION SELECT unnest($1::text[])) \
 SELECT n.node, w.target, w.inc_type, w.value, w.last_status, w.data_version, w.updated_at, \
        last.run_id, last.kind, last.status, last.started_at, last.duration_ms, last.rows_read, \
-       last.records, last.error, ok.finished_at \
+       last.records, last.error, ok.finished_at, last.details -> 'checks', \
+       last.details -> 'reconcile' \
 FROM n \
 LEFT JOIN pulso_flow.watermarks w ON w.node = n.node \
 LEFT JOIN LATERAL (SELECT r.run_id, r.kind, r.status, r.started_at, r.duration_ms, r.rows_read, \
-                          r.inserted + r.updated AS records, r.error \
+                          r.inserted + r.updated AS records, r.error, r.details \
                    FROM pulso_flow.node_runs r WHERE r.node = n.node \
                    ORDER BY r.started_at DESC LIMIT 1) last ON true \
 LEFT JOIN LATERAL (SELECT r.started_at + r.duration_ms * interval '1 millisecond' AS finished_at \
@@ -112,6 +113,11 @@ pub struct NodeStatus {
     pub last_error: Option<String>,
     /// When the last successful run finished.
     pub last_success_at: Option<DateTime<Utc>>,
+    /// The last run's quality gates (`node_runs.details.checks`: name, kind, severity, passed,
+    /// offending, sample), also when they failed it.
+    pub last_checks: Option<serde_json::Value>,
+    /// The last run's reconciliation (`node_runs.details.reconcile`).
+    pub last_reconcile: Option<serde_json::Value>,
 }
 
 /// One row of `pulso_flow.runs`.
@@ -172,6 +178,8 @@ pub async fn node_status<R: StatusReader>(
                 last_records: r.try_get(13)?,
                 last_error: r.try_get(14)?,
                 last_success_at: r.try_get(15)?,
+                last_checks: r.try_get(16)?,
+                last_reconcile: r.try_get(17)?,
             })
         })
         .collect()
@@ -522,6 +530,8 @@ pub fn error_class(text: &str) -> &'static str {
     let t = text.to_ascii_lowercase();
     let body = t.split_once(": ").map(|(_, b)| b).unwrap_or(&t);
     const CLASSES: &[(&str, &str)] = &[
+        ("quality gate failed", "check"),
+        ("reconciliation failed", "reconcile"),
         ("statement timeout", "timeout"),
         ("canceling statement", "timeout"),
         ("source failed", "source"),

@@ -7,7 +7,6 @@
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use arrow::array::{
     ArrayRef, BinaryArray, BooleanArray, Date32Array, Date64Array, Decimal64Array, Decimal128Array,
@@ -25,78 +24,30 @@ use chrono_tz::Tz;
 use futures::SinkExt;
 use pulso_sinks::encode::{CopyEncoder, EncodeError};
 use pulso_sinks::pgtype::{PgColumn, PgType};
-use tokio_postgres::{Client, NoTls};
+use pulso_testkit::TestSchema;
 
 const LIMA: Tz = chrono_tz::America::Lima;
 
 // ---------------------------------------------------------------------------------------------
 // Test database
 
-fn database_url() -> String {
-    std::env::var("DATABASE_URL")
-        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".to_string())
-}
-
-async fn connect(url: &str) -> Client {
-    let (client, connection) = tokio_postgres::connect(url, NoTls)
-        .await
-        .expect("PostgreSQL must be running (see DATABASE_URL)");
-    tokio::spawn(connection);
-    client
-}
-
-/// A connection and a private schema, dropped with the value.
+/// A private schema (the test kit's) and a counter for table names.
 struct TestDb {
-    client: Client,
-    schema: String,
-    url: String,
+    kit: TestSchema,
     tables: AtomicUsize,
 }
 
 async fn test_db() -> TestDb {
-    static COUNTER: AtomicUsize = AtomicUsize::new(0);
-    let nanos = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.subsec_nanos());
-    let schema = format!(
-        "enc_{}_{}_{nanos}",
-        std::process::id(),
-        COUNTER.fetch_add(1, Ordering::Relaxed)
-    );
-    let url = database_url();
-    let client = connect(&url).await;
-    client
-        .batch_execute(&format!("CREATE SCHEMA {schema}; SET TIME ZONE 'UTC';"))
-        .await
-        .unwrap();
     TestDb {
-        client,
-        schema,
-        url,
+        kit: TestSchema::new("enc").await,
         tables: AtomicUsize::new(0),
     }
 }
 
-impl Drop for TestDb {
-    /// Drop the schema on a fresh connection from a separate thread: this runs inside the
-    /// test's runtime, which cannot be blocked on, and also when the test panicked.
-    fn drop(&mut self) {
-        let url = self.url.clone();
-        let schema = self.schema.clone();
-        let cleanup = std::thread::spawn(move || {
-            let rt = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .unwrap();
-            rt.block_on(async {
-                let client = connect(&url).await;
-                client
-                    .batch_execute(&format!("DROP SCHEMA IF EXISTS {schema} CASCADE"))
-                    .await
-                    .unwrap();
-            });
-        });
-        let _ = cleanup.join();
+impl std::ops::Deref for TestDb {
+    type Target = TestSchema;
+    fn deref(&self) -> &TestSchema {
+        &self.kit
     }
 }
 
@@ -116,7 +67,7 @@ impl TestDb {
         if !keys.is_empty() {
             defs.push(format!("PRIMARY KEY ({})", keys.join(", ")));
         }
-        let ddl = format!("CREATE TABLE {}.{table} ({})", self.schema, defs.join(", "));
+        let ddl = format!("CREATE TABLE {}.{table} ({})", self.name, defs.join(", "));
         self.client.batch_execute(&ddl).await.unwrap();
     }
 
@@ -140,7 +91,7 @@ impl TestDb {
         let names: Vec<&str> = columns.iter().map(|c| c.name.as_str()).collect();
         let statement = format!(
             "COPY {}.{table} ({}) FROM STDIN (FORMAT binary)",
-            self.schema,
+            self.name,
             names.join(", ")
         );
         let sink = self.client.copy_in(&statement).await.unwrap();
@@ -154,7 +105,7 @@ impl TestDb {
     async fn texts(&self, table: &str, column: &str, order_by: &str) -> Vec<Option<String>> {
         let query = format!(
             "SELECT {column}::text FROM {}.{table} ORDER BY {order_by}",
-            self.schema
+            self.name
         );
         let rows = self.client.query(&query, &[]).await.unwrap();
         rows.iter().map(|r| r.get::<_, Option<String>>(0)).collect()
@@ -1387,7 +1338,7 @@ async fn trandeuda_batches_in_one_copy() {
             "SELECT count(*) || ' ' || sum(monto_exigible) || ' ' || count(motivo_rechazo) || ' ' \
              || min(creado_el) || ' ' || max(fecha_vencimiento) || ' ' || min(cod_cuenta) \
              FROM {}.trandeuda",
-            db.schema
+            db.name
         ))
         .await;
     let sum: i128 = (0..3345i128).map(|i| (i * 12_345) % 1_000_000_000).sum();

@@ -47,6 +47,11 @@ pub fn variacion(actual: f64, anterior: f64) -> f64 {
 
 /// `1234567` → `1,234,567`.
 pub fn thousands(n: i64) -> String {
+    group_digits(n, ',')
+}
+
+/// `n` with its digits in groups of three, `separator` between the groups.
+pub fn group_digits(n: i64, separator: char) -> String {
     let digits = n.unsigned_abs().to_string();
     let mut out = String::with_capacity(digits.len() + digits.len() / 3 + 1);
     if n < 0 {
@@ -54,7 +59,7 @@ pub fn thousands(n: i64) -> String {
     }
     for (i, c) in digits.chars().enumerate() {
         if i > 0 && (digits.len() - i).is_multiple_of(3) {
-            out.push(',');
+            out.push(separator);
         }
         out.push(c);
     }

@@ -17,7 +17,7 @@
 //! answers. Statements are text built from the configured schema name (validated as a plain
 //! identifier at startup) and from static column names chosen by enums — never from request
 //! text; every value is a bound parameter (`$n`). Each statement's access path is an index the
-//! migrations create (see `tests/api_explain.rs`):
+//! migrations create (see `api/tests/it/api_explain.rs`):
 //!
 //! | statement | index |
 //! |---|---|

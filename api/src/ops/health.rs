@@ -99,6 +99,8 @@ mod tests {
             last_records: None,
             last_error: None,
             last_success_at: None,
+            last_checks: None,
+            last_reconcile: None,
         }
     }
 

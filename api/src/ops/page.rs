@@ -114,18 +114,7 @@ pub fn badge(class: &str, label: &str) -> String {
 
 /// `1 234 567` (thin spaces keep columns readable in any locale).
 pub fn num(n: i64) -> String {
-    let digits = n.unsigned_abs().to_string();
-    let mut out = String::with_capacity(digits.len() + digits.len() / 3 + 1);
-    if n < 0 {
-        out.push('-');
-    }
-    for (i, c) in digits.chars().enumerate() {
-        if i > 0 && (digits.len() - i).is_multiple_of(3) {
-            out.push('\u{2009}');
-        }
-        out.push(c);
-    }
-    out
+    crate::marts::kpi::group_digits(n, '\u{2009}')
 }
 
 /// `850 ms`, `12.3 s`, `2 m 05 s`, `1 h 02 m`.

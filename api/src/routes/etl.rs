@@ -56,6 +56,14 @@ pub struct TableStatus {
     pub age_seconds: Option<i64>,
     pub max_age_seconds: i64,
     pub fresh: bool,
+    /// The last run's quality gates (`checks:`): name, kind, severity, passed, offending count
+    /// and up to 5 offending keys; null when the node has none.
+    #[schema(value_type = Option<Object>)]
+    pub checks: Option<serde_json::Value>,
+    /// The last run's reconciliation with the source (`reconcile:`): days compared, row counts
+    /// and the differing days; null when the node has none.
+    #[schema(value_type = Option<Object>)]
+    pub reconcile: Option<serde_json::Value>,
     /// No schedule is known to the API: always null.
     #[serde(serialize_with = "crate::http::ser::ts_opt::serialize")]
     pub next_scheduled: Option<DateTime<Utc>>,
@@ -189,8 +197,23 @@ fn table_status(
             .iter()
             .find(|l| l.node == n.node)
             .map(LatenessStatus::from),
+        checks: n
+            .last_checks
+            .map(|c| if full { c } else { without_samples(c) }),
+        reconcile: n.last_reconcile,
         table_name: n.node,
     }
+}
+
+/// The checks without their offending keys (row keys are shown only with the monitor token, like
+/// full error messages).
+fn without_samples(mut checks: serde_json::Value) -> serde_json::Value {
+    if let Some(list) = checks.as_array_mut() {
+        for c in list.iter_mut().filter_map(|c| c.as_object_mut()) {
+            c.remove("sample");
+        }
+    }
+    checks
 }
 
 #[utoipa::path(get, path = "/api/v1/etl/status", tag = "etl",

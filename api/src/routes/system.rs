@@ -191,12 +191,18 @@ pub async fn metrics(
     access: Access,
 ) -> Result<impl IntoResponse, ApiError> {
     access.require(st.cfg.private_endpoints.metrics)?;
+    let mut text = st.metrics.render();
+    // The gates of each node's last run, from the ledger; a scrape without them beats none.
+    match pulso_sinks::status::node_status(&st.db, &st.refresh.pipeline_nodes()).await {
+        Ok(nodes) => text.push_str(&crate::metrics::gate_metrics(&nodes)),
+        Err(e) => tracing::warn!(error = %e, "metrics: could not read the run ledger"),
+    }
     Ok((
         [(
             header::CONTENT_TYPE,
             HeaderValue::from_static("text/plain; version=0.0.4"),
         )],
-        st.metrics.render(),
+        text,
     ))
 }
 

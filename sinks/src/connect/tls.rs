@@ -62,14 +62,17 @@ pub fn client_config(settings: &TlsSettings) -> Result<ClientConfig, ConnectErro
         .with_safe_default_protocol_versions()
         .map_err(|e| ConnectError::Tls(e.to_string()))?;
     let verifier: Arc<dyn ServerCertVerifier> = match settings.verify {
-        Verify::Nothing => Arc::new(EncryptionOnly(provider.clone())),
+        Verify::Nothing => Arc::new(PartialVerifier {
+            roots: None,
+            provider: provider.clone(),
+        }),
         Verify::Chain | Verify::ChainAndHost => {
             let roots = Arc::new(load_roots(settings.root_cert.as_ref().ok_or_else(
                 || ConnectError::Tls("certificate verification needs a root certificate".into()),
             )?)?);
             if settings.verify == Verify::Chain {
-                Arc::new(ChainOnly {
-                    roots,
+                Arc::new(PartialVerifier {
+                    roots: Some(roots),
                     provider: provider.clone(),
                 })
             } else {
@@ -184,64 +187,17 @@ fn check_key_permissions(path: &Path) -> Result<(), ConnectError> {
     Ok(())
 }
 
-/// `require` without a root certificate: the connection is encrypted, the certificate is taken
-/// as it comes (libpq's documented behaviour), the handshake signature is still checked.
+/// libpq's two verifications weaker than `verify-full`. With `roots: None` (`require` without a
+/// root certificate) the connection is encrypted and the certificate taken as it comes, libpq's
+/// documented behaviour; with roots (`verify-ca`) the chain must lead to a trusted root but the
+/// host name is not compared. Either way the handshake signature is still checked.
 #[derive(Debug)]
-struct EncryptionOnly(Arc<CryptoProvider>);
-
-impl ServerCertVerifier for EncryptionOnly {
-    fn verify_server_cert(
-        &self,
-        _end_entity: &CertificateDer<'_>,
-        _intermediates: &[CertificateDer<'_>],
-        _server_name: &ServerName<'_>,
-        _ocsp: &[u8],
-        _now: UnixTime,
-    ) -> Result<ServerCertVerified, rustls::Error> {
-        Ok(ServerCertVerified::assertion())
-    }
-
-    fn verify_tls12_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        verify_tls12_signature(
-            message,
-            cert,
-            dss,
-            &self.0.signature_verification_algorithms,
-        )
-    }
-
-    fn verify_tls13_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        verify_tls13_signature(
-            message,
-            cert,
-            dss,
-            &self.0.signature_verification_algorithms,
-        )
-    }
-
-    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        self.0.signature_verification_algorithms.supported_schemes()
-    }
-}
-
-/// `verify-ca`: the chain must lead to a trusted root; the host name is not compared.
-#[derive(Debug)]
-struct ChainOnly {
-    roots: Arc<RootCertStore>,
+struct PartialVerifier {
+    roots: Option<Arc<RootCertStore>>,
     provider: Arc<CryptoProvider>,
 }
 
-impl ServerCertVerifier for ChainOnly {
+impl ServerCertVerifier for PartialVerifier {
     fn verify_server_cert(
         &self,
         end_entity: &CertificateDer<'_>,
@@ -250,14 +206,16 @@ impl ServerCertVerifier for ChainOnly {
         _ocsp: &[u8],
         now: UnixTime,
     ) -> Result<ServerCertVerified, rustls::Error> {
-        let cert = ParsedCertificate::try_from(end_entity)?;
-        verify_server_cert_signed_by_trust_anchor(
-            &cert,
-            &self.roots,
-            intermediates,
-            now,
-            self.provider.signature_verification_algorithms.all,
-        )?;
+        if let Some(roots) = &self.roots {
+            let cert = ParsedCertificate::try_from(end_entity)?;
+            verify_server_cert_signed_by_trust_anchor(
+                &cert,
+                roots,
+                intermediates,
+                now,
+                self.provider.signature_verification_algorithms.all,
+            )?;
+        }
         Ok(ServerCertVerified::assertion())
     }
 

@@ -1,0 +1,186 @@
+//! SQL builds recompute only the days their dependencies changed, inside one transaction with
+//! their ledger row; everything on the first run or with --full-refresh.
+
+use pulso_testkit as common;
+
+use common::{TestDb, cli, text, write};
+
+const PIPELINE: &str = "\
+defaults: { schema: t }
+tables:
+  - name: deuda
+    source:
+      kind: generate
+      rows: 20000
+      seed: 3
+      revision: ${REV:-0}
+      change_share: 0.001
+      grow: 50
+      columns:
+        cuenta: { from_id: \"C{}\" }
+        monto: { decimal: [\"1.00\", \"999.99\"] }
+        creado_el: { incremental: { start: \"2025-06-01T05:00:00Z\", step: \"1m\", type: timestamp } }
+    transform:
+      derive:
+        fecha: \"CAST(creado_el - INTERVAL '5 hours' AS DATE)\"
+    columns: { cuenta: text, monto: \"numeric(12,2)\", creado_el: timestamptz, fecha: date }
+    primary_key: [cuenta]
+    change_date: fecha
+    incremental: { column: creado_el, type: timestamp, lookback: 0s }
+builds:
+  - name: deuda_diaria
+    depends_on: [deuda]
+    sql: |
+      CREATE TABLE IF NOT EXISTS t.deuda_diaria (fecha date PRIMARY KEY, cuentas bigint NOT NULL, monto numeric NOT NULL);
+      DELETE FROM t.deuda_diaria
+       WHERE current_setting('pulso_flow.full_refresh')::boolean
+          OR fecha IN (SELECT day FROM pulso_flow_changed_days);
+      INSERT INTO t.deuda_diaria
+      SELECT fecha, count(*), sum(monto) FROM t.deuda
+       WHERE current_setting('pulso_flow.full_refresh')::boolean
+          OR fecha IN (SELECT day FROM pulso_flow_changed_days)
+       GROUP BY fecha;
+";
+
+async fn last_build(client: &tokio_postgres::Client) -> serde_json::Value {
+    client
+        .query_one(
+            "SELECT details FROM pulso_flow.node_runs WHERE node = 'deuda_diaria' ORDER BY started_at DESC, run_id DESC LIMIT 1",
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0)
+}
+
+async fn assert_mart_matches_full_recompute(client: &tokio_postgres::Client) {
+    let diff: i64 = client
+        .query_one(
+            "SELECT count(*) FROM ((SELECT fecha, count(*)::bigint, sum(monto) FROM t.deuda GROUP BY fecha) \
+             EXCEPT ALL (SELECT fecha, cuentas, monto FROM t.deuda_diaria)) d",
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    let extra: i64 = client
+        .query_one(
+            "SELECT count(*) FROM t.deuda_diaria m WHERE NOT EXISTS (SELECT 1 FROM t.deuda d WHERE d.fecha = m.fecha)",
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(
+        (diff, extra),
+        (0, 0),
+        "incremental build differs from a full recompute"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn builds_recompute_only_changed_days() {
+    let db = TestDb::new("builds").await;
+    let dir = tempfile::tempdir().unwrap();
+    let file = write(dir.path(), "p.yaml", PIPELINE);
+    let f = file.display().to_string();
+    let client = db.client().await;
+
+    // First run: everything.
+    let out = cli(&db.url, &["run", &f], &[]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let d = last_build(&client).await;
+    assert_eq!(
+        (d["ran"].as_bool(), d["full"].as_bool()),
+        (Some(true), Some(true)),
+        "{d}"
+    );
+    assert_mart_matches_full_recompute(&client).await;
+
+    // Nothing new upstream: the build's SQL does not run.
+    let out = cli(&db.url, &["run", &f], &[]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let d = last_build(&client).await;
+    assert_eq!(d["ran"].as_bool(), Some(false), "{d}");
+
+    // Revision 1 moves ~20 changed rows to new days and adds 50 rows: exactly the days they
+    // left and the days they landed on are recomputed.
+    let before: Vec<(String, String)> = client
+        .query("SELECT cuenta, fecha::text FROM t.deuda", &[])
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| (r.get(0), r.get(1)))
+        .collect();
+    let out = cli(&db.url, &["run", &f], &[("REV", "1")]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let after: std::collections::HashMap<String, String> = client
+        .query("SELECT cuenta, fecha::text FROM t.deuda", &[])
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| (r.get(0), r.get(1)))
+        .collect();
+    let mut expected = std::collections::BTreeSet::new();
+    let before_map: std::collections::HashMap<_, _> = before.into_iter().collect();
+    for (cuenta, fecha) in &after {
+        match before_map.get(cuenta) {
+            Some(old) if old == fecha => {}
+            Some(old) => {
+                expected.insert(old.clone());
+                expected.insert(fecha.clone());
+            }
+            None => {
+                expected.insert(fecha.clone());
+            }
+        }
+    }
+    let d = last_build(&client).await;
+    assert_eq!(
+        (d["ran"].as_bool(), d["full"].as_bool()),
+        (Some(true), Some(false)),
+        "{d}"
+    );
+    let got: std::collections::BTreeSet<String> = d["changed_days"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_str().unwrap().to_string())
+        .collect();
+    assert!(!expected.is_empty());
+    assert_eq!(got, expected);
+    assert_mart_matches_full_recompute(&client).await;
+
+    // --full-refresh rebuilds everything.
+    let out = cli(&db.url, &["run", &f, "--full-refresh"], &[("REV", "1")]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    assert_eq!(last_build(&client).await["full"].as_bool(), Some(true));
+    assert_mart_matches_full_recompute(&client).await;
+
+    // Tables and builds write node_runs.mode in one vocabulary (a build's full rebuild used to
+    // be `full` where a table's is `full_refresh`).
+    let modes: Vec<(String, String)> = client
+        .query(
+            "SELECT node, mode FROM pulso_flow.node_runs WHERE run_id = \
+               (SELECT run_id FROM pulso_flow.runs ORDER BY started_at DESC LIMIT 1) ORDER BY node",
+            &[],
+        )
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| (r.get(0), r.get(1)))
+        .collect();
+    let full = |node: &str| (node.to_string(), "full_refresh".to_string());
+    assert_eq!(modes, vec![full("deuda"), full("deuda_diaria")]);
+    let vocabulary: Vec<String> = client
+        .query(
+            "SELECT DISTINCT mode FROM pulso_flow.node_runs ORDER BY 1",
+            &[],
+        )
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    assert_eq!(vocabulary, ["full_refresh", "incremental"]);
+}
