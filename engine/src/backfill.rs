@@ -23,9 +23,7 @@ use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use chrono::{NaiveDate, NaiveDateTime, TimeZone};
-use futures::StreamExt;
 use pulso_operators::source::SourceContext;
-use pulso_operators::transform;
 use pulso_operators::window::Window;
 use pulso_sinks::chunks::{self, ChunkCommit, ChunkPlan, ChunkRow, ChunkStatus};
 use pulso_sinks::load::{self, LoadOutcome, LoadRequest};
@@ -758,33 +756,8 @@ impl ChunkJob {
             upper: Some(self.row.hi),
         };
         open.set_window(&window.column, window.lower, window.upper);
-        let ctx = SourceContext {
-            batch_size: table.batch_size,
-            base_dir: self.pipeline.base_dir.clone(),
-            window: Some(window.clone()),
-            bigquery: self.pipeline.bigquery.clone(),
-        };
-        let (schema, batches) = table.source.open(&ctx).await?;
-        let read_counter = self.counters.clone();
-        let batches = batches.inspect(move |b| {
-            if let Ok(b) = b {
-                read_counter
-                    .rows_read
-                    .fetch_add(b.num_rows() as u64, Ordering::Relaxed);
-            }
-        });
-        let (_, transformed) = transform::apply_with(
-            schema,
-            Box::pin(batches),
-            &table.transform,
-            Some(&window),
-            &transform::TransformOptions {
-                batch_size: table.batch_size,
-                key_columns: table.shape.primary_key.clone(),
-                rows: table.source.locator(&ctx),
-            },
-        )
-        .await?;
+        let transformed =
+            crate::read::read_table(&self.pipeline, table, Some(&window), &self.counters).await?;
         let ledger = NodeRun {
             window_lower: Some(self.row.lo.to_iso()),
             window_upper: Some(self.row.hi.to_iso()),

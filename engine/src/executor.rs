@@ -11,9 +11,6 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
-use futures::StreamExt;
-use pulso_operators::source::SourceContext;
-use pulso_operators::transform;
 use pulso_sinks::build::BuildRequest;
 use pulso_sinks::load::{self, LoadOutcome, LoadProgress, LoadRequest};
 use pulso_sinks::state::{self, NodeRun, RunMode};
@@ -410,33 +407,7 @@ async fn run_table(
         report.warnings.push(warning);
     }
 
-    let ctx = SourceContext {
-        batch_size: table.batch_size,
-        base_dir: pipeline.base_dir.clone(),
-        window: window.clone(),
-        bigquery: pipeline.bigquery.clone(),
-    };
-    let (schema, batches) = table.source.open(&ctx).await?;
-    let read_counter = counters.clone();
-    let batches = batches.inspect(move |b| {
-        if let Ok(b) = b {
-            read_counter
-                .rows_read
-                .fetch_add(b.num_rows() as u64, Ordering::Relaxed);
-        }
-    });
-    let (_, transformed) = transform::apply_with(
-        schema,
-        Box::pin(batches),
-        &table.transform,
-        window.as_ref(),
-        &transform::TransformOptions {
-            batch_size: table.batch_size,
-            key_columns: table.shape.primary_key.clone(),
-            rows: table.source.locator(&ctx),
-        },
-    )
-    .await?;
+    let transformed = crate::read::read_table(pipeline, table, window.as_ref(), counters).await?;
     let ledger = NodeRun {
         window_lower: report.window_lower.clone(),
         window_upper: report.window_upper.clone(),

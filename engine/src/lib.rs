@@ -8,7 +8,8 @@
 //!
 //! The engine schedules and never writes SQL: a table node's source → transform stream is handed
 //! to `pulso_sinks::load`, a SQL build to `pulso_sinks::build`, and every write to `pulso_flow.*`
-//! happens there. [`window`] computes the incremental window from the stored watermark (a
+//! happens there; `read` is the one read side (source over a window, transform) of a load, a
+//! backfill chunk and a reconciliation. [`window`] computes the incremental window from the stored watermark (a
 //! `pulso_types::IncValue`) and warns when a watermark is ahead of the window. [`render`] draws
 //! the DAG (SVG, Mermaid) for `explain` and the operations page.
 
@@ -22,6 +23,7 @@ pub mod explain;
 pub mod gates;
 pub mod interpolate;
 pub mod pipeline;
+mod read;
 pub mod reconcile;
 pub mod render;
 pub mod run_id;

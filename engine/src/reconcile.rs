@@ -12,9 +12,6 @@
 use std::sync::Arc;
 
 use chrono::NaiveDate;
-use futures::StreamExt;
-use pulso_operators::source::SourceContext;
-use pulso_operators::transform;
 use pulso_sinks::load::LoadRequest;
 use pulso_sinks::reconcile::{ReconcileReport, RepairOutcome, Session};
 use pulso_sinks::state::{self, RunMode};
@@ -210,34 +207,12 @@ async fn reconcile_table(
         reconcile: None,
     };
     let mut session = Session::open(&opts.database_url, request).await?;
-    let ctx = SourceContext {
-        batch_size: table.batch_size,
-        base_dir: pipeline.base_dir.clone(),
-        window: None,
-        bigquery: pipeline.bigquery.clone(),
-    };
-    let (schema, batches) = table.source.open(&ctx).await?;
-    let read = Arc::new(std::sync::atomic::AtomicU64::new(0));
-    let counter = read.clone();
-    let batches = batches.inspect(move |b| {
-        if let Ok(b) = b {
-            counter.fetch_add(b.num_rows() as u64, std::sync::atomic::Ordering::Relaxed);
-        }
-    });
-    let (_, transformed) = transform::apply_with(
-        schema,
-        Box::pin(batches),
-        &table.transform,
-        None,
-        &transform::TransformOptions {
-            batch_size: table.batch_size,
-            key_columns: table.shape.primary_key.clone(),
-            rows: table.source.locator(&ctx),
-        },
-    )
-    .await?;
+    let counters = Arc::new(crate::executor::NodeCounters::default());
+    let transformed = crate::read::read_table(pipeline, table, None, &counters).await?;
     session.stage(transformed).await?;
-    out.rows_read = read.load(std::sync::atomic::Ordering::Relaxed);
+    out.rows_read = counters
+        .rows_read
+        .load(std::sync::atomic::Ordering::Relaxed);
     let report = session
         .compare(
             spec,
