@@ -257,56 +257,63 @@ pub async fn run_pipeline(file: &std::path::Path, db_url: &str) {
 }
 
 /// One database per test process with the demo loaded (loading takes a while, so the read-only
-/// tests of a binary share it). Databases of earlier, finished test processes are dropped.
+/// tests of a binary share it: a test that changes the ledger or the data must not use it, see
+/// [`demo_db_of`]). Databases of earlier, finished test processes are dropped.
 pub fn demo_db() -> &'static str {
     static DB: std::sync::OnceLock<String> = std::sync::OnceLock::new();
-    DB.get_or_init(|| {
-        std::thread::spawn(|| {
-            let rt = tokio::runtime::Builder::new_multi_thread()
-                .worker_threads(2)
-                .enable_all()
-                .build()
-                .expect("runtime");
-            rt.block_on(async {
-                let admin = connect(&format!("{}/postgres", server_url())).await;
-                for r in admin
-                    .query(
-                        "SELECT datname FROM pg_database WHERE datname LIKE 'pfapi_demo_%'",
-                        &[],
-                    )
-                    .await
-                    .expect("list databases")
-                {
-                    let name: String = r.get(0);
-                    let pid: Option<u32> = name.rsplit('_').next().and_then(|p| p.parse().ok());
-                    let alive =
-                        pid.is_some_and(|p| std::path::Path::new(&format!("/proc/{p}")).exists());
-                    if !alive {
-                        let _ = admin
-                            .batch_execute(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
-                            .await;
-                    }
+    DB.get_or_init(|| demo_db_of("shared"))
+}
+
+/// A database with the demo loaded, `pfapi_demo_<owner>_<pid>`, for a group of tests (`owner`)
+/// that changes it and so cannot share [`demo_db`]; it lives as long as the test process, and
+/// the next test process drops it. Blocks until loaded.
+pub fn demo_db_of(owner: &str) -> String {
+    let owner = owner.to_string();
+    std::thread::spawn(move || {
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .expect("runtime");
+        rt.block_on(async {
+            let admin = connect(&format!("{}/postgres", server_url())).await;
+            for r in admin
+                .query(
+                    "SELECT datname FROM pg_database WHERE datname LIKE 'pfapi_demo_%'",
+                    &[],
+                )
+                .await
+                .expect("list databases")
+            {
+                let name: String = r.get(0);
+                let pid: Option<u32> = name.rsplit('_').next().and_then(|p| p.parse().ok());
+                let alive =
+                    pid.is_some_and(|p| std::path::Path::new(&format!("/proc/{p}")).exists());
+                if !alive {
+                    let _ = admin
+                        .batch_execute(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+                        .await;
                 }
-                let name = format!("pfapi_demo_{}", std::process::id());
-                admin
-                    .batch_execute(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
-                    .await
-                    .expect("drop");
-                admin
-                    .batch_execute(&format!("CREATE DATABASE {name}"))
-                    .await
-                    .expect("create");
-                let url = format!("{}/{name}", server_url());
-                pulso_sinks::migrate::migrate_url(&url)
-                    .await
-                    .expect("migrations apply");
-                run_pipeline(&demo_file(), &url).await;
-                url
-            })
+            }
+            let name = format!("pfapi_demo_{owner}_{}", std::process::id());
+            admin
+                .batch_execute(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+                .await
+                .expect("drop");
+            admin
+                .batch_execute(&format!("CREATE DATABASE {name}"))
+                .await
+                .expect("create");
+            let url = format!("{}/{name}", server_url());
+            pulso_sinks::migrate::migrate_url(&url)
+                .await
+                .expect("migrations apply");
+            run_pipeline(&demo_file(), &url).await;
+            url
         })
-        .join()
-        .expect("demo load")
     })
+    .join()
+    .expect("demo load")
 }
 
 /// A copy of the demo pipeline with `DEMO_REVISION` fixed to `revision` (so a test can load "the

@@ -307,7 +307,7 @@ tables:
     assert!(
         chunk2.starts_with("[2025-01-03T00:00:00.000000Z, 2025-01-04T00:00:00.000000Z)")
             && chunk2.contains("bigquery sql:")
-            && chunk2.contains("WHERE `ts` >= @lower AND `ts` < @upper")
+            && chunk2.contains("WHERE (`ts` IS NULL OR (`ts` >= @lower AND `ts` < @upper))")
             && chunk2.contains("@lower TIMESTAMP = \"2025-01-03 00:00:00.000000+00:00\"")
             && chunk2.contains("@upper TIMESTAMP = \"2025-01-04 00:00:00.000000+00:00\"")
             && chunk2.contains("(2000000000 bytes)")

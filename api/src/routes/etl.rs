@@ -58,7 +58,7 @@ pub struct TableStatus {
     pub fresh: bool,
     /// The last run's quality gates (`checks:`): name, kind, severity, passed, offending count
     /// and up to 5 offending keys; null when the node has none.
-    #[schema(value_type = Option<Object>)]
+    #[schema(value_type = Option<Vec<Object>>)]
     pub checks: Option<serde_json::Value>,
     /// The last run's reconciliation with the source (`reconcile:`): days compared, row counts
     /// and the differing days; null when the node has none.

@@ -88,7 +88,9 @@ async fn failing_run(url: &str) -> String {
 fn scenario() -> &'static Scenario {
     static S: OnceLock<Scenario> = OnceLock::new();
     S.get_or_init(|| {
-        let url = demo_db().to_string();
+        // Its own copy of the demo: the scenario rewrites the ledger (stale and failed nodes),
+        // which the shared demo's readers (e.g. /ready in api_redis) must not see.
+        let url = demo_db_of("ops");
         std::thread::spawn(move || {
             let rt = tokio::runtime::Builder::new_multi_thread()
                 .worker_threads(2)

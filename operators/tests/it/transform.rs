@@ -196,8 +196,8 @@ async fn window_on_a_utc_timestamp_is_half_open() {
     .unwrap();
     assert_eq!(
         column(&out, "nro_documento"),
-        vec!["F2", "F3"],
-        "lower inclusive, upper exclusive, NULL out"
+        vec!["F2", "F3", "F5"],
+        "lower inclusive, upper exclusive; a NULL incremental value is in every window (F5)"
     );
 
     // Only a lower bound.
@@ -305,9 +305,10 @@ async fn window_on_other_zones_units_dates_and_text() {
     let (_, out) = run(dates, vec![batch], &TransformSpec::default(), Some(&w))
         .await
         .unwrap();
+    // The NULL date is in the window too (never silently dropped: docs/pipeline.md).
     assert_eq!(
         column(&out, "fecha_apertura"),
-        vec!["2024-10-05", "2024-10-06"]
+        vec!["2024-10-05", "NULL", "2024-10-06"]
     );
 }
 
@@ -336,7 +337,8 @@ async fn window_on_a_text_column_from_csv() {
         &DataType::Utf8,
         "the column itself stays text"
     );
-    assert_eq!(column(&out, "cuenta"), vec!["2"]);
+    // Row 4 has no creado_el: a NULL incremental value is in every window.
+    assert_eq!(column(&out, "cuenta"), vec!["2", "4"]);
 
     // A text value that is not a timestamp fails loudly (never silently dropped).
     std::fs::write(
