@@ -210,7 +210,7 @@ async fn window_on_a_utc_timestamp_is_half_open() {
     let (_, out) = run(schema, vec![batch], &TransformSpec::default(), Some(&w))
         .await
         .unwrap();
-    assert_eq!(column(&out, "nro_documento"), vec!["F3", "F4"]);
+    assert_eq!(column(&out, "nro_documento"), vec!["F3", "F4", "F5"]);
 }
 
 #[tokio::test]
