@@ -21,7 +21,6 @@ use std::io::Write as _;
 use std::process::Command;
 use std::time::Instant;
 
-use common::{connect, server_url};
 use pulso_testkit as common;
 
 const COLUMNS: &str = "cod_cuenta text NOT NULL, nro_documento text NOT NULL, archivo text NOT NULL, \
@@ -115,27 +114,9 @@ async fn main() {
     if !std::env::args().any(|a| a == "--bench") {
         return;
     }
-    let rows: u64 = std::env::var("BENCH_ROWS")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(5_000_000);
-    let reps: usize = std::env::var("BENCH_REPS")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(3);
-    let server = server_url();
-    let admin = connect(&format!("{server}/postgres")).await;
-    admin
-        .batch_execute("DROP DATABASE IF EXISTS pf_bench_backfill WITH (FORCE)")
-        .await
-        .unwrap();
-    admin
-        .batch_execute("CREATE DATABASE pf_bench_backfill")
-        .await
-        .unwrap();
-    let db_url = format!("{server}/pf_bench_backfill");
-    let client = connect(&db_url).await;
-    client.batch_execute("CREATE SCHEMA bench").await.unwrap();
+    let rows: u64 = common::bench::env_number("BENCH_ROWS", 5_000_000);
+    let reps: usize = common::bench::env_number("BENCH_REPS", 3);
+    let (db_url, client) = common::bench::fresh_bench_database("pf_bench_backfill").await;
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("bench.yaml");
     std::fs::File::create(&file)

@@ -9,12 +9,14 @@
 //! - [`bigquery`]: in-process fakes of the BigQuery REST and Storage Read APIs with fault
 //!   injection; [`bqemu`]: the BigQuery emulator of `../shared/bqemu`.
 //! - [`tls`]: a test CA, private PostgreSQL clusters and Redis servers with TLS.
+//! - [`bench`]: the benches' knobs from the environment and their own database.
 //!
 //! The most used helpers are re-exported at the root, so a test names them `pulso_testkit::TestDb`
 //! (or, by the tests' convention, `use pulso_testkit as common;` and `common::TestDb`).
 
 pub mod api;
 pub mod batches;
+pub mod bench;
 pub mod bigquery;
 pub mod bqemu;
 pub mod cli;
