@@ -17,7 +17,6 @@
 //! `cargo bench --bench load` (env: `BENCH_ROWS` default 1000000, `BENCH_REPS` default 3,
 //! `DATABASE_URL` server, database `pf_bench` is recreated).
 
-use std::io::Write as _;
 use std::process::Command;
 use std::time::Instant;
 
@@ -190,11 +189,7 @@ async fn main() {
     let reps: usize = common::bench::env_number("BENCH_REPS", 3);
     let (db_url, client) = common::bench::fresh_bench_database("pf_bench").await;
     let dir = tempfile::tempdir().unwrap();
-    let file = dir.path().join("bench.yaml");
-    std::fs::File::create(&file)
-        .unwrap()
-        .write_all(pipeline(rows).as_bytes())
-        .unwrap();
+    let file = common::write(dir.path(), "bench.yaml", &pipeline(rows));
 
     let mut results = Vec::new();
     for rep in 0..reps {
