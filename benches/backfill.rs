@@ -9,10 +9,8 @@
 //! the process (GNU time's `%M` of a fresh child). Goal of issue 10: `chunks10` ≤ 1.2 × `single`,
 //! peak RSS ≤ 128 MiB with `--parallel 3`.
 //!
-//! The generator does not push windows down: every chunk generates all N rows and keeps its
-//! day's (BigQuery sources read only the chunk's rows). So this bench charges the backfill ten
-//! passes over the generator, a cost a BigQuery backfill does not have; the ratio is an upper
-//! bound of the chunking overhead.
+//! The generator pushes each chunk's window down (revision 0, values growing with the row id):
+//! a chunk generates its own rows only, as a BigQuery chunk reads only its own.
 //!
 //! `cargo bench --bench backfill` (env: `BENCH_ROWS` default 5000000, `BENCH_REPS` default 3,
 //! `DATABASE_URL` server, database `pf_bench_backfill` is recreated).

@@ -14,6 +14,20 @@ use crate::error::EngineError;
 use crate::executor::NodeCounters;
 use crate::pipeline::{Pipeline, TableNode};
 
+/// What `table`'s source needs to open over `window`.
+pub(crate) fn source_context(
+    pipeline: &Pipeline,
+    table: &TableNode,
+    window: Option<&Window>,
+) -> SourceContext {
+    SourceContext {
+        batch_size: table.batch_size,
+        base_dir: pipeline.base_dir.clone(),
+        window: window.cloned(),
+        bigquery: pipeline.bigquery.clone(),
+    }
+}
+
 /// The batches a load of `table` consumes: its source read over `window` (rows counted into
 /// `counters.rows_read` before any filter), through its transform.
 pub(crate) async fn read_table(
@@ -22,12 +36,10 @@ pub(crate) async fn read_table(
     window: Option<&Window>,
     counters: &Arc<NodeCounters>,
 ) -> Result<BatchStream, EngineError> {
-    let ctx = SourceContext {
-        batch_size: table.batch_size,
-        base_dir: pipeline.base_dir.clone(),
-        window: window.cloned(),
-        bigquery: pipeline.bigquery.clone(),
-    };
+    // A source may push the window down only onto its own column: when the transform derives
+    // the window's column, the source's column of that name is another value.
+    let source_window = window.filter(|w| !table.transform.derive.contains_key(&w.column));
+    let ctx = source_context(pipeline, table, source_window);
     let (schema, batches) = table.source.open(&ctx).await?;
     let read_counter = counters.clone();
     let batches = batches.inspect(move |b| {

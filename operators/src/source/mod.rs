@@ -85,7 +85,7 @@ impl SourceSpec {
         ctx: &SourceContext,
     ) -> Result<(SchemaRef, BatchStream), OperatorError> {
         match self {
-            SourceSpec::Generate(spec) => spec.open(ctx.batch_size()),
+            SourceSpec::Generate(spec) => spec.open(ctx.batch_size(), ctx.window.as_ref()),
             SourceSpec::Parquet(spec) => spec.open(ctx).await,
             SourceSpec::Csv(spec) => spec.open(ctx).await,
             SourceSpec::Ndjson(spec) => spec.open(ctx).await,

@@ -409,3 +409,62 @@ async fn dropping_the_stream_stops_the_generator() {
     drop(stream);
     // Nothing to assert beyond not hanging: the blocking producer exits at its next send.
 }
+
+/// A window is pushed down at revision 0: only the ids whose incremental value can be inside it
+/// are generated, and they are exactly the rows of the full generation that are inside it. At a
+/// later revision (values no longer grow with the id) every row is still generated.
+#[tokio::test]
+async fn a_window_is_pushed_down_exactly_at_revision_zero() {
+    use pulso_operators::window::Window;
+    use pulso_types::{IncType, IncValue};
+    let window = |lower: &str, upper: &str| Window {
+        column: "creado_el".into(),
+        ty: IncType::Timestamp,
+        lower: Some(IncValue::parse(IncType::Timestamp, lower).expect("lower")),
+        upper: Some(IncValue::parse(IncType::Timestamp, upper).expect("upper")),
+    };
+    let read = |spec: SourceSpec, w: Option<Window>| async move {
+        let dir = std::env::temp_dir();
+        let mut c = ctx(100, &dir);
+        c.window = w;
+        let (_, stream) = spec.open(&c).await.expect("open");
+        rows(&common::collect(stream).await.expect("read"))
+    };
+    let inside = |all: &[Vec<String>], lo: &str, hi: &str| -> Vec<Vec<String>> {
+        let ts = 7; // creado_el, as text "2025-06-01T05:00:00Z"-like
+        all.iter()
+            .filter(|r| r[ts].as_str() >= lo && r[ts].as_str() < hi)
+            .cloned()
+            .collect()
+    };
+    let all = read(trandeuda(1_000, 0, 0.0, 0), None).await;
+    assert_eq!(all.len(), 1_000);
+    // 1 s per row from 05:00:00: [05:01:40, 05:03:20) is ids 100..200.
+    let w = window("2025-06-01T05:01:40Z", "2025-06-01T05:03:20Z");
+    let pushed = read(trandeuda(1_000, 0, 0.0, 0), Some(w.clone())).await;
+    let expected = inside(&all, "2025-06-01T05:01:40", "2025-06-01T05:03:20");
+    assert_eq!(expected.len(), 100);
+    assert_eq!(pushed, expected);
+    // A bound between two values, and bounds outside the data.
+    let pushed = read(
+        trandeuda(1_000, 0, 0.0, 0),
+        Some(window("2025-06-01T05:01:40.5Z", "2025-06-01T05:01:42.5Z")),
+    )
+    .await;
+    assert_eq!(pushed.len(), 2, "{pushed:?}");
+    let pushed = read(
+        trandeuda(1_000, 0, 0.0, 0),
+        Some(window("2025-01-01T00:00:00Z", "2026-01-01T00:00:00Z")),
+    )
+    .await;
+    assert_eq!(pushed, all);
+    let pushed = read(
+        trandeuda(1_000, 0, 0.0, 0),
+        Some(window("2026-01-01T00:00:00Z", "2027-01-01T00:00:00Z")),
+    )
+    .await;
+    assert!(pushed.is_empty());
+    // Revision 2: no pushdown, every row comes out (the transform applies the window).
+    let pushed = read(trandeuda(1_000, 2, 0.1, 50), Some(w)).await;
+    assert_eq!(pushed.len(), 1_100);
+}

@@ -28,6 +28,11 @@
 //!
 //! Batches are built lazily on a blocking thread, `batch_size` rows at a time: memory does not
 //! depend on `rows`.
+//!
+//! The run's window is pushed down where that is exact and cheap: at revision 0 with an
+//! incremental column that is never NULL, values grow with the row id, so only the ids whose
+//! value can fall in the window are generated (a backfill chunk generates its own rows, not all
+//! of them). The transform still applies the window to what comes out.
 
 mod hash;
 mod spec;
@@ -44,6 +49,7 @@ use arrow::record_batch::RecordBatch;
 
 pub use self::spec::{ColumnSpec, GenerateSpec, Generator};
 use super::blocking;
+use crate::window::Window;
 use crate::{BatchStream, OperatorError};
 use pulso_types::IncValue;
 
@@ -99,13 +105,17 @@ impl GenerateSpec {
     pub(crate) fn open(
         &self,
         batch_size: usize,
+        window: Option<&Window>,
     ) -> Result<(SchemaRef, BatchStream), OperatorError> {
         let compiled = Arc::new(Compiled::new(self)?);
         let schema = compiled.schema.clone();
+        let (first, end) = window
+            .and_then(|w| compiled.id_range(w))
+            .unwrap_or((0, self.total_rows()));
         let batches = GenerateBatches {
             compiled,
-            next_id: 0,
-            end: self.total_rows(),
+            next_id: first,
+            end,
             batch_size: batch_size.max(1),
         };
         Ok((schema, blocking::stream(self.describe(), batches)))
@@ -290,6 +300,54 @@ impl Compiled {
             .collect::<Result<Vec<ArrayRef>, _>>()?;
         Ok(RecordBatch::try_new(self.schema.clone(), columns)?)
     }
+}
+
+impl Compiled {
+    /// The ids `[first, end)` outside of which no row's value of the window's column can be in
+    /// the window, when that is known without generating: revision 0 (values grow with the id)
+    /// and a column that is never NULL (NULL rows are in every window). `None`: all ids.
+    fn id_range(&self, window: &Window) -> Option<(u64, u64)> {
+        if self.revisions.revision != 0 {
+            return None;
+        }
+        let index = self.schema.index_of(&window.column).ok()?;
+        let column = self.columns.get(index)?;
+        let Kind::Incremental {
+            start,
+            step,
+            rows_per_step,
+            value,
+            ..
+        } = &column.kind
+        else {
+            return None;
+        };
+        if column.null_share > 0.0 || value.ty() != window.ty || *step <= 0 {
+            return None;
+        }
+        let total = self.revisions.rows;
+        let units = |v: &IncValue| match v {
+            IncValue::Date(d) => i64::from(Date32Type::from_naive_date(*d)),
+            IncValue::Datetime(dt) => dt.and_utc().timestamp_micros(),
+            IncValue::Timestamp(ts) => ts.timestamp_micros(),
+        };
+        // The first id whose value is >= bound: value = start + step * (id / rows_per_step).
+        let first_at_or_above = |bound: &IncValue| -> u64 {
+            let steps = ceil_div(units(bound).saturating_sub(*start), *step).max(0);
+            u64::try_from(steps)
+                .unwrap_or(0)
+                .saturating_mul(*rows_per_step)
+                .min(total)
+        };
+        let first = window.lower.as_ref().map_or(0, first_at_or_above);
+        let end = window.upper.as_ref().map_or(total, first_at_or_above);
+        Some((first, end.max(first)))
+    }
+}
+
+/// `ceil(a / b)` for `b > 0`.
+fn ceil_div(a: i64, b: i64) -> i64 {
+    a.div_euclid(b) + i64::from(a.rem_euclid(b) != 0)
 }
 
 fn compile_kind(generator: &Generator, revisions: &Revisions) -> Result<(Kind, DataType), String> {
