@@ -11,8 +11,10 @@ use std::sync::Arc;
 
 use anyhow::Result;
 use chrono::NaiveDate;
-use pulso_engine::executor::Quiet;
-use pulso_engine::reconcile::{ReconcileOptions, ReconcileRun, reconcile as run_reconcile};
+use pulso_engine::executor::{Quiet, RunObserver};
+use pulso_engine::reconcile::{
+    Method, ReconcileOptions, ReconcileRun, SourceQuery, reconcile as run_reconcile,
+};
 use pulso_engine::run_id::{Starter, new_run_id};
 use serde_json::json;
 
@@ -35,6 +37,10 @@ pub struct ReconcileArgs {
     /// builds that depend on them.
     #[arg(long)]
     repair: bool,
+    /// Show each BigQuery table's aggregate query, its parameters and its dry-run bytes and
+    /// cost, and stop: nothing is queried, compared or repaired.
+    #[arg(long, conflicts_with = "repair")]
+    dry_run: bool,
     /// Fail a table at once if another run holds its lock, instead of waiting.
     #[arg(long)]
     no_wait: bool,
@@ -52,12 +58,18 @@ pub async fn reconcile(args: ReconcileArgs, cli_url: Option<String>) -> Result<E
         from: args.from,
         to: args.to,
         repair: args.repair,
+        dry_run: args.dry_run,
         wait_for_lock: !args.no_wait,
         run_id: new_run_id(Starter::Cli),
     };
     // Interrupting drops the open transactions: nothing half-repaired is committed.
     let (_keep, cancel) = tokio::sync::watch::channel(false);
-    let run = run_reconcile(pipeline, opts, Arc::new(Quiet), cancel).await?;
+    // In table form the aggregate queries are shown as they are planned, before they run.
+    let observer: Arc<dyn RunObserver> = match args.summary {
+        SummaryFormat::Table => Arc::new(ShowQueries),
+        SummaryFormat::Json => Arc::new(Quiet),
+    };
+    let run = run_reconcile(pipeline, opts, observer, cancel).await?;
     match args.summary {
         SummaryFormat::Table => print!("{}", text(&run)),
         SummaryFormat::Json => println!("{}", serde_json::to_string_pretty(&to_json(&run))?),
@@ -69,6 +81,37 @@ pub async fn reconcile(args: ReconcileArgs, cli_url: Option<String>) -> Result<E
     })
 }
 
+/// Prints a table's BigQuery aggregate query with its dry-run bytes as soon as it is planned.
+struct ShowQueries;
+
+impl RunObserver for ShowQueries {
+    fn reconcile_query(&self, node: &str, query: &SourceQuery) {
+        use std::io::Write as _;
+        let mut out = std::io::stdout().lock();
+        let _ = out.write_all(query_text(node, query).as_bytes());
+        let _ = out.flush();
+    }
+}
+
+fn query_text(node: &str, q: &SourceQuery) -> String {
+    let mut out = format!(
+        "{node}: BigQuery aggregate query, dry run: {} bytes processed{}, estimated cost ${:.4}{}\n",
+        q.bytes_processed,
+        if q.emulator { " (emulator)" } else { "" },
+        q.estimated_cost_usd,
+        q.maximum_bytes_billed
+            .map(|m| format!(", maximum_bytes_billed {m}"))
+            .unwrap_or_default()
+    );
+    for line in q.sql.lines() {
+        let _ = writeln!(out, "  | {line}");
+    }
+    for p in &q.params {
+        let _ = writeln!(out, "  {p}");
+    }
+    out
+}
+
 fn text(run: &ReconcileRun) -> String {
     let mut out = String::new();
     for t in &run.tables {
@@ -76,7 +119,16 @@ fn text(run: &ReconcileRun) -> String {
             let _ = writeln!(out, "{}: failed: {e}", t.name);
             continue;
         }
-        let Some(r) = &t.report else { continue };
+        let Some(r) = &t.report else {
+            if t.method == Method::StagedSource {
+                let _ = writeln!(
+                    out,
+                    "{}: dry run: the whole source would be read, staged and compared in PostgreSQL",
+                    t.name
+                );
+            }
+            continue;
+        };
         let _ = writeln!(
             out,
             "{}: {} day(s) compared by {}, {} source rows (deduplicated) vs {} target rows: {}",
@@ -163,7 +215,9 @@ fn to_json(run: &ReconcileRun) -> serde_json::Value {
         "clean": run.clean(),
         "tables": run.tables.iter().map(|t| json!({
             "name": t.name,
+            "method": t.method,
             "rows_read": t.rows_read,
+            "source_query": t.source_query,
             "error": t.error,
             "reconcile": t.report,
             "repair": t.repair.as_ref().map(|r| json!({

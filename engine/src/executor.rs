@@ -99,6 +99,9 @@ pub struct NodeCounters {
 pub trait RunObserver: Send + Sync {
     fn node_started(&self, _name: &str, _kind: &'static str, _counters: Arc<NodeCounters>) {}
     fn node_finished(&self, _report: &NodeReport) {}
+    /// `pulso-flow reconcile` planned and dry-ran a table's BigQuery aggregate query; it runs
+    /// next (unless this is a dry run).
+    fn reconcile_query(&self, _node: &str, _query: &crate::reconcile::SourceQuery) {}
 }
 
 /// An observer that does nothing.

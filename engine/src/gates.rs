@@ -46,7 +46,7 @@ pub fn explain(
             pulso_sinks::reconcile::compare_sql(
                 &t.shape,
                 spec,
-                &t.shape.deduplicated_source(),
+                pulso_sinks::reconcile::SourceSide::Rows(&t.shape.deduplicated_source()),
                 &scope,
             ),
         ));

@@ -1,18 +1,30 @@
 //! `pulso-flow reconcile`: compare source and target per day over any range of days, long after
 //! the load, and with `--repair` reload exactly the differing days.
 //!
-//! For each table with `reconcile:` (or the ones named), the whole source is read through the
-//! table's own source and transform (no window) into the staging table of a transaction that
-//! holds the target's lock, and compared per day with the target
-//! ([`pulso_sinks::reconcile::Session`]). With `repair`, the differing days are replaced in that
-//! same transaction and committed with a ledger row and their changed days; then the builds
-//! downstream of the repaired tables run ([`crate::executor::run`] restricted to them), so they
-//! recompute exactly those days. A table whose days all match is rolled back untouched.
+//! Each table with `reconcile:` (or each one named) is compared inside a transaction that holds
+//! the target's lock ([`pulso_sinks::reconcile::Session`]), by one of two methods:
+//!
+//! - **BigQuery aggregate** (a BigQuery source whose reconciled columns come straight from it):
+//!   BigQuery computes the per-day count and sums in one query
+//!   ([`pulso_operators::source::bigquery::aggregate`]), dry-run first so its bytes are shown
+//!   before it runs (and refused above `maximum_bytes_billed`); no source row is read. A repair
+//!   then reads only the rows of the differing days' range.
+//! - **Staged source** (files, the generator, a BigQuery source whose transform derives or filters
+//!   what is reconciled): the whole source is read through the table's source and transform into
+//!   the staging table and aggregated in PostgreSQL.
+//!
+//! With `repair`, the differing days are replaced in that same transaction and committed with a
+//! ledger row and their changed days; then the builds downstream of the repaired tables run
+//! ([`crate::executor::run`] restricted to them), so they recompute exactly those days. A table
+//! whose days all match is rolled back untouched.
 
 use std::sync::Arc;
 
 use chrono::NaiveDate;
+use pulso_operators::source::SourceSpec;
+use pulso_operators::source::bigquery::aggregate::{self, AggregateRequest, SumColumn};
 use pulso_sinks::load::LoadRequest;
+use pulso_sinks::pgtype::PgType;
 use pulso_sinks::reconcile::{ReconcileReport, RepairOutcome, Session};
 use pulso_sinks::state::{self, RunMode};
 
@@ -28,16 +40,44 @@ pub struct ReconcileOptions {
     pub from: Option<NaiveDate>,
     pub to: Option<NaiveDate>,
     pub repair: bool,
+    /// Plan and dry-run the source queries only: nothing is compared or repaired.
+    pub dry_run: bool,
     pub wait_for_lock: bool,
     pub run_id: String,
+}
+
+/// How a table's source side was computed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Method {
+    /// BigQuery computed the per-day totals (one aggregate query).
+    BigqueryAggregate,
+    /// The whole source was read and staged, and aggregated in PostgreSQL.
+    StagedSource,
+}
+
+/// The aggregate query sent to BigQuery, as shown before it runs.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct SourceQuery {
+    pub sql: String,
+    /// `@name TYPE = value`, one per parameter.
+    pub params: Vec<String>,
+    pub bytes_processed: u64,
+    pub estimated_cost_usd: f64,
+    pub maximum_bytes_billed: Option<u64>,
+    /// The connection is an emulator (its byte counts mean little).
+    pub emulator: bool,
 }
 
 /// One table's outcome.
 #[derive(Debug, Clone)]
 pub struct TableReconcile {
     pub name: String,
-    /// Source rows read (the whole source).
+    pub method: Method,
+    /// Source rows read: the whole source (staged), or the repaired days' rows (aggregate).
     pub rows_read: u64,
+    /// The BigQuery aggregate query (method `bigquery_aggregate`).
+    pub source_query: Option<SourceQuery>,
     pub report: Option<ReconcileReport>,
     pub repair: Option<RepairOutcome>,
     pub error: Option<String>,
@@ -123,12 +163,14 @@ pub async fn reconcile(
     for (i, node, table) in selected {
         let mut out = TableReconcile {
             name: node.name.clone(),
+            method: Method::StagedSource,
             rows_read: 0,
+            source_query: None,
             report: None,
             repair: None,
             error: None,
         };
-        match reconcile_table(&pipeline, node, table, &opts, &mut out).await {
+        match reconcile_table(&pipeline, node, table, &opts, observer.as_ref(), &mut out).await {
             Ok(repaired) => {
                 if repaired {
                     repaired_nodes.push(i);
@@ -183,13 +225,70 @@ pub async fn reconcile(
     })
 }
 
-/// Stage the whole source of one table, compare, and repair if asked and needed. Returns whether
-/// it committed a repair.
+/// The aggregate request of a table whose source BigQuery can aggregate itself: a BigQuery
+/// source whose day, summed, key and incremental columns come from it unchanged (not derived,
+/// no transform filter), summed columns exact (integers or numeric). `None`: stage the source.
+fn pushdown(
+    table: &TableNode,
+    spec: &pulso_sinks::reconcile::ReconcileSpec,
+) -> Option<AggregateRequest> {
+    if !matches!(table.source, SourceSpec::Bigquery(_)) || table.transform.filter.is_some() {
+        return None;
+    }
+    let derived = |c: &String| table.transform.derive.contains_key(c);
+    let latest_by = table.shape.incremental.clone();
+    let touched = std::iter::once(&spec.by)
+        .chain(&spec.sum)
+        .chain(&table.shape.primary_key)
+        .chain(latest_by.as_ref());
+    if touched.clone().any(derived) {
+        return None;
+    }
+    let sum = spec
+        .sum
+        .iter()
+        .map(|c| {
+            let ty = table
+                .shape
+                .columns
+                .iter()
+                .find(|col| &col.name == c)?
+                .ty
+                .clone();
+            match ty {
+                PgType::Int2 | PgType::Int4 | PgType::Int8 => Some(None),
+                PgType::Numeric {
+                    precision: Some(_),
+                    scale,
+                } => Some(Some(scale)),
+                PgType::Numeric {
+                    precision: None, ..
+                } => Some(None),
+                _ => None,
+            }
+            .map(|scale| SumColumn {
+                name: c.clone(),
+                scale,
+            })
+        })
+        .collect::<Option<Vec<_>>>()?;
+    Some(AggregateRequest {
+        by: spec.by.clone(),
+        sum,
+        key: table.shape.primary_key.clone(),
+        latest_by,
+        from: None,
+        to: None,
+    })
+}
+
+/// Compare one table (and repair it if asked and needed). Returns whether it committed a repair.
 async fn reconcile_table(
     pipeline: &Pipeline,
     node: &Node,
     table: &TableNode,
     opts: &ReconcileOptions,
+    observer: &dyn RunObserver,
     out: &mut TableReconcile,
 ) -> Result<bool, EngineError> {
     let Some(spec) = &table.reconcile else {
@@ -206,20 +305,55 @@ async fn reconcile_table(
         checks: table.checks.clone(),
         reconcile: None,
     };
-    let mut session = Session::open(&opts.database_url, request).await?;
+    let from = opts.from.map(|d| d.to_string());
+    let to = opts.to.map(|d| d.to_string());
     let counters = Arc::new(crate::executor::NodeCounters::default());
-    let transformed = crate::read::read_table(pipeline, table, None, &counters).await?;
-    session.stage(transformed).await?;
-    out.rows_read = counters
-        .rows_read
-        .load(std::sync::atomic::Ordering::Relaxed);
-    let report = session
-        .compare(
-            spec,
-            opts.from.map(|d| d.to_string()),
-            opts.to.map(|d| d.to_string()),
-        )
-        .await?;
+    let aggregate = match (&table.source, pushdown(table, spec)) {
+        (SourceSpec::Bigquery(bq), Some(req)) => Some((bq, req)),
+        _ => None,
+    };
+    let (mut session, report) = if let Some((bq, req)) = &aggregate {
+        let mut req = req.clone();
+        out.method = Method::BigqueryAggregate;
+        req.from = opts.from;
+        req.to = opts.to;
+        let ctx = crate::read::source_context(pipeline, table, None);
+        let conn = bq
+            .connection(&ctx)
+            .map_err(pulso_operators::OperatorError::from)?;
+        let query = aggregate::prepare(bq, conn, &req)
+            .await
+            .map_err(pulso_operators::OperatorError::from)?;
+        let shown = SourceQuery {
+            sql: query.plan.sql.clone(),
+            params: query.plan.params.iter().map(|p| p.describe()).collect(),
+            bytes_processed: query.bytes_processed,
+            estimated_cost_usd: query.estimated_cost_usd,
+            maximum_bytes_billed: query.plan.maximum_bytes_billed,
+            emulator: query.emulator,
+        };
+        observer.reconcile_query(&node.name, &shown);
+        out.source_query = Some(shown);
+        if opts.dry_run {
+            return Ok(false);
+        }
+        // The lock first: the target cannot change between BigQuery's answer and the comparison.
+        let session = Session::open(&opts.database_url, request).await?;
+        let totals = aggregate::run(conn, query)
+            .await
+            .map_err(pulso_operators::OperatorError::from)?;
+        let report = session.compare_totals(spec, &totals, from, to).await?;
+        (session, report)
+    } else {
+        if opts.dry_run {
+            return Ok(false);
+        }
+        let mut session = Session::open(&opts.database_url, request).await?;
+        let transformed = crate::read::read_table(pipeline, table, None, &counters).await?;
+        session.stage(transformed).await?;
+        let report = session.compare(spec, from, to).await?;
+        (session, report)
+    };
     let days: Vec<NaiveDate> = report
         .mismatches
         .iter()
@@ -229,6 +363,9 @@ async fn reconcile_table(
     let null_day = report.mismatches.iter().any(|d| d.day.is_none());
     out.report = Some(report);
     if !opts.repair || days.is_empty() {
+        out.rows_read = counters
+            .rows_read
+            .load(std::sync::atomic::Ordering::Relaxed);
         if opts.repair && null_day {
             return Err(EngineError::Usage(format!(
                 "{}: rows whose {} is NULL differ; --repair replaces whole days and cannot repair them",
@@ -237,6 +374,23 @@ async fn reconcile_table(
         }
         return Ok(false); // dropping the session rolls back
     }
+    if let Some((bq, _)) = &aggregate {
+        // Stage only the source rows of the differing days' range; the repair keeps those days.
+        let (Some(first), Some(last)) = (days.iter().min(), days.iter().max()) else {
+            return Ok(false);
+        };
+        let restricted = aggregate::restricted_to_days(bq, &spec.by, *first, *last)
+            .map_err(pulso_operators::OperatorError::from)?;
+        let table = TableNode {
+            source: SourceSpec::Bigquery(restricted),
+            ..table.clone()
+        };
+        let transformed = crate::read::read_table(pipeline, &table, None, &counters).await?;
+        session.stage(transformed).await?;
+    }
+    out.rows_read = counters
+        .rows_read
+        .load(std::sync::atomic::Ordering::Relaxed);
     out.repair = Some(session.repair(spec, &days).await?);
     Ok(true)
 }

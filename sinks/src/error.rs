@@ -52,6 +52,9 @@ pub enum SinkError {
     /// `pulso_flow.backfill_chunks` does not hold what a backfill expects.
     #[error("backfill chunk ledger of {node}: {message}")]
     ChunkLedger { node: String, message: String },
+    /// The per-day totals a source computed for a reconciliation do not fit its `reconcile:`.
+    #[error("source totals of {target}: {message}")]
+    SourceTotals { target: String, message: String },
     /// The stream of batches failed (source or transform).
     #[error("source failed: {0}")]
     Source(#[source] BoxError),

@@ -23,6 +23,9 @@ use crate::error::SinkError;
 use crate::pgtype::PgType;
 use crate::sql::{LoadShape, STAGING, ident};
 
+/// The temporary table of [`Session::compare_totals`].
+const SOURCE_TOTALS: &str = "pulso_source_totals";
+
 /// `reconcile:` of a table.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ReconcileSpec {
@@ -128,7 +131,17 @@ pub struct Scope {
     pub to: Option<String>,
 }
 
-/// The comparison query: per-day aggregates of `source` (a `SELECT`) and of the target within the
+/// The source side of a comparison.
+#[derive(Debug, Clone, Copy)]
+pub enum SourceSide<'a> {
+    /// A `SELECT` of the source's rows, aggregated here.
+    Rows(&'a str),
+    /// A table of per-day totals the source computed (columns `by`, `n`, `s0`…, as
+    /// [`Session::compare_totals`] creates it); the target's sums are compared as `numeric`.
+    Totals(&'a str),
+}
+
+/// The comparison query: per-day aggregates of the source side and of the target within the
 /// scope. Returns (0, day, source rows, target rows, NULL, source sums…, target sums…) for each
 /// differing day, then one row (1, 'total', source rows, target rows, days compared, NULL…);
 /// the differing days' rows carry NULL in the days column.
@@ -136,7 +149,12 @@ pub struct Scope {
 /// Rows with a NULL day are grouped as day `infinity` (hash-joinable) and reported as NULL.
 ///
 /// Parameters: `$1`, `$2` window bounds (text), `$3`, `$4` day range (text dates).
-pub fn compare_sql(shape: &LoadShape, spec: &ReconcileSpec, source: &str, scope: &Scope) -> String {
+pub fn compare_sql(
+    shape: &LoadShape,
+    spec: &ReconcileSpec,
+    source: SourceSide<'_>,
+    scope: &Scope,
+) -> String {
     let by = ident(&spec.by);
     let k = spec.sum.len();
     let sums_of = |alias: &str| -> String {
@@ -168,9 +186,27 @@ pub fn compare_sql(shape: &LoadShape, spec: &ReconcileSpec, source: &str, scope:
         None => " AND ($1::text IS NULL OR true) AND ($2::text IS NULL OR true)".into(),
     };
     let list = |f: &dyn Fn(usize) -> String| -> String { (0..k).map(f).collect() };
+    let (source_cte, tsum) = match source {
+        SourceSide::Rows(select) => (
+            format!(
+                "SELECT coalesce(s.{by}, 'infinity'::date) AS day, count(*)::bigint AS n{} FROM ({select}) AS s \
+                 WHERE {} GROUP BY 1",
+                sums_of("s"),
+                days("s")
+            ),
+            sums_of("t"),
+        ),
+        SourceSide::Totals(table) => (
+            format!(
+                "SELECT coalesce(s.{by}, 'infinity'::date) AS day, s.n{} FROM {table} AS s WHERE {}",
+                list(&|i| format!(", s.s{i}")),
+                days("s")
+            ),
+            list(&|i| format!(", sum(t.{})::numeric AS s{i}", ident(&spec.sum[i]))),
+        ),
+    };
     format!(
-        "WITH s AS (SELECT coalesce(s.{by}, 'infinity'::date) AS day, count(*)::bigint AS n{ssum} FROM ({source}) AS s \
-                    WHERE {sdays} GROUP BY 1), \
+        "WITH s AS ({source_cte}), \
               t AS (SELECT coalesce(t.{by}, 'infinity'::date) AS day, count(*)::bigint AS n{tsum} FROM {target} AS t \
                     WHERE {tdays}{window} GROUP BY 1), \
               j AS (SELECT coalesce(s.day, t.day) AS day, coalesce(s.n, 0) AS sn, coalesce(t.n, 0) AS tn{js}{jt} \
@@ -180,9 +216,6 @@ pub fn compare_sql(shape: &LoadShape, spec: &ReconcileSpec, source: &str, scope:
          UNION ALL SELECT 1, 'total', coalesce(sum(sn), 0)::bigint, coalesce(sum(tn), 0)::bigint, \
                           count(*)::bigint{nulls} FROM j \
          ORDER BY 1, 2 NULLS FIRST",
-        ssum = sums_of("s"),
-        tsum = sums_of("t"),
-        sdays = days("s"),
         tdays = days("t"),
         target = shape.target.quoted(),
         js = list(&|i| format!(", s.s{i} AS ss{i}")),
@@ -200,7 +233,7 @@ pub async fn compare(
     client: &Client,
     shape: &LoadShape,
     spec: &ReconcileSpec,
-    source: &str,
+    source: SourceSide<'_>,
     scope: &Scope,
 ) -> Result<ReconcileReport, SinkError> {
     let sql = compare_sql(shape, spec, source, scope);
@@ -259,7 +292,7 @@ pub async fn after_merge(
         window,
         ..Scope::default()
     };
-    compare(client, shape, spec, &source, &scope).await
+    compare(client, shape, spec, SourceSide::Rows(&source), &scope).await
 }
 
 /// On demand: compare the staging table (the whole source, deduplicated) with the target over a
@@ -276,7 +309,14 @@ pub async fn compare_staged(
         from,
         to,
     };
-    compare(client, shape, spec, &shape.deduplicated_source(), &scope).await
+    compare(
+        client,
+        shape,
+        spec,
+        SourceSide::Rows(&shape.deduplicated_source()),
+        &scope,
+    )
+    .await
 }
 
 /// Rows written by [`repair_days`].
@@ -440,6 +480,69 @@ impl Session {
         to: Option<String>,
     ) -> Result<ReconcileReport, SinkError> {
         compare_staged(&self.client, &self.req.shape, spec, from, to).await
+    }
+
+    /// Compare per-day totals computed by the source (BigQuery's aggregate query) with the
+    /// target over `from ..= to`: the totals go into a temporary table of the transaction.
+    pub async fn compare_totals(
+        &self,
+        spec: &ReconcileSpec,
+        totals: &[pulso_types::DayTotals],
+        from: Option<String>,
+        to: Option<String>,
+    ) -> Result<ReconcileReport, SinkError> {
+        let k = spec.sum.len();
+        if let Some(bad) = totals.iter().find(|t| t.sums.len() != k) {
+            return Err(SinkError::SourceTotals {
+                target: self.req.shape.target.to_string(),
+                message: format!(
+                    "day {:?} has {} sums, the reconciliation sums {k} columns",
+                    bad.day,
+                    bad.sums.len()
+                ),
+            });
+        }
+        let pg = |what: &str, e| SinkError::pg(format!("reconciling ({what})"), e);
+        let columns: String = (0..k).map(|i| format!(", s{i} numeric")).collect();
+        self.client
+            .batch_execute(&format!(
+                "CREATE TEMPORARY TABLE {SOURCE_TOTALS} ({} date, n bigint{columns}) ON COMMIT DROP",
+                ident(&spec.by)
+            ))
+            .await
+            .map_err(|e| pg("creating the source totals table", e))?;
+        let days: Vec<Option<chrono::NaiveDate>> = totals.iter().map(|t| t.day).collect();
+        let rows: Vec<i64> = totals.iter().map(|t| t.rows).collect();
+        let sums: Vec<Vec<Option<String>>> = (0..k)
+            .map(|i| totals.iter().map(|t| t.sums[i].clone()).collect())
+            .collect();
+        let mut params: Vec<&(dyn ToSql + Sync)> = vec![&days, &rows];
+        params.extend(sums.iter().map(|s| s as &(dyn ToSql + Sync)));
+        let arrays: String = (0..k)
+            .map(|i| format!(", ${}::text[]::numeric[]", i + 3))
+            .collect();
+        self.client
+            .execute(
+                &format!(
+                    "INSERT INTO {SOURCE_TOTALS} SELECT * FROM unnest($1::date[], $2::bigint[]{arrays})"
+                ),
+                &params,
+            )
+            .await
+            .map_err(|e| pg("storing the source totals", e))?;
+        let scope = Scope {
+            window: None,
+            from,
+            to,
+        };
+        compare(
+            &self.client,
+            &self.req.shape,
+            spec,
+            SourceSide::Totals(SOURCE_TOTALS),
+            &scope,
+        )
+        .await
     }
 
     /// Replace the target's rows of `days` by the staged source rows of those days, run the

@@ -184,6 +184,9 @@ async fn gates_and_reconcile_against_the_bigquery_emulator() {
         .filter_map(|d| d["day"].as_str())
         .collect();
     assert_eq!(days, ["2025-05-01", "2025-06-02"], "{s}");
+    // BigQuery computed the per-day totals: no source row was read.
+    assert_eq!(s["tables"][0]["method"], "bigquery_aggregate", "{s}");
+    assert_eq!(s["tables"][0]["rows_read"], 0, "{s}");
     let out = reconcile(vec!["--from", "2025-05-01", "--to", "2025-05-31"]).await;
     assert_eq!(out.status.code(), Some(1), "{}", text(&out));
     assert_eq!(
@@ -194,6 +197,11 @@ async fn gates_and_reconcile_against_the_bigquery_emulator() {
     );
     let out = reconcile(vec!["--repair"]).await;
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    // The repair read the source rows of the differing days' range (D0…D3) and wrote those
+    // of the two days (D0, D3).
+    let s = summary_json(&out);
+    assert_eq!(s["tables"][0]["rows_read"], 4, "{s}");
+    assert_eq!(s["tables"][0]["repair"]["inserted"], 2, "{s}");
     let out = reconcile(vec![]).await;
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
     let rows: Vec<String> = client

@@ -17,6 +17,7 @@ mod load;
 mod ops_cli;
 mod pulso_bigquery;
 mod pulso_pipeline;
+mod reconcile_bigquery;
 mod reconcile_demo;
 mod steady_state;
 mod tls;

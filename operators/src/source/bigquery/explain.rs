@@ -36,7 +36,7 @@ fn line(label: &str, value: impl Into<String>) -> ExplainLine {
 }
 
 /// A dry run of the plan's SQL: BigQuery's answer (schema, bytes processed).
-async fn dry_run(
+pub(crate) async fn dry_run(
     bq: &Bq,
     plan: &ReadPlan,
     policy: &RetrySpec,

@@ -26,6 +26,7 @@
 //! the column's own type (DATE, DATETIME, TIMESTAMP); no value is ever spliced into SQL text.
 //! `docs/pipeline.md` ("BigQuery") documents every option.
 
+pub mod aggregate;
 mod auth;
 mod client;
 pub mod decode;
