@@ -7,7 +7,10 @@
 //!   the path of a load without a previous watermark): nothing to write;
 //! - `reread`    — the same rows re-read by a lookback that covers the whole table, watermark
 //!   kept: the merge skips unchanged rows below the watermark (sinks/src/reread.rs);
-//! - `incr`      — revision 1: 20% of the rows changed, N·0.8 new rows (the bench/ scenario).
+//! - `incr`      — revision 1: 20% of the rows changed, N·0.8 new rows (the bench/ scenario);
+//! - `initial+rec`, `incr+rec` — `initial` and `incr` again (same start state) with
+//!   `reconcile: { by: fecha_proceso, sum: [monto_exigible] }` on: the cost of per-load
+//!   reconciliation is their time over the same scenario's without it, same repetition.
 //!
 //! Ceiling = one transaction of `COPY … (FORMAT binary)` into an UNLOGGED staging table plus
 //! `INSERT INTO target SELECT * FROM staging ON CONFLICT (pk) DO UPDATE SET …` (shared/bench's
@@ -15,7 +18,9 @@
 //! ratio to the ceiling (lower is better), and pulso-flow's peak RSS (getrusage of the child).
 //!
 //! `cargo bench --bench load` (env: `BENCH_ROWS` default 1000000, `BENCH_REPS` default 3,
-//! `DATABASE_URL` server, database `pf_bench` is recreated).
+//! `DATABASE_URL` server, database `pf_bench` is recreated; `PULSO_FLOW_BIN` measures another
+//! build of pulso-flow against the same ceiling, `BENCH_RECONCILE=0` skips the `+rec` scenarios
+//! for a build older than `reconcile:`).
 
 use std::process::Command;
 use std::time::Instant;
@@ -33,7 +38,13 @@ const PK: &str = "cod_cuenta, nro_documento, archivo, fecha_proceso";
 const SET: &str = "fecha_vencimiento = EXCLUDED.fecha_vencimiento, monto_exigible = EXCLUDED.monto_exigible, \
     creado_el = EXCLUDED.creado_el, motivo_rechazo = EXCLUDED.motivo_rechazo";
 
-fn pipeline(rows: u64) -> String {
+/// The bench's pipeline; `reconcile` adds per-load reconciliation (the `+rec` scenarios).
+fn pipeline(rows: u64, reconcile: bool) -> String {
+    let reconcile = if reconcile {
+        "    reconcile: { by: fecha_proceso, sum: [monto_exigible] }\n"
+    } else {
+        ""
+    };
     format!(
         "name: bench-load
 tables:
@@ -67,9 +78,15 @@ tables:
       motivo_rechazo: text
     primary_key: [cod_cuenta, nro_documento, archivo, fecha_proceso]
     incremental: {{ column: creado_el, type: timestamp, lookback: ${{LOOKBACK:-0s}} }}
-",
-        grow = rows * 4 / 5
+{reconcile}",
+        grow = rows * 4 / 5,
     )
+}
+
+/// The binary measured: `PULSO_FLOW_BIN` (e.g. an older build, for a before/after comparison
+/// against the same ceiling), else this checkout's.
+fn binary() -> String {
+    std::env::var("PULSO_FLOW_BIN").unwrap_or_else(|_| env!("CARGO_BIN_EXE_pulso-flow").into())
 }
 
 /// Wall seconds and peak RSS (KiB) of one `pulso-flow run`. The RSS comes from GNU time
@@ -87,7 +104,7 @@ fn run_pulso(
     let out = Command::new("/usr/bin/time")
         .args(["-f", "%M", "-o"])
         .arg(rss_file.path())
-        .arg(env!("CARGO_BIN_EXE_pulso-flow"))
+        .arg(binary())
         .args(["run", &file.display().to_string(), "--summary", "json"])
         .env("DATABASE_URL", db_url)
         // The ceiling's connection is plain text: compare like with like (pulso-flow's default,
@@ -189,7 +206,10 @@ async fn main() {
     let reps: usize = common::bench::env_number("BENCH_REPS", 3);
     let (db_url, client) = common::bench::fresh_bench_database("pf_bench").await;
     let dir = tempfile::tempdir().unwrap();
-    let file = common::write(dir.path(), "bench.yaml", &pipeline(rows));
+    let file = common::write(dir.path(), "bench.yaml", &pipeline(rows, false));
+    let file_rec = common::write(dir.path(), "bench-rec.yaml", &pipeline(rows, true));
+    // BENCH_RECONCILE=0 skips the `+rec` scenarios (a binary older than `reconcile:`).
+    let with_reconcile = common::bench::env_number::<u32>("BENCH_RECONCILE", 1) != 0;
 
     let mut results = Vec::new();
     for rep in 0..reps {
@@ -211,6 +231,23 @@ async fn main() {
             rss_kib: rss,
             phases: phases(&client).await,
         });
+        // initial+rec: the same initial load with per-load reconciliation (same ceiling).
+        if with_reconcile {
+            client.batch_execute("DROP SCHEMA IF EXISTS pulso_flow CASCADE; DROP TABLE IF EXISTS refinery_schema_history").await.unwrap();
+            reset_table(&client, "bench.trandeuda").await;
+            client.batch_execute("CHECKPOINT").await.unwrap();
+            let (rec_s, rss) = run_pulso(&db_url, &file_rec, "0", Some(rows), &[]);
+            assert_reconciled(&client).await;
+            results.push(Row {
+                scenario: "initial+rec",
+                rep,
+                rows,
+                ceiling_s,
+                pulso_s: rec_s,
+                rss_kib: rss,
+                phases: phases(&client).await,
+            });
+        }
 
         // unchanged: the same window again (lookback 0s re-reads the last instant only, so reset
         // the watermark to re-read everything, as a lookback covering the whole table would).
@@ -289,6 +326,37 @@ async fn main() {
             rss_kib: rss,
             phases: phases(&client).await,
         });
+
+        // incr+rec: back to the state before `incr` (the initial rows, the same watermark), then
+        // the same increment with per-load reconciliation.
+        if !with_reconcile {
+            continue;
+        }
+        client
+            .batch_execute("TRUNCATE bench.trandeuda")
+            .await
+            .unwrap();
+        copy_in(&client, "bench.trandeuda", &base).await;
+        each(
+            &client,
+            &[
+                &format!("UPDATE pulso_flow.watermarks SET value = (SELECT to_char('{before}'::timestamptz AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"'))"),
+                "VACUUM ANALYZE bench.trandeuda",
+                "CHECKPOINT",
+            ],
+        )
+        .await;
+        let (rec_s, rss) = run_pulso(&db_url, &file_rec, "1", None, &[]);
+        assert_reconciled(&client).await;
+        results.push(Row {
+            scenario: "incr+rec",
+            rep,
+            rows: n as u64,
+            ceiling_s,
+            pulso_s: rec_s,
+            rss_kib: rss,
+            phases: phases(&client).await,
+        });
     }
 
     println!(
@@ -311,7 +379,14 @@ async fn main() {
             r.rss_kib as f64 / 1024.0
         );
     }
-    for scenario in ["initial", "unchanged", "reread", "incr"] {
+    for scenario in [
+        "initial",
+        "initial+rec",
+        "unchanged",
+        "reread",
+        "incr",
+        "incr+rec",
+    ] {
         let mut ratios: Vec<f64> = results
             .iter()
             .filter(|r| r.scenario == scenario)
@@ -327,6 +402,27 @@ async fn main() {
     );
     for r in &results {
         println!("{:<10} {:>4} {}", r.scenario, r.rep, r.phases);
+    }
+    // The cost of reconciliation: with / without, same scenario and repetition.
+    for (with, without) in [("initial+rec", "initial"), ("incr+rec", "incr")] {
+        let mut ratios: Vec<f64> = results
+            .iter()
+            .filter(|r| r.scenario == with)
+            .filter_map(|w| {
+                results
+                    .iter()
+                    .find(|o| o.scenario == without && o.rep == w.rep)
+                    .map(|o| w.pulso_s / o.pulso_s)
+            })
+            .collect();
+        let each: Vec<String> = ratios.iter().map(|r| format!("{r:.2}")).collect();
+        ratios.sort_by(f64::total_cmp);
+        if let Some(median) = ratios.get(ratios.len() / 2) {
+            println!(
+                "reconcile cost {without:<8} with/without {median:.2} (reps: {})",
+                each.join(", ")
+            );
+        }
     }
     let peak = results.iter().map(|r| r.rss_kib).max().unwrap_or(0);
     println!("peak RSS of pulso-flow: {:.1} MiB", peak as f64 / 1024.0);
@@ -353,6 +449,35 @@ async fn each(client: &Client, statements: &[&str]) {
             .await
             .unwrap_or_else(|e| panic!("{s}: {e}"));
     }
+}
+
+/// The latest load reconciled, and its days matched (the bench measures a clean run).
+async fn assert_reconciled(client: &Client) {
+    let r: Option<String> = client
+        .query_one(
+            "SELECT (details->'reconcile'->'mismatches')::text FROM pulso_flow.node_runs \
+             ORDER BY started_at DESC LIMIT 1",
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(
+        r.as_deref(),
+        Some("[]"),
+        "the load did not reconcile cleanly"
+    );
+}
+
+/// Binary COPY of `data` (from [`copy_out`]) into `table`.
+async fn copy_in(client: &Client, table: &str, data: &Bytes) {
+    let sink = client
+        .copy_in::<_, Bytes>(&format!("COPY {table} FROM STDIN (FORMAT binary)"))
+        .await
+        .unwrap();
+    futures::pin_mut!(sink);
+    sink.send(data.clone()).await.unwrap();
+    sink.as_mut().finish().await.unwrap();
 }
 
 /// The table's greatest creado_el as text (no chrono needed in the bench).
