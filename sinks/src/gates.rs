@@ -51,6 +51,8 @@ impl Gates {
 pub struct LoadScope {
     /// The rows went through the staging table (false: a direct COPY into the empty target).
     pub staged: bool,
+    /// The staged rows held no duplicate key (the merge's dedup had nothing to drop).
+    pub unique: bool,
     /// The load's window: (incremental column, lower, upper) as ISO text.
     pub window: Option<(String, Option<String>, Option<String>)>,
 }
@@ -68,8 +70,7 @@ pub async fn after_load(
     let mut gates = Gates::default();
     let mut failures = Vec::new();
     if let Some(spec) = spec {
-        let report =
-            reconcile::after_merge(client, shape, spec, scope.staged, scope.window).await?;
+        let report = reconcile::after_merge(client, shape, spec, &scope).await?;
         if !report.matches() {
             let text = format!("reconciliation failed: {}", report.describe(5));
             match spec.on_mismatch {

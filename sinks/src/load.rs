@@ -373,6 +373,7 @@ impl OpenLoad {
             &req.checks,
             crate::gates::LoadScope {
                 staged: through_staging,
+                unique: distinct == staged,
                 window,
             },
             &req.run_id,

@@ -8,7 +8,8 @@
 //! * after a load's merge ([`after_merge`], `reconcile:` of a table), the scope is the load's
 //!   window on the incremental column (the target's rows whose incremental value is inside it),
 //!   or the whole table for a full read. A target row the source no longer delivers (deleted or
-//!   moved at the source) makes its day differ;
+//!   moved at the source) makes its day differ. After a direct load into an empty table both
+//!   sides are the same rows, counted once;
 //! * on demand ([`compare_staged`], `pulso-flow reconcile`), the scope is a range of days over
 //!   the whole source, and [`repair_days`] replaces exactly the differing days.
 //!
@@ -274,25 +275,61 @@ pub async fn compare(
     Ok(report)
 }
 
-/// After a load's merge: compare the staged rows (deduplicated as the merge does, or the target
-/// itself after a direct load into an empty table) with the target's rows of the window.
+/// After a load's merge: compare the staged rows (deduplicated as the merge does; as they are
+/// when no key repeated) with the target's rows of the window.
+///
+/// After a direct load into an empty table the target holds exactly the copied rows (COPY's
+/// count is checked, duplicates were resolved by the merge's rule): both sides are the same rows,
+/// so they are aggregated once and reported equal.
 pub async fn after_merge(
     client: &Client,
     shape: &LoadShape,
     spec: &ReconcileSpec,
-    staged: bool,
-    window: Option<(String, Option<String>, Option<String>)>,
+    scope: &crate::gates::LoadScope,
 ) -> Result<ReconcileReport, SinkError> {
-    let source = if staged {
-        shape.deduplicated_source()
+    if !scope.staged {
+        return direct_load_report(client, shape, spec).await;
+    }
+    let source = if scope.unique {
+        // No key repeated: the staged rows are the deduplicated source, without its sort.
+        format!("SELECT * FROM {}", ident(STAGING))
     } else {
-        format!("SELECT * FROM {}", shape.target.quoted())
+        shape.deduplicated_source()
     };
     let scope = Scope {
-        window,
+        window: scope.window.clone(),
         ..Scope::default()
     };
     compare(client, shape, spec, SourceSide::Rows(&source), &scope).await
+}
+
+/// The report of a direct load: the target's rows and days, counted once, as both sides.
+async fn direct_load_report(
+    client: &Client,
+    shape: &LoadShape,
+    spec: &ReconcileSpec,
+) -> Result<ReconcileReport, SinkError> {
+    let row = client
+        .query_one(
+            &format!(
+                "SELECT count(*)::bigint, count(DISTINCT coalesce({by}, 'infinity'::date))::bigint FROM {target}",
+                by = ident(&spec.by),
+                target = shape.target.quoted()
+            ),
+            &[],
+        )
+        .await
+        .map_err(|e| SinkError::pg(format!("reconciling {}", shape.target), e))?;
+    let rows: i64 = row.get(0);
+    Ok(ReconcileReport {
+        by: spec.by.clone(),
+        sum: spec.sum.clone(),
+        on_mismatch: spec.on_mismatch,
+        days: row.get(1),
+        source_rows: rows,
+        target_rows: rows,
+        mismatches: Vec::new(),
+    })
 }
 
 /// On demand: compare the staging table (the whole source, deduplicated) with the target over a
