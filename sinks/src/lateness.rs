@@ -40,6 +40,15 @@ pub struct Lateness {
 }
 
 impl Lateness {
+    /// No late row.
+    pub fn none() -> Lateness {
+        Lateness {
+            rows: 0,
+            max_seconds: None,
+            histogram: vec![0; BUCKETS.len() + 1],
+        }
+    }
+
     /// The ledger's `details.lateness`; `lookback_seconds` is the table's lookback at the time
     /// of the load (kept with it so that a later reader can compare without the pipeline file).
     pub fn to_json(&self, lookback_seconds: Option<i64>) -> Value {

@@ -565,9 +565,17 @@ where
                 .await
                 .map_err(|e| SinkError::pg("recording the days rows move away from", e))?;
         }
-        // With a previous watermark: skip unchanged re-read rows, measure lateness.
+        // With a previous watermark and staged rows below it (a lookback's re-read, or NULL
+        // incremental values): skip unchanged re-read rows, measure lateness. With none below
+        // it, nothing can be skipped or late: the plain merge, and a lateness of zero.
         let merged = match watermark {
-            Some(w) => crate::reread::merge(client, shape, &w.to_iso(), params).await?,
+            Some(w) if crate::reread::rows_below(client, shape, &w.to_iso()).await? => {
+                crate::reread::merge(client, shape, &w.to_iso(), params).await?
+            }
+            Some(_) => {
+                lateness = Some(crate::lateness::Lateness::none());
+                None
+            }
             None => None,
         };
         match merged {

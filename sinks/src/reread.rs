@@ -114,6 +114,39 @@ pub fn merge_sql(shape: &LoadShape) -> Option<String> {
     ))
 }
 
+/// Whether any staged row is below the previous watermark (or has no incremental value): a
+/// re-read that [`merge`] may skip, or a late row. Stops at the first such row. `false` when the
+/// table has no incremental column.
+pub async fn rows_below(
+    client: &Client,
+    shape: &LoadShape,
+    watermark: &str,
+) -> Result<bool, SinkError> {
+    let Some(inc) = shape.incremental.as_ref() else {
+        return Ok(false);
+    };
+    let Some(ty) = shape
+        .columns
+        .iter()
+        .find(|c| &c.name == inc)
+        .map(|c| c.ty.sql())
+    else {
+        return Ok(false);
+    };
+    let inc = ident(inc);
+    let row = client
+        .query_one(
+            &format!(
+                "SELECT EXISTS (SELECT 1 FROM {staging} WHERE {inc} IS NULL OR {inc} < $1::text::{ty})",
+                staging = ident(crate::sql::STAGING)
+            ),
+            &[&watermark],
+        )
+        .await
+        .map_err(|e| SinkError::pg(format!("looking for re-read rows of {}", shape.target), e))?;
+    Ok(row.get(0))
+}
+
 /// Run [`merge_sql`] with the previous watermark (canonical text of an `IncValue`). `params`
 /// are the change-recording parameters (`$1` node, `$2` run id) or empty.
 pub async fn merge(
