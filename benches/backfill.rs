@@ -15,9 +15,6 @@
 //! `cargo bench --bench backfill` (env: `BENCH_ROWS` default 5000000, `BENCH_REPS` default 3,
 //! `DATABASE_URL` server, database `pf_bench_backfill` is recreated).
 
-use std::process::Command;
-use std::time::Instant;
-
 use pulso_testkit as common;
 
 const COLUMNS: &str = "cod_cuenta text NOT NULL, nro_documento text NOT NULL, archivo text NOT NULL, \
@@ -63,32 +60,10 @@ tables:
     )
 }
 
-/// Wall seconds and peak RSS (KiB) of one pulso-flow command (see benches/load.rs for why GNU
-/// time measures the RSS).
+/// Wall seconds and peak RSS (KiB) of one pulso-flow command.
 fn timed(db_url: &str, args: &[&str]) -> (f64, i64) {
-    let rss_file = tempfile::NamedTempFile::new().expect("temp file");
-    let t0 = Instant::now();
-    let out = Command::new("/usr/bin/time")
-        .args(["-f", "%M", "-o"])
-        .arg(rss_file.path())
-        .arg(env!("CARGO_BIN_EXE_pulso-flow"))
-        .args(args)
-        .env("DATABASE_URL", db_url)
-        .env("PGSSLMODE", "disable")
-        .env("PULSO_LOG", "warn")
-        .output()
-        .expect("run pulso-flow under /usr/bin/time (apt-get install time)");
-    let secs = t0.elapsed().as_secs_f64();
-    assert!(
-        out.status.success(),
-        "pulso-flow {args:?} failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let rss = std::fs::read_to_string(rss_file.path())
-        .ok()
-        .and_then(|t| t.trim().lines().last().and_then(|l| l.trim().parse().ok()))
-        .unwrap_or(0);
-    (secs, rss)
+    let run = common::bench::timed_run(env!("CARGO_BIN_EXE_pulso-flow"), db_url, args, &[]);
+    (run.seconds, run.rss_kib)
 }
 
 async fn reset(client: &tokio_postgres::Client) {

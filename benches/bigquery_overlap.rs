@@ -18,7 +18,6 @@
 //! default 3, `BENCH_PAGE_MS` default 200, `DATABASE_URL` server; database `pf_bench_bq` is
 //! recreated).
 
-use std::process::Command;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -132,32 +131,16 @@ tables:
 const REST_SOURCE: &str = "{ kind: bigquery, connection: bq, page_size: 10000, query: \"SELECT cod_cuenta, nro_documento, fecha_proceso, monto_exigible, creado_el FROM `p.d.t`\" }";
 const STORAGE_SOURCE: &str = "{ kind: bigquery, connection: bq, table: p.d.t, read_api: storage, streams: 4, columns: [cod_cuenta, nro_documento, fecha_proceso, monto_exigible, creado_el] }";
 
-/// Wall seconds and peak RSS (KiB) of one `pulso-flow run` (GNU time, see benches/load.rs).
+/// Wall seconds and peak RSS (KiB) of one `pulso-flow run`.
 fn run_pulso(db_url: &str, file: &std::path::Path, env: &[(&str, &str)]) -> (f64, i64) {
-    let rss_file = tempfile::NamedTempFile::new().expect("temp file");
-    let t0 = Instant::now();
-    let out = Command::new("/usr/bin/time")
-        .args(["-f", "%M", "-o"])
-        .arg(rss_file.path())
-        .arg(env!("CARGO_BIN_EXE_pulso-flow"))
-        .args(["run", &file.display().to_string()])
-        .env("DATABASE_URL", db_url)
-        .env("PGSSLMODE", "disable")
-        .env("PULSO_LOG", "warn")
-        .envs(env.iter().copied())
-        .output()
-        .expect("run pulso-flow under /usr/bin/time (apt-get install time)");
-    let secs = t0.elapsed().as_secs_f64();
-    assert!(
-        out.status.success(),
-        "pulso-flow failed: {}",
-        String::from_utf8_lossy(&out.stderr)
+    let file = file.display().to_string();
+    let run = common::bench::timed_run(
+        env!("CARGO_BIN_EXE_pulso-flow"),
+        db_url,
+        &["run", &file],
+        env,
     );
-    let rss = std::fs::read_to_string(rss_file.path())
-        .ok()
-        .and_then(|t| t.trim().lines().last().and_then(|l| l.trim().parse().ok()))
-        .unwrap_or(0);
-    (secs, rss)
+    (run.seconds, run.rss_kib)
 }
 
 /// The REST source read to its end in this process: (seconds, rows).

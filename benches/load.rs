@@ -22,7 +22,6 @@
 //! build of pulso-flow against the same ceiling, `BENCH_RECONCILE=0` skips the `+rec` scenarios
 //! for a build older than `reconcile:`).
 
-use std::process::Command;
 use std::time::Instant;
 
 use bytes::Bytes;
@@ -89,9 +88,8 @@ fn binary() -> String {
     std::env::var("PULSO_FLOW_BIN").unwrap_or_else(|_| env!("CARGO_BIN_EXE_pulso-flow").into())
 }
 
-/// Wall seconds and peak RSS (KiB) of one `pulso-flow run`. The RSS comes from GNU time
-/// (`/usr/bin/time -f %M`), whose child is a fresh process: getrusage(RUSAGE_CHILDREN) from this
-/// bench would count the pages a forked child shares with this (large) process before exec.
+/// Wall seconds and peak RSS (KiB) of one `pulso-flow run`, its written rows checked against
+/// `expect_written`.
 fn run_pulso(
     db_url: &str,
     file: &std::path::Path,
@@ -99,39 +97,23 @@ fn run_pulso(
     expect_written: Option<u64>,
     env: &[(&str, &str)],
 ) -> (f64, i64) {
-    let rss_file = tempfile::NamedTempFile::new().expect("temp file");
-    let t0 = Instant::now();
-    let out = Command::new("/usr/bin/time")
-        .args(["-f", "%M", "-o"])
-        .arg(rss_file.path())
-        .arg(binary())
-        .args(["run", &file.display().to_string(), "--summary", "json"])
-        .env("DATABASE_URL", db_url)
-        // The ceiling's connection is plain text: compare like with like (pulso-flow's default,
-        // libpq's sslmode=prefer, would encrypt against a server with ssl=on).
-        .env("PGSSLMODE", "disable")
-        .env("REV", rev)
-        .env("PULSO_LOG", "warn")
-        .envs(env.iter().copied())
-        .output()
-        .expect("run pulso-flow under /usr/bin/time (apt-get install time)");
-    let secs = t0.elapsed().as_secs_f64();
-    assert!(
-        out.status.success(),
-        "pulso-flow failed: {}",
-        String::from_utf8_lossy(&out.stderr)
+    let file = file.display().to_string();
+    let mut all = vec![("REV", rev)];
+    all.extend_from_slice(env);
+    let run = common::bench::timed_run(
+        &binary(),
+        db_url,
+        &["run", &file, "--summary", "json"],
+        &all,
     );
     if let Some(expected) = expect_written {
-        let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("summary json");
+        let v: serde_json::Value =
+            serde_json::from_slice(&run.output.stdout).expect("summary json");
         let n = &v["nodes"][0];
         let written = n["inserted"].as_u64().unwrap_or(0) + n["updated"].as_u64().unwrap_or(0);
         assert_eq!(written, expected, "unexpected counts: {n}");
     }
-    let rss = std::fs::read_to_string(rss_file.path())
-        .ok()
-        .and_then(|t| t.trim().lines().last().and_then(|l| l.trim().parse().ok()))
-        .unwrap_or(0);
-    (secs, rss)
+    (run.seconds, run.rss_kib)
 }
 
 /// The ceiling: binary COPY of `data` into UNLOGGED staging + INSERT … ON CONFLICT, one transaction.
