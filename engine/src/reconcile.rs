@@ -339,7 +339,7 @@ async fn reconcile_table(
         }
         // The lock first: the target cannot change between BigQuery's answer and the comparison.
         let session = Session::open(&opts.database_url, request).await?;
-        let totals = aggregate::run(conn, query)
+        let totals = aggregate::run(query)
             .await
             .map_err(pulso_operators::OperatorError::from)?;
         let report = session.compare_totals(spec, &totals, from, to).await?;

@@ -131,8 +131,9 @@ pub fn plan(
     })
 }
 
-/// An aggregate query, planned and dry-run: what it sends and what it would cost.
-#[derive(Debug, Clone)]
+/// An aggregate query, planned and dry-run: what it sends and what it would cost, and the
+/// client that dry-ran it (and runs it).
+#[derive(Clone)]
 pub struct AggregateQuery {
     pub plan: ReadPlan,
     /// Bytes BigQuery's dry run says the query processes.
@@ -142,6 +143,7 @@ pub struct AggregateQuery {
     /// The connection is an emulator (its byte counts mean little).
     pub emulator: bool,
     sums: usize,
+    bq: Bq,
 }
 
 /// Plans the aggregate query and dry-runs it. A query whose processed bytes exceed the source's
@@ -174,18 +176,15 @@ pub async fn prepare(
         bytes_processed,
         sums: req.sum.len(),
         plan,
+        bq,
     })
 }
 
 /// Runs a prepared aggregate query (REST, the totalRows check included) and reads its rows,
 /// in day order (NULL day first).
-pub async fn run(
-    conn: &BigQueryConnection,
-    query: AggregateQuery,
-) -> Result<Vec<DayTotals>, BigQueryError> {
+pub async fn run(query: AggregateQuery) -> Result<Vec<DayTotals>, BigQueryError> {
     let sums = query.sums;
-    let bq = Bq::connect(conn).await?;
-    let (_, stream) = super::rest::open(bq, query.plan).await?;
+    let (_, stream) = super::rest::open(query.bq, query.plan).await?;
     let batches: Vec<_> = stream
         .try_collect()
         .await
