@@ -198,6 +198,20 @@ fn summary_table(r: &BackfillReport) -> String {
             let _ = writeln!(out, "\n{} {e}", c.outcome.as_str());
         }
     }
+    for b in &r.index_builds {
+        let _ = match &b.result {
+            Ok(f) => writeln!(
+                out,
+                "\n{}: {} index(es) built after the last chunk in {:.2}s; {} row(s) delivered again \
+                 by a later chunk removed",
+                b.node,
+                f.indexes,
+                f.duration.as_secs_f64(),
+                f.duplicates
+            ),
+            Err(e) => writeln!(out, "\nindex build failed: {e}"),
+        };
+    }
     for b in &r.builds {
         let _ = write!(out, "{}", crate::summary::table(b));
     }
@@ -246,6 +260,13 @@ fn summary_json(r: &BackfillReport) -> serde_json::Value {
                 "error": c.error,
                 "duration_s": c.duration.as_secs_f64(),
             })
+        }).collect::<Vec<_>>(),
+        "index_builds": r.index_builds.iter().map(|b| match &b.result {
+            Ok(f) => json!({
+                "table": b.node, "ok": true, "indexes": f.indexes, "duplicates": f.duplicates,
+                "duration_s": f.duration.as_secs_f64(), "data_version": f.data_version,
+            }),
+            Err(e) => json!({ "table": b.node, "ok": false, "error": e }),
         }).collect::<Vec<_>>(),
         "builds": r.builds.iter().map(crate::summary::json).collect::<Vec<_>>(),
         "builds_skipped": r.builds_skipped,

@@ -8,12 +8,17 @@
 //! ledger first, so a rerun of the same command skips committed chunks and retries the others.
 //!
 //! For the whole backfill of a table the backfill lock is held ([`pulso_sinks::lock`]): a
-//! normal `run` of the table waits for it or exits 3 (`--no-wait`). The first pending chunk is
-//! loaded alone with the target locked from the start, so an empty target takes the direct path.
-//! The others are loaded up to `--parallel` at a time: each reads its window and COPYs it into
-//! its own staging table concurrently, then takes the target's lock for the merge and commit, so
-//! merges into one target are serialised. After a chunk fails no new chunk starts (the ones in
-//! flight finish); the watermark stays at the end of the contiguous prefix of committed chunks.
+//! normal `run` of the table waits for it or exits 3 (`--no-wait`).
+//!
+//! A backfill that starts on an empty target runs in bulk mode ([`pulso_sinks::bulk`]): the
+//! target's indexes are dropped, every chunk COPYs straight into it (up to `--parallel` at a
+//! time, each taking the target's lock only for its commit), and the indexes are built once
+//! after the last chunk, which is what makes a chunked backfill cost about what one load does.
+//! Otherwise chunks merge: the first pending chunk alone, then up to `--parallel` at a time,
+//! each reading its window and COPYing into its own staging table concurrently, then taking the
+//! target's lock for the merge and commit, so merges into one target are serialised. Either way,
+//! after a chunk fails no new chunk starts (the ones in flight finish), and the watermark stays
+//! at the end of the contiguous prefix of committed chunks.
 //!
 //! Dependent builds run once after the backfill (they consume every chunk's recorded changed
 //! days at once), or after every chunk (`--builds per-chunk`), or not at all (`--builds none`).
@@ -130,8 +135,19 @@ pub struct BackfillReport {
     pub builds: Vec<RunReport>,
     /// Why the builds did not run, when they did not.
     pub builds_skipped: Option<String>,
+    /// The index builds that ended bulk backfills (see [`pulso_sinks::bulk`]).
+    pub index_builds: Vec<IndexBuild>,
     pub cancelled: bool,
     pub duration: Duration,
+}
+
+/// The end of one table's bulk backfill: its indexes built once after the last chunk.
+#[derive(Debug, Clone)]
+pub struct IndexBuild {
+    pub node: String,
+    /// What the build did, or why it failed (the table stays in bulk mode: the next backfill
+    /// or load of it builds the indexes).
+    pub result: Result<pulso_sinks::bulk::Finished, String>,
 }
 
 impl BackfillReport {
@@ -144,6 +160,7 @@ impl BackfillReport {
                 )
             })
             && self.builds.iter().all(RunReport::all_ok)
+            && self.index_builds.iter().all(|b| b.result.is_ok())
     }
 }
 
@@ -290,6 +307,7 @@ pub async fn run(
         chunks: Vec::new(),
         builds: Vec::new(),
         builds_skipped: None,
+        index_builds: Vec::new(),
         cancelled: false,
         duration: Duration::ZERO,
     };
@@ -306,6 +324,7 @@ pub async fn run(
         let outcome = ctx.run(cancel.clone(), &mut builds_run).await;
         report.chunks.extend(outcome.chunks);
         report.builds.extend(outcome.builds);
+        report.index_builds.extend(outcome.index_build);
         if outcome.cancelled {
             report.cancelled = true;
             break;
@@ -324,7 +343,16 @@ pub async fn run(
                 )
             })
             .count();
-        if failed > 0 {
+        let unbuilt = report
+            .index_builds
+            .iter()
+            .filter(|b| b.result.is_err())
+            .count();
+        if failed == 0 && unbuilt > 0 {
+            report.builds_skipped = Some(format!(
+                "{unbuilt} table(s) could not build their indexes after the backfill; run it again"
+            ));
+        } else if failed > 0 {
             report.builds_skipped = Some(format!(
                 "{failed} chunk(s) were not committed; run the backfill again, then the builds \
                  rebuild every changed day once"
@@ -399,6 +427,7 @@ struct TableRun {
 struct TableOutcome {
     chunks: Vec<ChunkReport>,
     builds: Vec<RunReport>,
+    index_build: Option<IndexBuild>,
     cancelled: bool,
 }
 
@@ -427,8 +456,8 @@ impl TableRun {
     async fn run(&self, mut cancel: watch::Receiver<bool>, builds_run: &mut usize) -> TableOutcome {
         let mut out = TableOutcome::default();
         let target = self.plan.target.clone();
-        let rows = match self.start(&target).await {
-            Ok(rows) => rows,
+        let (rows, bulk) = match self.start(&target).await {
+            Ok(started) => started,
             Err(e) => {
                 // Nothing started: every chunk of the plan is reported as not started.
                 let lock_conflict =
@@ -469,12 +498,14 @@ impl TableRun {
         let mut first = true;
         let mut cancelled = *cancel.borrow();
         loop {
-            // The first chunk alone and with the lock from the start (direct path into an
-            // empty target); then up to `parallel` at a time, locking only for the merge.
-            let limit = if first { 1 } else { parallel };
+            // Merging chunks: the first alone and with the lock from the start (direct path
+            // into an empty target), then up to `parallel` at a time, locking only for the
+            // merge. Bulk chunks: up to `parallel` at a time from the start, each appending
+            // concurrently and locking only for its commit.
+            let limit = if first && !bulk { 1 } else { parallel };
             while !stop && !cancelled && tasks.len() < limit {
                 let Some(row) = queue.next() else { break };
-                let lock_after_copy = !first && parallel > 1;
+                let lock_after_copy = parallel > 1 && (bulk || !first);
                 first = false;
                 let seq = usize::try_from(row.seq).unwrap_or(0);
                 in_flight.push((seq, row.lo, row.hi));
@@ -489,6 +520,7 @@ impl TableRun {
                     control: self.control.clone(),
                     row,
                     lock_after_copy,
+                    bulk,
                     counters,
                 };
                 tasks.spawn(job.run());
@@ -561,16 +593,79 @@ impl TableRun {
         }
         out.chunks.sort_by_key(|c| c.seq);
         out.cancelled = cancelled;
+        let all_committed = out.chunks.iter().all(|c| {
+            matches!(
+                c.outcome,
+                ChunkOutcome::Committed | ChunkOutcome::AlreadyCommitted
+            )
+        });
+        if bulk && !cancelled && all_committed {
+            out.index_build = Some(self.build_indexes().await);
+        }
         if let Err(e) = pulso_sinks::lock::unlock_backfill(&self.control, &target).await {
             tracing::warn!(error = %e, "could not release the backfill lock");
         }
         out
     }
 
-    /// Take the table's backfill lock and register the plan.
-    async fn start(&self, target: &str) -> Result<Vec<ChunkRow>, EngineError> {
+    /// Take the table's backfill lock, register the plan, and put an empty target in bulk mode
+    /// (or find it there after an interrupted backfill). Returns the chunks and whether they
+    /// append ([`pulso_sinks::bulk`]). Bulk mode is not started with `--builds per-chunk` (the
+    /// builds would read keys delivered twice before the final dedup) nor for a table with a
+    /// `unique` check (each chunk's checks run before that dedup).
+    async fn start(&self, target: &str) -> Result<(Vec<ChunkRow>, bool), EngineError> {
         pulso_sinks::lock::lock_backfill(&self.control, target, self.opts.wait_for_lock).await?;
-        Ok(chunks::register(&self.control, &self.plan).await?)
+        let rows = chunks::register(&self.control, &self.plan).await?;
+        let NodeKind::Table(table) = &self.node().kind else {
+            return Ok((rows, false));
+        };
+        let pending = rows.iter().any(|r| r.status != ChunkStatus::Committed);
+        let unique_check = table
+            .checks
+            .iter()
+            .any(|c| matches!(c.kind, pulso_sinks::checks::CheckKind::Unique { .. }));
+        let start = pending && self.opts.builds != BuildsMode::PerChunk && !unique_check;
+        let request = load_request(&self.pipeline, self.node(), table, &self.opts.run_id);
+        let bulk = pulso_sinks::bulk::begin(&self.opts.database_url, &request, start).await?;
+        Ok((rows, bulk))
+    }
+
+    /// The end of a bulk backfill: the indexes built once, as a run of its own in the ledger.
+    async fn build_indexes(&self) -> IndexBuild {
+        let node = self.node();
+        let run_id = format!("{}-ix", self.opts.run_id);
+        let result = async {
+            let NodeKind::Table(table) = &node.kind else {
+                return Err(usage(format!("{} is not a table", node.name)));
+            };
+            let args =
+                serde_json::json!({ "backfill": self.opts.run_id, "index_build": node.name });
+            pulso_sinks::state::start_run(&self.control, &run_id, &self.pipeline.name, &args)
+                .await?;
+            let request = load_request(&self.pipeline, node, table, &run_id);
+            Ok(pulso_sinks::bulk::finish(&self.opts.database_url, &request).await?)
+        }
+        .await;
+        let status = if result.is_ok() { "ok" } else { "failed" };
+        if let Err(e) = pulso_sinks::state::finish_run(&self.control, &run_id, status).await {
+            tracing::warn!(error = %e, "could not record the end of the index build");
+        }
+        let result = match result {
+            Ok(Some(done)) => Ok(done),
+            Ok(None) => Err(format!(
+                "table {}: the target was no longer in bulk mode (its indexes were built by \
+                 another load)",
+                node.name
+            )),
+            Err(e) => Err(format!("table {}: building the indexes: {e}", node.name)),
+        };
+        if let Err(e) = &result {
+            tracing::error!(node = %node.name, "{e}");
+        }
+        IndexBuild {
+            node: node.name.clone(),
+            result,
+        }
     }
 
     fn not_started(
@@ -606,6 +701,8 @@ struct ChunkJob {
     control: Arc<Client>,
     row: ChunkRow,
     lock_after_copy: bool,
+    /// The target is in bulk mode: the chunk appends ([`pulso_sinks::bulk`]).
+    bulk: bool,
     counters: Arc<NodeCounters>,
 }
 
@@ -721,26 +818,14 @@ impl ChunkJob {
         let NodeKind::Table(table) = &node.kind else {
             return Err(usage(format!("{} is not a table", node.name)));
         };
-        let request = LoadRequest {
-            node: node.name.clone(),
-            shape: table.shape.clone(),
-            // A chunk upserts its window; it never deletes keys outside it.
-            mode: RunMode::Incremental,
-            // Only this backfill's own chunks compete for the target (it holds the backfill lock).
-            wait_for_lock: true,
-            create_target: table.create_target,
-            time_zone: self.pipeline.time_zone,
-            run_id: load_run_id.to_string(),
-            // A chunk passes the same gates as a scheduled load, reconciled over its own window.
-            checks: table.checks.clone(),
-            reconcile: table.reconcile.clone(),
-        };
+        let request = load_request(&self.pipeline, node, table, load_run_id);
         let commit = ChunkCommit {
             node: node.name.clone(),
             plan: self.plan.plan.clone(),
             lo: self.row.lo,
             hi: self.row.hi,
             run_id: self.opts.run_id.clone(),
+            bulk: self.bulk,
         };
         let mut open = load::open_chunk(
             &self.opts.database_url,
@@ -769,6 +854,28 @@ impl ChunkJob {
                 rows_read.rows_read.load(Ordering::Relaxed)
             })
             .await?)
+    }
+}
+
+/// The load of a table by a backfill (a chunk, the bulk mode's start and end).
+fn load_request(pipeline: &Pipeline, node: &Node, table: &TableNode, run_id: &str) -> LoadRequest {
+    let mut shape = table.shape.clone();
+    // Chunks may merge out of order (in parallel, or a retried chunk after later ones): a key
+    // delivered in two chunks keeps the later delivery whatever the order.
+    shape.keep_newer = true;
+    LoadRequest {
+        node: node.name.clone(),
+        shape,
+        // A chunk upserts its window; it never deletes keys outside it.
+        mode: RunMode::Incremental,
+        // Only this backfill's own chunks compete for the target (it holds the backfill lock).
+        wait_for_lock: true,
+        create_target: table.create_target,
+        time_zone: pipeline.time_zone,
+        run_id: run_id.to_string(),
+        // A chunk passes the same gates as a scheduled load, reconciled over its own window.
+        checks: table.checks.clone(),
+        reconcile: table.reconcile.clone(),
     }
 }
 

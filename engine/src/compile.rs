@@ -588,6 +588,7 @@ impl Compiler<'_> {
                         .as_ref()
                         .map_or_else(Default::default, |i| i.nulls),
                     lookback: incremental.as_ref().map(|i| i.lookback),
+                    keep_newer: false,
                 },
                 incremental,
                 mode,

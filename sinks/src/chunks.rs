@@ -249,6 +249,8 @@ pub struct ChunkCommit {
     pub hi: IncValue,
     /// The backfill's run id (`pulso_flow.runs`).
     pub run_id: String,
+    /// The target is in bulk mode ([`crate::bulk`]): the chunk appends instead of merging.
+    pub bulk: bool,
 }
 
 /// What a chunk's load wrote.

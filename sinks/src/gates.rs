@@ -55,6 +55,16 @@ pub struct LoadScope {
     pub unique: bool,
     /// The load's window: (incremental column, lower, upper) as ISO text.
     pub window: Option<(String, Option<String>, Option<String>)>,
+    /// A bulk chunk appended its rows to a target that holds every earlier chunk too.
+    pub appended: Option<Appended>,
+}
+
+/// A bulk chunk's rows, as the COPY observed them (see [`crate::bulk`]): the source side of its
+/// reconciliation, which is also the target side (the chunk's rows are what it appended).
+#[derive(Debug, Clone)]
+pub struct Appended {
+    pub rows: u64,
+    pub observed: crate::encode::Observed,
 }
 
 /// Reconcile (if asked) and check a table load, inside its transaction.

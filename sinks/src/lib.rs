@@ -15,6 +15,8 @@
 //! * [`commit`] — the end of every node run: changes, build cursor, watermark and data version,
 //!   ledger row, NOTIFY, COMMIT (`commit_node`, used by loads and builds alike).
 //! * [`chunks`] — the chunk ledger of `backfill` (`pulso_flow.backfill_chunks`), reads and writes.
+//! * [`bulk`] — a backfill into an empty target: chunks append with its indexes dropped, built
+//!   once at the end (`pulso_flow.backfill_bulk`); [`indexes`] drops and rebuilds them.
 //! * [`state`] — watermarks (typed as [`pulso_types::IncValue`]) and the run ledger.
 //! * [`status`] — read queries on that state for status reporting (the API's only access to it).
 //! * [`lock`], [`connect`] — per-target advisory locks; sessions configured for loading.
@@ -25,6 +27,7 @@
 //! never writes SQL.
 
 pub mod build;
+pub mod bulk;
 pub mod checks;
 pub mod chunks;
 pub mod commit;
@@ -32,6 +35,7 @@ pub mod connect;
 pub mod encode;
 pub mod error;
 pub mod gates;
+pub mod indexes;
 pub mod lateness;
 pub mod load;
 pub mod lock;

@@ -28,7 +28,7 @@ use pulso_types::IncValue;
 use tokio_postgres::Client;
 
 use crate::commit::{self, Changed, NodeCommit};
-use crate::encode::CopyEncoder;
+use crate::encode::{CopyEncoder, Observed};
 use crate::error::{BoxError, SinkError};
 use crate::lateness::Lateness;
 use crate::pgtype::{PgColumn, PgType};
@@ -105,6 +105,8 @@ pub struct OpenLoad {
     chunk: Option<crate::chunks::ChunkCommit>,
     /// The target's lock is taken after the COPY into staging, not at `BEGIN`.
     lock_after_copy: bool,
+    /// An interrupted bulk backfill this load finished first: (indexes built, duplicates deleted).
+    bulk_finished: Option<(usize, u64)>,
 }
 
 /// Begin the load: connect, `BEGIN`, lock, check the target, read the watermark, create staging.
@@ -151,6 +153,12 @@ async fn begin(
         crate::lock::lock_for_transaction(&client, &key, &target, req.wait_for_lock).await?;
     }
     ensure_target(&client, &req.shape, req.create_target).await?;
+    // A backfill killed in bulk mode left the target without its indexes: build them first.
+    let bulk_finished = if chunk.is_none() {
+        crate::bulk::finish_in(&client, &req).await?
+    } else {
+        None
+    };
     let watermark = state::stored_watermark(&client, &req.node).await?;
     Ok(OpenLoad {
         client,
@@ -161,13 +169,14 @@ async fn begin(
         window: None,
         chunk,
         lock_after_copy,
+        bulk_finished,
     })
 }
 
 /// Create the target's schema before the load transaction. Outside it because concurrent loads
 /// of tables in the same new schema would otherwise collide on `CREATE SCHEMA IF NOT EXISTS`
 /// (it is not concurrency-safe), and an empty schema left behind by a failed load is harmless.
-async fn ensure_schema(client: &Client, schema: &str) -> Result<(), SinkError> {
+pub(crate) async fn ensure_schema(client: &Client, schema: &str) -> Result<(), SinkError> {
     let sql = format!("CREATE SCHEMA IF NOT EXISTS {}", crate::sql::ident(schema));
     for attempt in 0..3 {
         match client.batch_execute(&sql).await {
@@ -229,7 +238,11 @@ pub async fn describe_target(
 }
 
 /// Make sure the target exists with the declared columns (same types) and primary key.
-async fn ensure_target(client: &Client, shape: &LoadShape, create: bool) -> Result<(), SinkError> {
+pub(crate) async fn ensure_target(
+    client: &Client,
+    shape: &LoadShape,
+    create: bool,
+) -> Result<(), SinkError> {
     let target = shape.target.to_string();
     let mismatch = |message: String| SinkError::TargetMismatch {
         target: target.clone(),
@@ -267,7 +280,10 @@ async fn ensure_target(client: &Client, shape: &LoadShape, create: bool) -> Resu
     let mut actual_key = key.clone();
     declared_key.sort();
     actual_key.sort();
-    if declared_key != actual_key {
+    // A bulk backfill drops the key until after its last chunk (see crate::bulk).
+    let dropped_by_backfill =
+        actual_key.is_empty() && crate::bulk::pending(client, &target).await?;
+    if declared_key != actual_key && !dropped_by_backfill {
         return Err(mismatch(format!(
             "primary key is ({}) in the pipeline but ({}) in the table",
             shape.primary_key.join(", "),
@@ -320,6 +336,7 @@ impl OpenLoad {
             window,
             chunk,
             lock_after_copy,
+            bulk_finished,
         } = self;
         let shape = &req.shape;
         client
@@ -333,12 +350,16 @@ impl OpenLoad {
         let params: &[&(dyn tokio_postgres::types::ToSql + Sync)] =
             if tracked { &change_params } else { &[] };
 
-        let direct = if lock_after_copy {
+        // A chunk of a bulk backfill appends into the target whose indexes it dropped.
+        let bulk = chunk.as_ref().is_some_and(|c| c.bulk);
+        let direct = if lock_after_copy || bulk {
             None
         } else {
-            prepare_direct_load(&client, shape).await?
+            crate::indexes::lock_if_empty(&client, shape).await?
         };
-        let written = if let Some(indexes) = direct {
+        let written = if bulk {
+            append_load(&client, &req, batches, &progress, params, lock_after_copy).await?
+        } else if let Some(indexes) = direct {
             direct_load(&client, &req, batches, &progress, indexes, params).await?
         } else {
             staged_merge(
@@ -364,6 +385,7 @@ impl OpenLoad {
             lateness,
             mut phases,
             through_staging,
+            appended,
         } = written;
         let gates = crate::gates::after_load(
             &client,
@@ -375,13 +397,22 @@ impl OpenLoad {
                 staged: through_staging,
                 unique: distinct == staged,
                 window,
+                appended,
             },
             &req.run_id,
         )
         .await?;
         phases.mark("gates");
+        let bulk_warning = bulk_finished.map(|(built, duplicates)| {
+            format!(
+                "an interrupted backfill had left {} without its indexes: built {built} of them \
+                 first ({duplicates} rows delivered again by a later chunk removed)",
+                shape.target
+            )
+        });
         let warnings = null_warning
             .into_iter()
+            .chain(bulk_warning)
             .chain(crate::lateness::warning(shape, lateness.as_ref()))
             .collect::<Vec<_>>();
         for w in &warnings {
@@ -503,6 +534,8 @@ struct Written {
     phases: Phases,
     /// The rows are still in the staging table (false after a direct load).
     through_staging: bool,
+    /// A bulk chunk's rows, appended to the target: what the COPY observed of them.
+    appended: Option<crate::gates::Appended>,
 }
 
 type Params<'a> = &'a [&'a (dyn tokio_postgres::types::ToSql + Sync)];
@@ -530,7 +563,15 @@ where
         .await
         .map_err(|e| SinkError::pg("creating the staging table", e))?;
     let mut phases = Phases::start();
-    let staged = copy_batches(client, req, &shape.copy_into_staging(), batches, progress).await?;
+    let (staged, _) = copy_batches(
+        client,
+        req,
+        &shape.copy_into_staging(),
+        batches,
+        progress,
+        Observe::Nothing,
+    )
+    .await?;
     phases.mark("copy");
     if lock_after_copy {
         let target = shape.target.to_string();
@@ -613,6 +654,7 @@ where
         lateness,
         phases: phases.marked("delete_missing"),
         through_staging: true,
+        appended: None,
     })
 }
 
@@ -653,96 +695,14 @@ impl Phases {
     }
 }
 
-/// An index or constraint of the target, dropped for a direct load and rebuilt after it.
-struct IndexDef {
-    /// `ALTER TABLE … DROP CONSTRAINT …` or `DROP INDEX …`.
-    drop: String,
-    /// The catalog's own definition: `ALTER TABLE … ADD CONSTRAINT … <def>` or `CREATE INDEX …`.
-    create: String,
-}
-
-/// Decide whether the load can COPY straight into the target: it must be empty, a plain table,
-/// and referenced by no foreign key. Then lock it, and return its indexes (dropped by the
-/// caller). Building an index once after the COPY is several times cheaper than maintaining it
-/// row by row, which is most of a first load's cost.
-async fn prepare_direct_load(
-    client: &Client,
-    shape: &LoadShape,
-) -> Result<Option<Vec<IndexDef>>, SinkError> {
-    let pg = |what: &str, e| SinkError::pg(format!("{what} ({})", shape.target), e);
-    let eligible: bool = client
-        .query_one(
-            "SELECT c.relkind = 'r' AND NOT EXISTS (SELECT 1 FROM pg_constraint f WHERE f.confrelid = c.oid) \
-             FROM pg_class c WHERE c.oid = to_regclass(format('%I.%I', $1::text, $2::text))",
-            &[&shape.target.schema, &shape.target.table],
-        )
-        .await
-        .map_err(|e| pg("checking the target for a direct load", e))?
-        .get(0);
-    if !eligible {
-        return Ok(None);
-    }
-    if !is_empty(client, shape).await? {
-        return Ok(None);
-    }
-    // Readers of an empty table lose nothing by waiting for its first load.
-    client
-        .batch_execute(&format!(
-            "LOCK TABLE {} IN ACCESS EXCLUSIVE MODE",
-            shape.target.quoted()
-        ))
-        .await
-        .map_err(|e| pg("locking the target", e))?;
-    if !is_empty(client, shape).await? {
-        return Ok(None);
-    }
-    let rows = client
-        .query(
-            "SELECT i.indexrelid::regclass::text, pg_get_indexdef(i.indexrelid), c.conname::text, \
-                    pg_get_constraintdef(c.oid) \
-             FROM pg_index i LEFT JOIN pg_constraint c ON c.conindid = i.indexrelid AND c.conrelid = i.indrelid \
-             WHERE i.indrelid = to_regclass(format('%I.%I', $1::text, $2::text)) \
-             ORDER BY c.contype = 'p' DESC NULLS LAST, c.conname NULLS LAST, 1",
-            &[&shape.target.schema, &shape.target.table],
-        )
-        .await
-        .map_err(|e| pg("reading the target's indexes", e))?;
-    let table = shape.target.quoted();
-    let defs = rows
-        .iter()
-        .map(|r| {
-            let index: String = r.get(0);
-            let index_def: String = r.get(1);
-            match (r.get::<_, Option<String>>(2), r.get::<_, Option<String>>(3)) {
-                (Some(con), Some(con_def)) => IndexDef {
-                    drop: format!(
-                        "ALTER TABLE {table} DROP CONSTRAINT {}",
-                        crate::sql::ident(&con)
-                    ),
-                    create: format!(
-                        "ALTER TABLE {table} ADD CONSTRAINT {} {con_def}",
-                        crate::sql::ident(&con)
-                    ),
-                },
-                _ => IndexDef {
-                    drop: format!("DROP INDEX {index}"),
-                    create: index_def,
-                },
-            }
-        })
-        .collect();
-    Ok(Some(defs))
-}
-
-/// The direct path: drop the empty target's indexes, COPY into it, rebuild them. If the rebuilt
-/// primary key finds duplicate keys, delete the rows that lose the dedup rule and rebuild again
-/// (a savepoint keeps the first attempt's failure from aborting the load).
+/// The direct path: drop the empty target's indexes, COPY into it, rebuild them (deleting the
+/// rows that lose the dedup rule if the primary key finds duplicates, see [`crate::indexes`]).
 async fn direct_load<S, E>(
     client: &Client,
     req: &LoadRequest,
     batches: S,
     progress: &LoadProgress,
-    indexes: Vec<IndexDef>,
+    indexes: Vec<crate::indexes::IndexDef>,
     params: Params<'_>,
 ) -> Result<Written, SinkError>
 where
@@ -750,42 +710,24 @@ where
     E: Into<BoxError>,
 {
     let shape = &req.shape;
-    let pg = |what: &str, e| SinkError::pg(format!("{what} ({})", shape.target), e);
-    for ix in &indexes {
-        client
-            .batch_execute(&ix.drop)
-            .await
-            .map_err(|e| pg("dropping an index for the direct load", e))?;
-    }
+    crate::indexes::drop(client, shape, &indexes).await?;
     let mut phases = Phases::start();
-    let copied = copy_batches(client, req, &shape.copy_into_target(), batches, progress).await?;
+    let (copied, _) = copy_batches(
+        client,
+        req,
+        &shape.copy_into_target(),
+        batches,
+        progress,
+        Observe::Nothing,
+    )
+    .await?;
     phases.mark("copy");
-    client
-        .batch_execute("SAVEPOINT pulso_flow_rebuild")
-        .await
-        .map_err(|e| pg("savepoint", e))?;
-    let mut duplicates = 0;
-    if let Err(e) = rebuild_indexes(client, &indexes).await {
-        if e.code() != Some(&tokio_postgres::error::SqlState::UNIQUE_VIOLATION) {
-            return Err(pg("rebuilding indexes", e));
-        }
-        client
-            .batch_execute("ROLLBACK TO SAVEPOINT pulso_flow_rebuild")
-            .await
-            .map_err(|e| pg("rolling back to the savepoint", e))?;
-        duplicates = client
-            .execute(&shape.delete_duplicates_in_target(), &[])
-            .await
-            .map_err(|e| pg("deleting duplicate keys", e))?;
-        rebuild_indexes(client, &indexes)
-            .await
-            .map_err(|e| pg("rebuilding indexes", e))?;
-    }
+    let duplicates = crate::indexes::rebuild(client, shape, &indexes).await?;
     if let Some(sql) = shape.record_all_target_days() {
         client
             .execute(&sql, params)
             .await
-            .map_err(|e| pg("recording changes", e))?;
+            .map_err(|e| SinkError::pg(format!("recording changes ({})", shape.target), e))?;
     }
     phases.mark("rebuild_indexes");
     let (max_loaded, null_incremental) =
@@ -805,25 +747,77 @@ where
         lateness: None,
         phases: phases.marked("stats"),
         through_staging: false,
+        appended: None,
     })
 }
 
-async fn rebuild_indexes(
+/// A chunk of a bulk backfill ([`crate::bulk`]): COPY straight into the target, whose indexes
+/// are dropped until the backfill ends. Nothing is read back from the target, which grows with
+/// every chunk: the watermark candidate, the NULL count and the changed days come from the
+/// values the COPY sent. Keys repeated within the chunk or across chunks are resolved once, when
+/// the indexes are built.
+async fn append_load<S, E>(
     client: &Client,
-    indexes: &[IndexDef],
-) -> Result<(), tokio_postgres::Error> {
-    for ix in indexes {
-        client.batch_execute(&ix.create).await?;
+    req: &LoadRequest,
+    batches: S,
+    progress: &LoadProgress,
+    params: Params<'_>,
+    lock_after_copy: bool,
+) -> Result<Written, SinkError>
+where
+    S: Stream<Item = Result<RecordBatch, E>> + Send,
+    E: Into<BoxError>,
+{
+    let shape = &req.shape;
+    let mut phases = Phases::start();
+    let (copied, observed) = copy_batches(
+        client,
+        req,
+        &shape.copy_into_target(),
+        batches,
+        progress,
+        Observe::Appended,
+    )
+    .await?;
+    phases.mark("copy");
+    if lock_after_copy {
+        let target = shape.target.to_string();
+        let key = crate::lock::target_key(&target);
+        crate::lock::lock_for_transaction(client, &key, &target, req.wait_for_lock).await?;
     }
-    Ok(())
-}
-
-async fn is_empty(client: &Client, shape: &LoadShape) -> Result<bool, SinkError> {
-    Ok(client
-        .query_one(&shape.is_target_empty(), &[])
-        .await
-        .map_err(|e| SinkError::pg(format!("checking whether {} is empty", shape.target), e))?
-        .get(0))
+    if let (Some(day), false) = (&shape.change_day, params.is_empty()) {
+        let days = observed.days_of(day);
+        client
+            .execute(&shape.record_days(), &[params[0], params[1], &days])
+            .await
+            .map_err(|e| SinkError::pg(format!("recording changes ({})", shape.target), e))?;
+    }
+    let max_loaded = shape
+        .incremental
+        .as_ref()
+        .and_then(|inc| shape.columns.iter().find(|c| &c.name == inc))
+        .and_then(|c| observed.max_incremental_value(&c.ty));
+    let null_incremental = observed.null_incremental;
+    let null_warning =
+        crate::nulls::apply(client, shape, &shape.target.quoted(), null_incremental).await?;
+    phases.mark("stats");
+    Ok(Written {
+        staged: copied,
+        distinct: copied,
+        inserted: copied,
+        updated: 0,
+        deleted: 0,
+        max_loaded,
+        null_incremental,
+        null_warning,
+        lateness: None,
+        phases,
+        through_staging: false,
+        appended: Some(crate::gates::Appended {
+            rows: copied,
+            observed,
+        }),
+    })
 }
 
 fn to_i64(n: u64) -> i64 {
@@ -838,7 +832,8 @@ pub(crate) async fn copy_batches<S, E>(
     copy_sql: &str,
     batches: S,
     progress: &LoadProgress,
-) -> Result<u64, SinkError>
+    observe: Observe,
+) -> Result<(u64, Observed), SinkError>
 where
     S: Stream<Item = Result<RecordBatch, E>> + Send,
     E: Into<BoxError>,
@@ -850,6 +845,28 @@ where
         shape.primary_key.clone(),
         req.time_zone,
     )?;
+    if observe == Observe::Appended {
+        // The incremental column, the change day and the reconciliation's day: the date and
+        // timestamp columns a bulk chunk must report without reading the target back.
+        let is = |name: &&str, types: &[PgType]| {
+            shape
+                .columns
+                .iter()
+                .any(|c| c.name == *name && types.contains(&c.ty))
+        };
+        let inc = shape
+            .incremental
+            .as_deref()
+            .filter(|c| is(c, &[PgType::Date, PgType::Timestamp, PgType::Timestamptz]));
+        let days: Vec<&str> = shape
+            .change_day
+            .iter()
+            .map(String::as_str)
+            .chain(req.reconcile.iter().map(|r| r.by.as_str()))
+            .filter(|c| is(c, &[PgType::Date]))
+            .collect();
+        encoder.observe(inc, &days)?;
+    }
     let copy = client
         .copy_in::<_, bytes::Bytes>(copy_sql)
         .await
@@ -891,7 +908,15 @@ where
             stored: copied,
         });
     }
-    Ok(rows)
+    Ok((rows, encoder.observed().clone()))
+}
+
+/// What [`copy_batches`] observes of the rows it sends (see [`CopyEncoder::observe`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Observe {
+    Nothing,
+    /// A bulk chunk's rows: the incremental column and the day columns.
+    Appended,
 }
 
 /// The greatest incremental value among the staged rows, typed by the column's PostgreSQL type,

@@ -287,6 +287,20 @@ pub async fn after_merge(
     spec: &ReconcileSpec,
     scope: &crate::gates::LoadScope,
 ) -> Result<ReconcileReport, SinkError> {
+    if let Some(appended) = &scope.appended {
+        // A bulk chunk, like a direct load, is compared with itself: the rows it sent are the
+        // rows it wrote. Counted from what the COPY observed, not by scanning the target.
+        let rows = i64::try_from(appended.rows).unwrap_or(i64::MAX);
+        return Ok(ReconcileReport {
+            by: spec.by.clone(),
+            sum: spec.sum.clone(),
+            on_mismatch: spec.on_mismatch,
+            days: i64::try_from(appended.observed.distinct_days(&spec.by)).unwrap_or(i64::MAX),
+            source_rows: rows,
+            target_rows: rows,
+            mismatches: Vec::new(),
+        });
+    }
     if !scope.staged {
         return direct_load_report(client, shape, spec).await;
     }
@@ -477,6 +491,15 @@ impl Session {
                 message: "the table does not exist: load it before reconciling it".into(),
             });
         }
+        if crate::bulk::pending(&client, &target).await? {
+            return Err(SinkError::TargetMismatch {
+                target,
+                message: "a backfill into it has not built its indexes yet (a key delivered in \
+                          two chunks may be there twice): finish the backfill, or `pulso-flow \
+                          run` the table, before reconciling it"
+                    .into(),
+            });
+        }
         client
             .batch_execute(&req.shape.create_staging())
             .await
@@ -498,8 +521,16 @@ impl Session {
     {
         let progress = crate::load::LoadProgress::default();
         let sql = self.req.shape.copy_into_staging();
-        let n =
-            crate::load::copy_batches(&self.client, &self.req, &sql, batches, &progress).await?;
+        let n = crate::load::copy_batches(
+            &self.client,
+            &self.req,
+            &sql,
+            batches,
+            &progress,
+            crate::load::Observe::Nothing,
+        )
+        .await?
+        .0;
         self.rows += n;
         Ok(n)
     }

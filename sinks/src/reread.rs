@@ -201,6 +201,7 @@ mod tests {
             change_day: change_day.map(Into::into),
             null_incremental: Default::default(),
             lookback: None,
+            keep_newer: false,
         }
     }
 

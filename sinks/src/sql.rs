@@ -68,6 +68,11 @@ pub struct LoadShape {
     /// The table's `incremental.lookback`: an observed lateness that reaches it is warned about
     /// ([`crate::lateness`]).
     pub lookback: Option<chrono::Duration>,
+    /// On a key conflict, replace the stored row only when the incoming one's incremental value is
+    /// not older. Backfill chunks set it: they may merge out of order (in parallel, or a failed
+    /// chunk retried after later ones committed), and a key delivered in two chunks must end
+    /// with the later delivery whatever the order of the merges.
+    pub keep_newer: bool,
 }
 
 /// CTE recording the distinct `day`s returned by the CTE `cte` as changes of node `$1` in run `$2`.
@@ -220,7 +225,13 @@ impl LoadShape {
                     .iter()
                     .map(|c| format!("EXCLUDED.{}", ident(&c.name))),
             );
-            format!("DO UPDATE SET {set} WHERE ({old}) IS DISTINCT FROM ({new})")
+            let newer = match (&self.incremental, self.keep_newer) {
+                (Some(inc), true) => {
+                    format!(" AND (t.{0} IS NULL OR t.{0} <= EXCLUDED.{0})", ident(inc))
+                }
+                _ => String::new(),
+            };
+            format!("DO UPDATE SET {set} WHERE ({old}) IS DISTINCT FROM ({new}){newer}")
         }
     }
 
@@ -300,6 +311,13 @@ impl LoadShape {
         })
     }
 
+    /// Record the days of a bulk chunk as changed; `$3` is the days its rows hold (see
+    /// [`crate::encode::Observed`]).
+    pub fn record_days(&self) -> String {
+        "INSERT INTO pulso_flow.changes (node, run_id, day) SELECT $1::text, $2::text, unnest($3::date[])"
+            .to_string()
+    }
+
     pub fn is_target_empty(&self) -> String {
         format!("SELECT NOT EXISTS (SELECT 1 FROM {})", self.target.quoted())
     }
@@ -368,6 +386,7 @@ mod tests {
             change_day: None,
             null_incremental: crate::nulls::NullPolicy::Load,
             lookback: None,
+            keep_newer: false,
         }
     }
 
@@ -391,6 +410,21 @@ mod tests {
         assert!(sql.contains(
             "WHERE (t.\"monto\", t.\"creado_el\") IS DISTINCT FROM (EXCLUDED.\"monto\", EXCLUDED.\"creado_el\")"
         ));
+    }
+
+    #[test]
+    fn a_backfill_chunk_never_replaces_a_newer_row() {
+        let mut s = shape();
+        assert!(!s.merge().contains("<= EXCLUDED"));
+        s.keep_newer = true;
+        let sql = s.merge();
+        assert!(
+            sql.contains(
+                "IS DISTINCT FROM (EXCLUDED.\"monto\", EXCLUDED.\"creado_el\") \
+                 AND (t.\"creado_el\" IS NULL OR t.\"creado_el\" <= EXCLUDED.\"creado_el\") RETURNING"
+            ),
+            "{sql}"
+        );
     }
 
     #[test]

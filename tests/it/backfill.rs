@@ -225,13 +225,18 @@ async fn sigkills_in_different_chunks_then_a_rerun_equal_one_load() {
     );
     let ok_loads: i64 = c
         .query_one(
-            "SELECT count(*) FROM pulso_flow.node_runs WHERE node = 'trandeuda' AND status = 'ok'",
+            "SELECT count(*) FROM pulso_flow.node_runs WHERE node = 'trandeuda' AND status = 'ok' \
+             AND NOT details ? 'bulk_finish'",
             &[],
         )
         .await
         .unwrap()
         .get(0);
     assert_eq!(ok_loads, 6);
+    // The target was empty: the chunks appended with its indexes dropped, built once at the end.
+    assert_eq!(summary["index_builds"][0]["ok"], true, "{summary}");
+    assert_eq!(primary_key(&c, "raw.trandeuda").await, 1);
+    assert!(!in_bulk_mode(&c, "raw.trandeuda").await);
     let attempts: i64 = c
         .query_one(
             "SELECT sum(attempts) FROM pulso_flow.backfill_chunks WHERE node = 'trandeuda'",
@@ -426,6 +431,166 @@ async fn a_failing_chunk_keeps_the_prefix_and_the_rerun_resumes_there() {
     let (rows, _) = checksum(&c, "t.movs").await;
     assert_eq!(rows, 30);
     assert_eq!(watermark(&c, "movs").await.as_deref(), Some("2025-01-10"));
+}
+
+/// How many primary keys `table` has (0 while a bulk backfill has its indexes dropped).
+async fn primary_key(c: &tokio_postgres::Client, table: &str) -> i64 {
+    c.query_one(
+        "SELECT count(*) FROM pg_constraint WHERE conrelid = $1::text::regclass AND contype = 'p'",
+        &[&table],
+    )
+    .await
+    .unwrap()
+    .get(0)
+}
+
+async fn in_bulk_mode(c: &tokio_postgres::Client, target: &str) -> bool {
+    c.query_opt(
+        "SELECT 1 FROM pulso_flow.backfill_bulk WHERE target = $1",
+        &[&target],
+    )
+    .await
+    .unwrap()
+    .is_some()
+}
+
+async fn monto_of(c: &tokio_postgres::Client, id: i32) -> Vec<String> {
+    c.query("SELECT monto::text FROM t.movs WHERE id = $1", &[&id])
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| r.get(0))
+        .collect()
+}
+
+/// `movs_csv(false)` plus id 5 delivered again on 2025-01-08 with another amount: the later
+/// delivery, in a later chunk, is the one a load of everything keeps.
+fn movs_redelivered_csv() -> String {
+    let mut csv = movs_csv(false);
+    csv.push_str("5,2025-01-08,99.00\n");
+    csv
+}
+
+fn backfill_range(file: &Path, from: &str, to: &str, extra: &[&str]) -> Vec<String> {
+    let mut args: Vec<String> = [
+        "backfill",
+        &file.display().to_string(),
+        "--tables",
+        "movs",
+        "--from",
+        from,
+        "--to",
+        to,
+        "--chunk",
+        "3d",
+        "--summary",
+        "json",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    args.extend(extra.iter().map(|s| s.to_string()));
+    args
+}
+
+fn run_json(db: &TestDb, args: &[String]) -> serde_json::Value {
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let out = cli(&db.url, &args, &[]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_backfill_into_an_empty_table_builds_its_indexes_once_and_keeps_the_later_delivery() {
+    let dir = tempfile::tempdir().unwrap();
+    write(dir.path(), "movs.csv", &movs_redelivered_csv());
+    let file = write(dir.path(), "p.yaml", MOVS);
+
+    // Empty target, chunks in parallel: appended, then one index build that drops the earlier
+    // delivery of id 5.
+    let db = TestDb::new("backfill_bulk").await;
+    let summary = run_json(
+        &db,
+        &backfill_range(&file, "2025-01-01", "2025-01-11", &["--parallel", "2"]),
+    );
+    let build = &summary["index_builds"][0];
+    assert_eq!(
+        (
+            build["table"].as_str(),
+            build["ok"].as_bool(),
+            build["indexes"].as_u64(),
+            build["duplicates"].as_u64()
+        ),
+        (Some("movs"), Some(true), Some(1), Some(1)),
+        "{summary}"
+    );
+    let c = db.client().await;
+    assert_eq!(checksum(&c, "t.movs").await.0, 30);
+    assert_eq!(monto_of(&c, 5).await, ["99.00"]);
+    assert_eq!(primary_key(&c, "t.movs").await, 1);
+    assert!(!in_bulk_mode(&c, "t.movs").await);
+    assert_eq!(watermark(&c, "movs").await.as_deref(), Some("2025-01-10"));
+    // The index build is a run of its own in the ledger, after the chunks.
+    let details: serde_json::Value = c
+        .query_one(
+            "SELECT details FROM pulso_flow.node_runs WHERE node = 'movs' AND details ? 'bulk_finish'",
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(details["bulk_finish"]["duplicates"], 1, "{details}");
+
+    // Merging chunks out of order: the later days first (an empty target, bulk), then the
+    // earlier ones into the now indexed table, whose chunk 0 brings the older id 5.
+    let db = TestDb::new("backfill_order").await;
+    run_json(&db, &backfill_range(&file, "2025-01-07", "2025-01-11", &[]));
+    let summary = run_json(&db, &backfill_range(&file, "2025-01-01", "2025-01-07", &[]));
+    assert_eq!(
+        summary["index_builds"].as_array().map(Vec::len),
+        Some(0),
+        "{summary}"
+    );
+    assert_eq!(summary["chunks"][0]["updated"], 0, "{summary}");
+    let c = db.client().await;
+    assert_eq!(monto_of(&c, 5).await, ["99.00"]);
+    assert_eq!(checksum(&c, "t.movs").await.0, 30);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_load_after_an_interrupted_bulk_backfill_builds_the_indexes_first() {
+    let db = TestDb::new("backfill_bulk_run").await;
+    let dir = tempfile::tempdir().unwrap();
+    write(dir.path(), "movs.csv", &movs_csv(true));
+    let file = write(dir.path(), "p.yaml", MOVS);
+    // Chunk 2 fails: the two chunks before it are committed, appended to the bare table.
+    let args = movs_args(&file);
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let out = cli(&db.url, &args, &[]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    let summary: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(
+        summary["index_builds"].as_array().map(Vec::len),
+        Some(0),
+        "{summary}"
+    );
+    let c = db.client().await;
+    assert_eq!(primary_key(&c, "t.movs").await, 0);
+    assert!(in_bulk_mode(&c, "t.movs").await);
+    assert_eq!(checksum(&c, "t.movs").await.0, 18);
+
+    // A normal run, not the backfill, comes next: it builds the indexes, then merges.
+    write(dir.path(), "movs.csv", &movs_csv(false));
+    let out = cli(&db.url, &["run", &file.display().to_string()], &[]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    assert!(
+        text(&out).contains("an interrupted backfill had left t.movs without its indexes"),
+        "{}",
+        text(&out)
+    );
+    assert_eq!(primary_key(&c, "t.movs").await, 1);
+    assert!(!in_bulk_mode(&c, "t.movs").await);
+    assert_eq!(checksum(&c, "t.movs").await.0, 30);
 }
 
 /// `movs` with its change day, and a build of daily totals downstream of it.

@@ -14,8 +14,11 @@
 
 mod column;
 mod numeric;
+mod observe;
 mod temporal;
 mod writer;
+
+pub use observe::Observed;
 
 use arrow::array::ArrayRef;
 use arrow::record_batch::RecordBatch;
@@ -71,6 +74,11 @@ pub struct CopyEncoder {
     key_columns: Vec<String>,
     time_zone: Tz,
     scratch: Scratch,
+    /// Column index of the incremental column to observe, and of the date columns whose
+    /// distinct days to collect (see [`CopyEncoder::observe`]).
+    observe_incremental: Option<usize>,
+    observe_days: Vec<usize>,
+    observed: Observed,
 }
 
 impl CopyEncoder {
@@ -116,7 +124,59 @@ impl CopyEncoder {
             key_columns,
             time_zone,
             scratch: Scratch::default(),
+            observe_incremental: None,
+            observe_days: Vec::new(),
+            observed: Observed::default(),
         })
+    }
+
+    /// Also observe, while encoding, the greatest value and the NULLs of `incremental` (a date,
+    /// timestamp or timestamptz column) and the distinct days of the `days` columns (date
+    /// columns); read them with [`CopyEncoder::observed`] after the last batch.
+    pub fn observe(&mut self, incremental: Option<&str>, days: &[&str]) -> Result<(), EncodeError> {
+        use crate::pgtype::PgType;
+        let find = |name: &str, allowed: &[PgType]| {
+            self.columns
+                .iter()
+                .position(|c| c.name == name && allowed.contains(&c.ty))
+                .ok_or_else(|| EncodeError::Invalid {
+                    table: self.table.clone(),
+                    reason: format!(
+                        "column {name} cannot be observed: it is not a {} column of the table",
+                        allowed
+                            .iter()
+                            .map(PgType::sql)
+                            .collect::<Vec<_>>()
+                            .join(" or ")
+                    ),
+                })
+        };
+        let inc = incremental
+            .map(|c| find(c, &[PgType::Date, PgType::Timestamp, PgType::Timestamptz]))
+            .transpose()?;
+        let mut indexes = Vec::new();
+        for d in days {
+            let i = find(d, &[PgType::Date])?;
+            if !indexes.contains(&i) {
+                indexes.push(i);
+            }
+        }
+        let day_sets = indexes
+            .iter()
+            .map(|&i| (self.columns[i].name.clone(), Default::default()))
+            .collect();
+        self.observe_incremental = inc;
+        self.observe_days = indexes;
+        self.observed = Observed {
+            days: day_sets,
+            ..Observed::default()
+        };
+        Ok(())
+    }
+
+    /// What [`CopyEncoder::observe`] asked for, over every batch encoded so far.
+    pub fn observed(&self) -> &Observed {
+        &self.observed
     }
 
     pub fn table(&self) -> &str {
@@ -174,7 +234,33 @@ impl CopyEncoder {
                 }
             }
         }
+        self.record_observed(&writers, rows);
         Ok(rows)
+    }
+
+    /// Fold a successfully encoded batch into [`Observed`].
+    fn record_observed(&mut self, writers: &[ColumnWriter], rows: usize) {
+        if let Some(i) = self.observe_incremental {
+            let (mut max, mut nulls) = (self.observed.max_incremental, 0u64);
+            writers[i].visit_temporal(rows, |v| match v {
+                Some(v) => max = max.max(Some(v)),
+                None => nulls += 1,
+            });
+            self.observed.max_incremental = max;
+            self.observed.null_incremental += nulls;
+        }
+        for (slot, &i) in self.observe_days.iter().enumerate() {
+            let set = &mut self.observed.days[slot].1;
+            // Rows come in runs of one day: insert only when the day changes.
+            let mut last = None;
+            writers[i].visit_temporal(rows, |v| {
+                let d = v.and_then(|d| i32::try_from(d).ok());
+                if last != Some(d) {
+                    set.insert(d);
+                    last = Some(d);
+                }
+            });
+        }
     }
 
     /// The batch column for each target column.

@@ -124,6 +124,26 @@ impl ColumnWriter {
         ColumnWriter { nulls, cells }
     }
 
+    /// Visit `rows` cells of a date or timestamp column as PostgreSQL stores them (days, or µs,
+    /// since 2000-01-01; `None` for NULL). Returns false, visiting nothing, for other columns.
+    pub fn visit_temporal(&self, rows: usize, mut visit: impl FnMut(Option<i64>)) -> bool {
+        let (days, micros) = match &self.cells {
+            Cells::Date(a) => (Some(a.values()), None),
+            Cells::Micros(a) => (None, Some(a.values())),
+            Cells::AllNull => (None, None),
+            _ => return false,
+        };
+        for row in 0..rows {
+            let null = self.nulls.as_ref().is_some_and(|n| n.is_null(row));
+            visit(match (null, days, micros) {
+                (false, Some(d), _) => Some(i64::from(d[row])),
+                (false, _, Some(m)) => Some(m[row]),
+                _ => None,
+            });
+        }
+        true
+    }
+
     /// Bytes this column adds to the output for `rows` rows (a lower bound for numerics).
     pub fn size_hint(&self, rows: usize) -> usize {
         let per_row = match &self.cells {
