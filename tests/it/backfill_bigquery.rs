@@ -221,12 +221,13 @@ tables:
     assert_eq!(watermark(&p, "ev").await, Some(iso(ts(2_999, 3))));
     assert_eq!(watermark(&p, "ev").await, watermark(&s, "ev").await);
 
-    // After the first chunk (alone: the direct path into the empty target), chunks 1, 2 and 3
-    // were all in flight at once: each started before any of them committed.
+    // The target was empty (bulk mode: every chunk appends), so chunks 0, 1 and 2 were all in
+    // flight at once: each started before any of them committed.
+    assert_eq!(s3["index_builds"][0]["ok"], true, "{s3}");
     let overlap: bool = p
         .query_one(
             "SELECT max(started_at) < min(finished_at) FROM pulso_flow.backfill_chunks \
-             WHERE node = 'ev' AND seq BETWEEN 1 AND 3",
+             WHERE node = 'ev' AND seq BETWEEN 0 AND 2",
             &[],
         )
         .await
@@ -234,7 +235,7 @@ tables:
         .get(0);
     assert!(
         overlap,
-        "chunks 1..3 did not run concurrently with --parallel 3"
+        "chunks 0..2 did not run concurrently with --parallel 3"
     );
     // And --parallel 1 loaded them one after the other.
     let sequential: bool = s

@@ -9,6 +9,7 @@
 //!   revision: 0              # bump to change a share of rows and add rows
 //!   change_share: 0.01       # share of existing rows changed by each revision r >= 1
 //!   grow: 0                  # rows added by each revision r >= 1
+//!   history: 0               # growth steps already there at revision 0 (rows + history * grow)
 //!   columns:                 # output order
 //!     cod_cuenta:    { from_id: "{}", offset: 5000000000, div: 2 }
 //!     nro_documento: { from_id: "F{}", offset: 100000000000 }
@@ -134,6 +135,9 @@ impl GenerateSpec {
                 ", change_share {}, grow {}",
                 self.change_share, self.grow
             );
+        }
+        if self.history > 0 {
+            let _ = write!(text, ", history {}", self.history);
         }
         text.push(')');
         text

@@ -14,25 +14,71 @@ use pulso_types::{IncType, IncValue};
 /// `r >= 1` changes a `change_share` of the existing rows (chosen by a hash of (seed, id, r)) and
 /// adds `grow` new ones. A row's values are a pure function of (seed, column, id, last revision
 /// that changed it), so unchanged rows are identical across runs.
+///
+/// `history: H` makes revision 0 start with `H` growth steps already there: `rows + H * grow`
+/// rows, all born at revision 0 (a demo's history length: `rows: 0`, `grow` rows a day,
+/// `history` days).
 #[derive(Debug, Clone, serde::Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(try_from = "RawGenerateSpec")]
 pub struct GenerateSpec {
-    /// Rows at revision 0.
-    #[serde(deserialize_with = "count")]
+    /// Rows at revision 0 (`history` included).
     pub rows: u64,
-    #[serde(default, deserialize_with = "count")]
     pub seed: u64,
     /// Current revision (e.g. from `${DEMO_REVISION:-0}`).
-    #[serde(default, deserialize_with = "count")]
     pub revision: u64,
     /// Share of existing rows changed by each revision r >= 1, in [0, 1].
-    #[serde(default)]
     pub change_share: f64,
     /// Rows added by each revision r >= 1.
-    #[serde(default, deserialize_with = "count")]
     pub grow: u64,
+    /// Growth steps present at revision 0 (already counted in `rows`).
+    pub history: u64,
     /// Output columns, in order.
     pub columns: IndexMap<String, ColumnSpec>,
+}
+
+/// [`GenerateSpec`] as written.
+#[derive(Debug, Clone, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawGenerateSpec {
+    #[serde(deserialize_with = "count")]
+    rows: u64,
+    #[serde(default, deserialize_with = "count")]
+    seed: u64,
+    #[serde(default, deserialize_with = "count")]
+    revision: u64,
+    #[serde(default)]
+    change_share: f64,
+    #[serde(default, deserialize_with = "count")]
+    grow: u64,
+    #[serde(default, deserialize_with = "count")]
+    history: u64,
+    columns: IndexMap<String, ColumnSpec>,
+}
+
+impl TryFrom<RawGenerateSpec> for GenerateSpec {
+    type Error = String;
+
+    fn try_from(raw: RawGenerateSpec) -> Result<Self, String> {
+        let rows = raw
+            .history
+            .checked_mul(raw.grow)
+            .and_then(|h| h.checked_add(raw.rows))
+            .ok_or_else(|| {
+                format!(
+                    "rows {} + history {} x grow {} is too large",
+                    raw.rows, raw.history, raw.grow
+                )
+            })?;
+        Ok(GenerateSpec {
+            rows,
+            seed: raw.seed,
+            revision: raw.revision,
+            change_share: raw.change_share,
+            grow: raw.grow,
+            history: raw.history,
+            columns: raw.columns,
+        })
+    }
 }
 
 /// One generated column: a generator and the share of NULLs.
