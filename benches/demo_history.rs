@@ -76,24 +76,26 @@ async fn main() {
             let timed = common::bench::timed_run(bin, &db_url, args, &env);
             (scenario, timed)
         };
-        let record =
-            |rows: &mut Vec<Row>, scenario: String, t: common::bench::TimedRun, rebuilt| {
-                println!(
-                    "{:>5} {:<14} {:>9.2} {:>9.1} {:>13}",
-                    days,
-                    scenario,
-                    t.seconds,
-                    t.rss_kib as f64 / 1024.0,
-                    rebuilt.map_or_else(|| "-".to_string(), |d: i64| d.to_string())
-                );
-                rows.push(Row {
-                    days,
-                    scenario,
-                    seconds: t.seconds,
-                    rss_kib: t.rss_kib,
-                    rebuilt_days: rebuilt,
-                });
-            };
+        let record = |rows: &mut Vec<Row>,
+                      scenario: String,
+                      t: common::bench::TimedRun,
+                      rebuilt: Option<i64>| {
+            println!(
+                "{:>5} {:<14} {:>9.2} {:>9.1} {:>13}",
+                days,
+                scenario,
+                t.seconds,
+                t.rss_kib as f64 / 1024.0,
+                rebuilt.map_or_else(|| "-".to_string(), |d| d.to_string())
+            );
+            rows.push(Row {
+                days,
+                scenario,
+                seconds: t.seconds,
+                rss_kib: t.rss_kib,
+                rebuilt_days: rebuilt,
+            });
+        };
         let (s, t) = run("initial".into(), &["run", &file], 0);
         record(&mut rows, s, t, None);
         for revision in 1..=reps {

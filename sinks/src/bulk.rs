@@ -56,8 +56,7 @@ pub async fn begin(url: &str, req: &LoadRequest, start: bool) -> Result<bool, Si
         .batch_execute("BEGIN")
         .await
         .map_err(|e| SinkError::pg("starting the bulk backfill", e))?;
-    let key = crate::lock::target_key(&target);
-    crate::lock::lock_for_transaction(&client, &key, &target, true).await?;
+    crate::lock::lock_target(&client, &target, true).await?;
     crate::load::ensure_target(&client, &req.shape, req.create_target).await?;
     if pending(&client, &target).await? {
         commit(&client).await?;
@@ -142,8 +141,7 @@ pub async fn finish(url: &str, req: &LoadRequest) -> Result<Option<Finished>, Si
         .batch_execute("BEGIN; SET LOCAL maintenance_work_mem = '512MB'")
         .await
         .map_err(|e| SinkError::pg("starting the index build", e))?;
-    let key = crate::lock::target_key(&target);
-    crate::lock::lock_for_transaction(&client, &key, &target, true).await?;
+    crate::lock::lock_target(&client, &target, true).await?;
     let Some((built, duplicates)) = finish_in(&client, req).await? else {
         commit(&client).await?;
         return Ok(None);

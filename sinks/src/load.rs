@@ -149,8 +149,7 @@ async fn begin(
         crate::lock::wait_for_backfill(&client, &target, req.wait_for_lock).await?;
     }
     if !lock_after_copy {
-        let key = crate::lock::target_key(&target);
-        crate::lock::lock_for_transaction(&client, &key, &target, req.wait_for_lock).await?;
+        crate::lock::lock_target(&client, &target, req.wait_for_lock).await?;
     }
     ensure_target(&client, &req.shape, req.create_target).await?;
     // A backfill killed in bulk mode left the target without its indexes: build them first.
@@ -563,21 +562,17 @@ where
         .await
         .map_err(|e| SinkError::pg("creating the staging table", e))?;
     let mut phases = Phases::start();
-    let (staged, _) = copy_batches(
+    let (staged, _) = copy_then_lock(
         client,
         req,
         &shape.copy_into_staging(),
         batches,
         progress,
         Observe::Nothing,
+        lock_after_copy,
     )
     .await?;
     phases.mark("copy");
-    if lock_after_copy {
-        let target = shape.target.to_string();
-        let key = crate::lock::target_key(&target);
-        crate::lock::lock_for_transaction(client, &key, &target, req.wait_for_lock).await?;
-    }
     let (max_loaded, null_incremental) =
         max_incremental(client, shape, shape.max_incremental()).await?;
     let target_empty: bool = client
@@ -770,21 +765,17 @@ where
 {
     let shape = &req.shape;
     let mut phases = Phases::start();
-    let (copied, observed) = copy_batches(
+    let (copied, observed) = copy_then_lock(
         client,
         req,
         &shape.copy_into_target(),
         batches,
         progress,
         Observe::Appended,
+        lock_after_copy,
     )
     .await?;
     phases.mark("copy");
-    if lock_after_copy {
-        let target = shape.target.to_string();
-        let key = crate::lock::target_key(&target);
-        crate::lock::lock_for_transaction(client, &key, &target, req.wait_for_lock).await?;
-    }
     if let (Some(day), false) = (&shape.change_day, params.is_empty()) {
         let days = observed.days_of(day);
         client
@@ -909,6 +900,30 @@ where
         });
     }
     Ok((rows, encoder.observed().clone()))
+}
+
+/// [`copy_batches`], then the target's lock when the load deferred it (`lock_after_copy`: chunks
+/// that read and COPY concurrently lock only for their merge and commit).
+#[allow(clippy::too_many_arguments)]
+async fn copy_then_lock<S, E>(
+    client: &Client,
+    req: &LoadRequest,
+    copy_sql: &str,
+    batches: S,
+    progress: &LoadProgress,
+    observe: Observe,
+    lock_after_copy: bool,
+) -> Result<(u64, Observed), SinkError>
+where
+    S: Stream<Item = Result<RecordBatch, E>> + Send,
+    E: Into<BoxError>,
+{
+    let copied = copy_batches(client, req, copy_sql, batches, progress, observe).await?;
+    if lock_after_copy {
+        let target = req.shape.target.to_string();
+        crate::lock::lock_target(client, &target, req.wait_for_lock).await?;
+    }
+    Ok(copied)
 }
 
 /// What [`copy_batches`] observes of the rows it sends (see [`CopyEncoder::observe`]).

@@ -40,6 +40,12 @@ pub async fn lock_for_transaction(
     Ok(())
 }
 
+/// Take `target`'s load lock until the current transaction ends (every writer of the table takes
+/// it: loads, chunks, repairs, a bulk backfill's start and end).
+pub async fn lock_target(client: &Client, target: &str, wait: bool) -> Result<(), SinkError> {
+    lock_for_transaction(client, &target_key(target), target, wait).await
+}
+
 /// The key of a target's load lock (every load of `target` takes it for its transaction).
 pub fn target_key(target: &str) -> String {
     format!("pulso-flow:{target}")

@@ -475,13 +475,7 @@ impl Session {
             .batch_execute("BEGIN")
             .await
             .map_err(|e| SinkError::pg("starting the reconciliation transaction", e))?;
-        crate::lock::lock_for_transaction(
-            &client,
-            &format!("pulso-flow:{target}"),
-            &target,
-            req.wait_for_lock,
-        )
-        .await?;
+        crate::lock::lock_target(&client, &target, req.wait_for_lock).await?;
         if crate::load::describe_target(&client, &req.shape.target)
             .await?
             .is_none()

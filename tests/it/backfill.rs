@@ -298,23 +298,7 @@ fn movs_csv(bad: bool) -> String {
 }
 
 fn movs_args(file: &Path) -> Vec<String> {
-    [
-        "backfill",
-        &file.display().to_string(),
-        "--tables",
-        "movs",
-        "--from",
-        "2025-01-01",
-        "--to",
-        "2025-01-11",
-        "--chunk",
-        "3d",
-        "--summary",
-        "json",
-    ]
-    .iter()
-    .map(|s| s.to_string())
-    .collect()
+    backfill_range(file, "2025-01-01", "2025-01-11", &[])
 }
 
 #[tokio::test(flavor = "multi_thread")]

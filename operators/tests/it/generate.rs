@@ -473,12 +473,12 @@ async fn a_window_is_pushed_down_exactly_at_revision_zero() {
 async fn history_is_growth_already_there_at_revision_zero() {
     // `rows: 0, grow: 500, history: 4` is the same table as `rows: 2000`: 4 "days" of 500 rows,
     // all born at revision 0, and a revision adds one more.
-    let with_history = |revision: u64| {
+    let spec = |rows: u64, history: u64, revision: u64| {
         yaml_source(&format!(
             r#"
 kind: generate
-rows: 0
-history: 4
+rows: {rows}
+history: {history}
 seed: 42
 revision: {revision}
 change_share: 0.1
@@ -489,24 +489,11 @@ columns:
 "#
         ))
     };
-    let plain = |revision: u64| {
-        yaml_source(&format!(
-            r#"
-kind: generate
-rows: 2000
-seed: 42
-revision: {revision}
-change_share: 0.1
-grow: 500
-columns:
-  id: {{ from_id: "{{}}" }}
-  v:  {{ int: [1, 1000000] }}
-"#
-        ))
-    };
-    let spec = with_history(0);
-    assert_eq!(generate_spec(&spec).rows, 2000);
-    assert_eq!(generate_spec(&spec).history, 4);
+    let with_history = |revision| spec(0, 4, revision);
+    let plain = |revision| spec(2000, 0, revision);
+    let four_days = with_history(0);
+    assert_eq!(generate_spec(&four_days).rows, 2000);
+    assert_eq!(generate_spec(&four_days).history, 4);
     for revision in [0, 1] {
         let a = read_all(&with_history(revision), 300).await;
         let b = read_all(&plain(revision), 300).await;
