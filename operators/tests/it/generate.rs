@@ -414,7 +414,7 @@ async fn dropping_the_stream_stops_the_generator() {
 /// are generated, and they are exactly the rows of the full generation that are inside it. At a
 /// later revision (values no longer grow with the id) every row is still generated.
 #[tokio::test]
-async fn a_window_is_pushed_down_exactly_at_revision_zero() {
+async fn a_window_is_pushed_down_exactly_when_no_revision_changes_rows() {
     use pulso_operators::window::Window;
     use pulso_types::{IncType, IncValue};
     let window = |lower: &str, upper: &str| Window {
@@ -464,7 +464,26 @@ async fn a_window_is_pushed_down_exactly_at_revision_zero() {
     )
     .await;
     assert!(pushed.is_empty());
-    // Revision 2: no pushdown, every row comes out (the transform applies the window).
+    // Revision 2 without changes to existing rows (change_share 0): still pushed down exactly,
+    // over the rows of revision 0 and over those born at revision 1 (their values start at
+    // offset 1000 + id seconds: ids 1000..1049 are 05:33:20 .. 05:34:09).
+    let all = read(trandeuda(1_000, 2, 0.0, 50), None).await;
+    assert_eq!(all.len(), 1_100);
+    for (lo, hi, n) in [
+        ("2025-06-01T05:01:40", "2025-06-01T05:03:20", 100),
+        ("2025-06-01T05:33:20", "2025-06-01T05:34:00", 40),
+        ("2025-06-01T05:00:00", "2025-06-02T05:00:00", 1_100),
+    ] {
+        let pushed = read(
+            trandeuda(1_000, 2, 0.0, 50),
+            Some(window(&format!("{lo}Z"), &format!("{hi}Z"))),
+        )
+        .await;
+        assert_eq!(pushed, inside(&all, lo, hi), "[{lo}, {hi})");
+        assert_eq!(pushed.len(), n, "[{lo}, {hi})");
+    }
+    // Revision 2 changing rows: no pushdown, every row comes out (the transform applies the
+    // window).
     let pushed = read(trandeuda(1_000, 2, 0.1, 50), Some(w)).await;
     assert_eq!(pushed.len(), 1_100);
 }

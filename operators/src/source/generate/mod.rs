@@ -308,10 +308,12 @@ impl Compiled {
 
 impl Compiled {
     /// The ids `[first, end)` outside of which no row's value of the window's column can be in
-    /// the window, when that is known without generating: revision 0 (values grow with the id)
-    /// and a column that is never NULL (NULL rows are in every window). `None`: all ids.
+    /// the window, when that is known without generating: no revision changes existing rows
+    /// (revision 0, or `change_share: 0`: a row keeps the value of its birth, and values grow
+    /// with the id) and a column that is never NULL (NULL rows are in every window). `None`: all
+    /// ids.
     fn id_range(&self, window: &Window) -> Option<(u64, u64)> {
-        if self.revisions.revision != 0 {
+        if self.revisions.revision != 0 && self.revisions.change_share > 0.0 {
             return None;
         }
         let index = self.schema.index_of(&window.column).ok()?;
@@ -320,8 +322,8 @@ impl Compiled {
             start,
             step,
             rows_per_step,
+            block_offset,
             value,
-            ..
         } = &column.kind
         else {
             return None;
@@ -329,19 +331,33 @@ impl Compiled {
         if column.null_share > 0.0 || value.ty() != window.ty || *step <= 0 {
             return None;
         }
-        let total = self.revisions.rows;
+        let total = self.revisions.rows_at(self.revisions.revision);
         let units = |v: &IncValue| match v {
             IncValue::Date(d) => i64::from(Date32Type::from_naive_date(*d)),
             IncValue::Datetime(dt) => dt.and_utc().timestamp_micros(),
             IncValue::Timestamp(ts) => ts.timestamp_micros(),
         };
-        // The first id whose value is >= bound: value = start + step * (id / rows_per_step).
+        // value(id) = start + step * (block_offset[born(id)] + id / rows_per_step): a row's last
+        // change is its birth here, and the value does not decrease with the id (births and
+        // offsets only grow), so the first id at or above a bound is found by bisection.
+        let value_of = |id: u64| -> i64 {
+            let born = usize::try_from(self.revisions.born(id)).unwrap_or(usize::MAX);
+            let offset = block_offset.get(born).copied().unwrap_or(u64::MAX);
+            let index = offset.saturating_add(id / rows_per_step);
+            start.saturating_add(step.saturating_mul(i64::try_from(index).unwrap_or(i64::MAX)))
+        };
         let first_at_or_above = |bound: &IncValue| -> u64 {
-            let steps = ceil_div(units(bound).saturating_sub(*start), *step).max(0);
-            u64::try_from(steps)
-                .unwrap_or(0)
-                .saturating_mul(*rows_per_step)
-                .min(total)
+            let bound = units(bound);
+            let (mut lo, mut hi) = (0u64, total);
+            while lo < hi {
+                let mid = lo + (hi - lo) / 2;
+                if value_of(mid) >= bound {
+                    hi = mid;
+                } else {
+                    lo = mid + 1;
+                }
+            }
+            lo
         };
         let first = window.lower.as_ref().map_or(0, first_at_or_above);
         let end = window.upper.as_ref().map_or(total, first_at_or_above);
