@@ -24,6 +24,10 @@ psql -q -h 127.0.0.1 -U postgres -d postgres -c "DROP DATABASE IF EXISTS pfapi_b
 DATABASE_URL=$DB "$BIN" run "$ROOT/examples/demo.yaml" --summary json > "$OUT/load.json"
 
 server() { # $1 = extra env assignments
+  # A server left on the port (e.g. by a profiling session) would answer instead of this one.
+  if curl -s -o /dev/null "http://127.0.0.1:$PORT/health"; then
+    echo "port $PORT already answers: stop that server first (or set PORT)" >&2; exit 1
+  fi
   env DATABASE_URL=$DB PULSO_API_BIND=127.0.0.1:$PORT PULSO_LOG=warn \
       PULSO_API_PIPELINE="$ROOT/examples/demo.yaml" "$@" "$BIN" serve &
   SERVER=$!
