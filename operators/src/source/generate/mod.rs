@@ -365,11 +365,6 @@ impl Compiled {
     }
 }
 
-/// `ceil(a / b)` for `b > 0`.
-fn ceil_div(a: i64, b: i64) -> i64 {
-    a.div_euclid(b) + i64::from(a.rem_euclid(b) != 0)
-}
-
 fn compile_kind(generator: &Generator, revisions: &Revisions) -> Result<(Kind, DataType), String> {
     Ok(match generator {
         Generator::FromId {
