@@ -57,8 +57,7 @@ pub async fn begin(url: &str, req: &LoadRequest, start: bool) -> Result<bool, Si
         .await
         .map_err(|e| SinkError::pg("starting the bulk backfill", e))?;
     crate::lock::lock_target(&client, &target, true).await?;
-    crate::load::ensure_target(&client, &req.shape, req.create_target).await?;
-    if pending(&client, &target).await? {
+    if crate::load::ensure_target(&client, &req.shape, req.create_target).await? {
         commit(&client).await?;
         return Ok(true);
     }
@@ -138,9 +137,13 @@ pub async fn finish(url: &str, req: &LoadRequest) -> Result<Option<Finished>, Si
     let client = crate::connect::connect(url).await?;
     let target = req.shape.target.to_string();
     client
-        .batch_execute("BEGIN; SET LOCAL maintenance_work_mem = '512MB'")
+        .batch_execute("BEGIN")
         .await
         .map_err(|e| SinkError::pg("starting the index build", e))?;
+    client
+        .batch_execute(crate::load::LOAD_SETTINGS)
+        .await
+        .map_err(|e| SinkError::pg("configuring the index build", e))?;
     crate::lock::lock_target(&client, &target, true).await?;
     let Some((built, duplicates)) = finish_in(&client, req).await? else {
         commit(&client).await?;

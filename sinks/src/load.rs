@@ -87,6 +87,10 @@ pub struct LoadOutcome {
     pub gates: crate::gates::Gates,
 }
 
+/// Memory a load's transaction may use: for the merge's sort and hash, and for index builds.
+pub(crate) const LOAD_SETTINGS: &str =
+    "SET LOCAL work_mem = '256MB'; SET LOCAL maintenance_work_mem = '512MB'";
+
 /// Bytes handed to the COPY at a time: large enough to amortise the per-message cost, small
 /// enough that two chunks in flight are a negligible share of memory.
 const COPY_CHUNK: usize = 1 << 20;
@@ -151,9 +155,9 @@ async fn begin(
     if !lock_after_copy {
         crate::lock::lock_target(&client, &target, req.wait_for_lock).await?;
     }
-    ensure_target(&client, &req.shape, req.create_target).await?;
+    let in_bulk_mode = ensure_target(&client, &req.shape, req.create_target).await?;
     // A backfill killed in bulk mode left the target without its indexes: build them first.
-    let bulk_finished = if chunk.is_none() {
+    let bulk_finished = if in_bulk_mode && chunk.is_none() {
         crate::bulk::finish_in(&client, &req).await?
     } else {
         None
@@ -236,12 +240,14 @@ pub async fn describe_target(
     Ok(Some((columns, key.into_iter().map(|(_, n)| n).collect())))
 }
 
-/// Make sure the target exists with the declared columns (same types) and primary key.
+/// Make sure the target exists with the declared columns (same types) and primary key. Returns
+/// whether a bulk backfill holds it without its key (see [`crate::bulk`]): the only case where a
+/// missing primary key is accepted.
 pub(crate) async fn ensure_target(
     client: &Client,
     shape: &LoadShape,
     create: bool,
-) -> Result<(), SinkError> {
+) -> Result<bool, SinkError> {
     let target = shape.target.to_string();
     let mismatch = |message: String| SinkError::TargetMismatch {
         target: target.clone(),
@@ -257,7 +263,7 @@ pub(crate) async fn ensure_target(
             .batch_execute(&shape.create_target())
             .await
             .map_err(|e| SinkError::pg(format!("creating {target}"), e))?;
-        return Ok(());
+        return Ok(false);
     };
     for declared in &shape.columns {
         let Some(actual) = columns.iter().find(|c| c.name == declared.name) else {
@@ -289,7 +295,7 @@ pub(crate) async fn ensure_target(
             key.join(", ")
         )));
     }
-    Ok(())
+    Ok(dropped_by_backfill)
 }
 
 impl OpenLoad {
@@ -339,7 +345,7 @@ impl OpenLoad {
         } = self;
         let shape = &req.shape;
         client
-            .batch_execute("SET LOCAL work_mem = '256MB'; SET LOCAL maintenance_work_mem = '512MB'")
+            .batch_execute(LOAD_SETTINGS)
             .await
             .map_err(|e| SinkError::pg("configuring the load", e))?;
         // Statements that record changed days bind the node and run id.

@@ -290,16 +290,11 @@ pub async fn after_merge(
     if let Some(appended) = &scope.appended {
         // A bulk chunk, like a direct load, is compared with itself: the rows it sent are the
         // rows it wrote. Counted from what the COPY observed, not by scanning the target.
-        let rows = i64::try_from(appended.rows).unwrap_or(i64::MAX);
-        return Ok(ReconcileReport {
-            by: spec.by.clone(),
-            sum: spec.sum.clone(),
-            on_mismatch: spec.on_mismatch,
-            days: i64::try_from(appended.observed.distinct_days(&spec.by)).unwrap_or(i64::MAX),
-            source_rows: rows,
-            target_rows: rows,
-            mismatches: Vec::new(),
-        });
+        return Ok(counted_once(
+            spec,
+            i64::try_from(appended.rows).unwrap_or(i64::MAX),
+            i64::try_from(appended.observed.distinct_days(&spec.by)).unwrap_or(i64::MAX),
+        ));
     }
     if !scope.staged {
         return direct_load_report(client, shape, spec).await;
@@ -334,16 +329,21 @@ async fn direct_load_report(
         )
         .await
         .map_err(|e| SinkError::pg(format!("reconciling {}", shape.target), e))?;
-    let rows: i64 = row.get(0);
-    Ok(ReconcileReport {
+    Ok(counted_once(spec, row.get(0), row.get(1)))
+}
+
+/// The report of rows that are their own source (a direct load, a bulk chunk): `rows` on both
+/// sides over `days` days, nothing differing.
+fn counted_once(spec: &ReconcileSpec, rows: i64, days: i64) -> ReconcileReport {
+    ReconcileReport {
         by: spec.by.clone(),
         sum: spec.sum.clone(),
         on_mismatch: spec.on_mismatch,
-        days: row.get(1),
+        days,
         source_rows: rows,
         target_rows: rows,
         mismatches: Vec::new(),
-    })
+    }
 }
 
 /// On demand: compare the staging table (the whole source, deduplicated) with the target over a
