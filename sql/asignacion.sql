@@ -19,7 +19,7 @@ CREATE TEMP TABLE _meses ON COMMIT DROP AS
 SELECT DISTINCT mes FROM (
     SELECT date_trunc('month', fecha)::date AS mes
       FROM (SELECT DISTINCT fecha FROM aux.cuenta_estado_diario) f
-     WHERE current_setting('pulso_flow.full_refresh')::boolean
+     WHERE pg_temp.full_refresh()
     UNION ALL
     SELECT date_trunc('month', day)::date FROM pulso_flow_changed_days
     UNION ALL
@@ -52,7 +52,7 @@ SELECT mc.mes, cc.cartera, cc.servicio,
  GROUP BY 1, 2, 3;
 
 DELETE FROM mart.asignacion
- WHERE current_setting('pulso_flow.full_refresh')::boolean
+ WHERE pg_temp.full_refresh()
     OR periodo IN (SELECT to_char(mes, 'YYYY-MM') FROM _meses)
     -- months the data no longer reaches (e.g. a campaign's days shrank)
     OR periodo > coalesce((SELECT to_char(mes, 'YYYY-MM') FROM _ultimo_mes), '');

@@ -22,7 +22,7 @@
 
 CREATE TEMP TABLE _alcance ON COMMIT DROP AS
 SELECT c.archivo FROM aux.campana c
- WHERE current_setting('pulso_flow.full_refresh')::boolean
+ WHERE pg_temp.full_refresh()
     OR EXISTS (SELECT 1 FROM aux.campana_dia d JOIN pulso_flow_changed_days x ON x.day = d.fecha
                 WHERE d.archivo = c.archivo)
     OR EXISTS (SELECT 1 FROM raw.asignaciones a JOIN pulso_flow_changed_days x ON x.day = a.fecha_asignacion

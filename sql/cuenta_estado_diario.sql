@@ -20,14 +20,12 @@
 --              events before the first recomputed day of each account (read from the sparse event
 --              tables, not from the dense grid). Reports the days it rewrote.
 
-CREATE TEMP TABLE _desde ON COMMIT DROP AS
-SELECT current_setting('pulso_flow.full_refresh')::boolean AS todo,
-       (SELECT min(day) FROM pulso_flow_changed_days) AS m;
-
+-- m = pg_temp.first_changed_day(); it and pg_temp.full_refresh() are constants the planner
+-- folds, so an incremental run reads only the days >= m, through the indexes on fecha.
 CREATE TEMP TABLE _dias ON COMMIT DROP AS
 SELECT d.archivo, d.fecha
-  FROM aux.campana_dia d, _desde
- WHERE _desde.todo OR d.fecha >= _desde.m;
+  FROM aux.campana_dia d
+ WHERE pg_temp.full_refresh() OR d.fecha >= pg_temp.first_changed_day();
 
 CREATE TEMP TABLE _snap ON COMMIT DROP AS
 SELECT f.fecha, (SELECT max(s.fecha) FROM aux.snapshot_dia s WHERE s.fecha <= f.fecha) AS fecha_snapshot
@@ -95,8 +93,8 @@ SELECT e.archivo, e.cuenta,
 
 CREATE TEMP TABLE _reescritos ON COMMIT DROP AS
 WITH borrados AS (
-    DELETE FROM aux.cuenta_estado_diario c USING _desde
-     WHERE _desde.todo OR c.fecha >= _desde.m
+    DELETE FROM aux.cuenta_estado_diario c
+     WHERE pg_temp.full_refresh() OR c.fecha >= pg_temp.first_changed_day()
     RETURNING c.fecha
 )
 SELECT DISTINCT fecha FROM borrados;

@@ -11,8 +11,8 @@
 -- Incremental: exactly the photo dates whose account state was rewritten are replaced.
 
 DELETE FROM mart.dashboard
- WHERE current_setting('pulso_flow.full_refresh')::boolean
-    OR fecha_foto IN (SELECT day FROM pulso_flow_changed_days);
+ WHERE pg_temp.full_refresh()
+    OR fecha_foto = ANY (pg_temp.changed_days());
 
 INSERT INTO mart.dashboard (
     fecha_foto, archivo, cartera, servicio, periodo, tramo, dia_vencimiento, grupo_vencimiento,
@@ -45,7 +45,7 @@ SELECT e.fecha, e.archivo, cc.cartera, cc.servicio, d.periodo, cc.tramo, cc.dia_
   FROM aux.cuenta_estado_diario e
   JOIN aux.cuenta_campana cc ON cc.archivo = e.archivo AND cc.cuenta = e.cuenta
   JOIN aux.campana_dia d ON d.archivo = e.archivo AND d.fecha = e.fecha
- WHERE current_setting('pulso_flow.full_refresh')::boolean
-    OR e.fecha IN (SELECT day FROM pulso_flow_changed_days)
+ WHERE pg_temp.full_refresh()
+    OR e.fecha = ANY (pg_temp.changed_days())
  GROUP BY e.fecha, e.archivo, cc.cartera, cc.servicio, d.periodo, cc.tramo, cc.dia_vencimiento,
           cc.grupo_vencimiento, cc.rango_deuda, d.dia_gestion, d.es_dia_habil;

@@ -15,27 +15,27 @@
 --              recomputed and replaced; those days are reported downstream.
 
 DELETE FROM aux.deuda_cuenta_dia
- WHERE current_setting('pulso_flow.full_refresh')::boolean
-    OR fecha IN (SELECT day FROM pulso_flow_changed_days);
+ WHERE pg_temp.full_refresh()
+    OR fecha = ANY (pg_temp.changed_days());
 
 INSERT INTO aux.deuda_cuenta_dia (fecha, cuenta, deuda, documentos)
 SELECT v.fecha_proceso, aux.id_canonico(v.cod_cuenta), sum(v.monto_exigible), count(*)
   FROM aux.trandeuda_vigente v
- WHERE (current_setting('pulso_flow.full_refresh')::boolean
-        OR v.fecha_proceso IN (SELECT day FROM pulso_flow_changed_days))
+ WHERE (pg_temp.full_refresh()
+        OR v.fecha_proceso = ANY (pg_temp.changed_days()))
    AND v.monto_exigible > 0
    AND aux.id_canonico(v.cod_cuenta) IS NOT NULL
  GROUP BY 1, 2;
 
 DELETE FROM aux.snapshot_dia
- WHERE current_setting('pulso_flow.full_refresh')::boolean
-    OR fecha IN (SELECT day FROM pulso_flow_changed_days);
+ WHERE pg_temp.full_refresh()
+    OR fecha = ANY (pg_temp.changed_days());
 
 INSERT INTO aux.snapshot_dia (fecha, cuentas, deuda)
 SELECT d.fecha, count(c.cuenta), coalesce(sum(c.deuda), 0)
   FROM (SELECT DISTINCT t.fecha_proceso AS fecha
           FROM raw.trandeuda t
-         WHERE current_setting('pulso_flow.full_refresh')::boolean
-            OR t.fecha_proceso IN (SELECT day FROM pulso_flow_changed_days)) d
+         WHERE pg_temp.full_refresh()
+            OR t.fecha_proceso = ANY (pg_temp.changed_days())) d
   LEFT JOIN aux.deuda_cuenta_dia c ON c.fecha = d.fecha
  GROUP BY d.fecha;

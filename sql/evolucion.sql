@@ -9,8 +9,8 @@
 -- Incremental: exactly the photo dates the dashboard rewrote are replaced.
 
 DELETE FROM mart.evolucion
- WHERE current_setting('pulso_flow.full_refresh')::boolean
-    OR fecha_foto IN (SELECT day FROM pulso_flow_changed_days);
+ WHERE pg_temp.full_refresh()
+    OR fecha_foto = ANY (pg_temp.changed_days());
 
 INSERT INTO mart.evolucion (
     fecha_foto, archivo, servicio, cartera, periodo, dia_gestion, cuentas, clientes,
@@ -24,6 +24,6 @@ SELECT fecha_foto, archivo, servicio, cartera, periodo, dia_gestion,
        sum(gestiones_ce), sum(gestiones_pdp)
   FROM mart.dashboard
  WHERE es_dia_habil
-   AND (current_setting('pulso_flow.full_refresh')::boolean
-        OR fecha_foto IN (SELECT day FROM pulso_flow_changed_days))
+   AND (pg_temp.full_refresh()
+        OR fecha_foto = ANY (pg_temp.changed_days()))
  GROUP BY fecha_foto, archivo, servicio, cartera, periodo, dia_gestion;

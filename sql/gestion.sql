@@ -20,12 +20,9 @@
 -- Incremental: exactly the Lima days the interaction tables wrote are rebuilt (delete + insert);
 --              a homologation or agent change rebuilds everything. Reports the same days.
 
-CREATE TEMP TABLE _dias ON COMMIT DROP AS
-SELECT day AS fecha FROM pulso_flow_changed_days;
-
 DELETE FROM aux.gestion
- WHERE current_setting('pulso_flow.full_refresh')::boolean
-    OR fecha IN (SELECT fecha FROM _dias);
+ WHERE pg_temp.full_refresh()
+    OR fecha = ANY (pg_temp.changed_days());
 
 INSERT INTO aux.gestion (canal, gestion_uid, ts, fecha, hora, intento, cod_luna, cola, codigo_1,
                          codigo_2, codigo_3, homologado, nivel_1, nivel_2, nivel_3, contactabilidad,
@@ -61,8 +58,8 @@ WITH reglas_bot AS (
         ON r.k1 = upper(btrim(coalesce(v.management, '')))
        AND r.k2 = upper(btrim(coalesce(v.sub_management, '')))
        AND r.k3 = upper(btrim(coalesce(v.compromiso, '')))
-     WHERE (current_setting('pulso_flow.full_refresh')::boolean
-            OR v.fecha_gestion IN (SELECT fecha FROM _dias))
+     WHERE (pg_temp.full_refresh()
+            OR v.fecha_gestion = ANY (pg_temp.changed_days()))
        AND v."date" IS NOT NULL
 ), humano AS (
     SELECT 'HUMANO'::text AS canal, m.uid, m."date", m.document, m.campaign_name,
@@ -84,8 +81,8 @@ WITH reglas_bot AS (
        AND r.k2 = upper(btrim(coalesce(m.n2, '')))
        AND r.k3 = upper(btrim(coalesce(m.n3, '')))
       LEFT JOIN raw.ejecutivos e ON e.correo_name = lower(btrim(m.correo_agente))
-     WHERE (current_setting('pulso_flow.full_refresh')::boolean
-            OR m.fecha_gestion IN (SELECT fecha FROM _dias))
+     WHERE (pg_temp.full_refresh()
+            OR m.fecha_gestion = ANY (pg_temp.changed_days()))
        AND m."date" IS NOT NULL
 ), todas AS (
     SELECT * FROM bot

@@ -14,8 +14,8 @@
 --              day's campaigns and universe), so exactly those Lima days are rebuilt and reported.
 
 DELETE FROM aux.gestion_cuenta
- WHERE current_setting('pulso_flow.full_refresh')::boolean
-    OR fecha IN (SELECT day FROM pulso_flow_changed_days);
+ WHERE pg_temp.full_refresh()
+    OR fecha = ANY (pg_temp.changed_days());
 
 INSERT INTO aux.gestion_cuenta (canal, gestion_uid, archivo, cuenta, fecha, cod_luna, es_principal)
 WITH candidatos AS (
@@ -25,8 +25,8 @@ WITH candidatos AS (
       JOIN aux.cuenta_campana cc ON cc.cod_luna = g.cod_luna
       JOIN aux.campana_dia d ON d.archivo = cc.archivo AND d.fecha = g.fecha
       JOIN aux.campana c ON c.archivo = cc.archivo
-     WHERE current_setting('pulso_flow.full_refresh')::boolean
-        OR g.fecha IN (SELECT day FROM pulso_flow_changed_days)
+     WHERE pg_temp.full_refresh()
+        OR g.fecha = ANY (pg_temp.changed_days())
 ), campana_elegida AS (
     SELECT DISTINCT ON (canal, gestion_uid) canal, gestion_uid, archivo
       FROM candidatos

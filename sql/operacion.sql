@@ -10,8 +10,8 @@
 -- Incremental: exactly the Lima days whose interactions or links changed are replaced.
 
 DELETE FROM mart.operacion
- WHERE current_setting('pulso_flow.full_refresh')::boolean
-    OR fecha IN (SELECT day FROM pulso_flow_changed_days);
+ WHERE pg_temp.full_refresh()
+    OR fecha = ANY (pg_temp.changed_days());
 
 INSERT INTO mart.operacion (
     fecha, hora, canal, intento, cola, archivo, cartera, gestiones, contactos_efectivos,
@@ -32,6 +32,6 @@ SELECT g.fecha, g.hora, g.canal, g.intento, g.cola,
   LEFT JOIN aux.gestion_cuenta gc
     ON gc.canal = g.canal AND gc.gestion_uid = g.gestion_uid AND gc.es_principal
   LEFT JOIN aux.campana c ON c.archivo = gc.archivo
- WHERE current_setting('pulso_flow.full_refresh')::boolean
-    OR g.fecha IN (SELECT day FROM pulso_flow_changed_days)
+ WHERE pg_temp.full_refresh()
+    OR g.fecha = ANY (pg_temp.changed_days())
  GROUP BY 1, 2, 3, 4, 5, 6, 7;

@@ -27,24 +27,21 @@
 --              (an earlier snapshot may have arrived). The result is diffed with the stored
 --              rows; only changed payments are rewritten and only their payment dates reported.
 
-CREATE TEMP TABLE _desde ON COMMIT DROP AS
-SELECT CASE WHEN current_setting('pulso_flow.full_refresh')::boolean THEN NULL
-            ELSE (SELECT min(day) FROM pulso_flow_changed_days) END AS m,
-       current_setting('pulso_flow.full_refresh')::boolean AS todo;
-
--- Stored payments in scope (see "Incremental" above).
+-- Stored payments in scope (see "Incremental" above; m = pg_temp.first_changed_day(), a
+-- constant the planner folds, so each arm of the OR is an index range: pago_fecha,
+-- pago_no_atribuido, pago_snapshot_posterior).
 CREATE TEMP TABLE _previo ON COMMIT DROP AS
-SELECT a.* FROM aux.pago a, _desde
- WHERE _desde.todo
-    OR a.fecha_pago >= _desde.m
+SELECT a.* FROM aux.pago a
+ WHERE pg_temp.full_refresh()
+    OR a.fecha_pago >= pg_temp.first_changed_day()
     OR a.archivo IS NULL
-    OR (a.fecha_snapshot > a.fecha_pago AND a.fecha_snapshot >= _desde.m);
+    OR (a.fecha_snapshot > a.fecha_pago AND a.fecha_snapshot >= pg_temp.first_changed_day());
 
 -- Payment identities in scope: the delivered ones dated >= m, and the stored ones above.
 CREATE TEMP TABLE _ids ON COMMIT DROP AS
 SELECT p.nro_documento, p.fecha_pago, p.monto_cancelado, p.ocurrencia
-  FROM raw.pagos p, _desde
- WHERE _desde.todo OR p.fecha_pago >= _desde.m
+  FROM raw.pagos p
+ WHERE pg_temp.full_refresh() OR p.fecha_pago >= pg_temp.first_changed_day()
 UNION
 SELECT nro_documento, fecha_pago, monto_cancelado, ocurrencia FROM _previo;
 
@@ -68,15 +65,24 @@ WITH entregas AS (
            aux.id_canonico(coalesce(antes.cod_cuenta, despues.cod_cuenta)) AS cta,
            coalesce(antes.fecha_proceso, despues.fecha_proceso) AS snap
       FROM entregas e
+      -- The snapshot days first (one index probe each, trandeuda_documento), then the delivery
+      -- that counts on that day (both DISTINCT ON columns fixed: a few rows; LIMIT 1, the one
+      -- row there is, keeps the subquery from being flattened into a join with the whole view).
+      -- Sorting every snapshot of the document instead would cost the history's length per
+      -- payment.
+      LEFT JOIN LATERAL (
+          SELECT max(t.fecha_proceso) AS dia FROM raw.trandeuda t
+           WHERE t.nro_documento = e.nro_documento AND t.fecha_proceso <= e.fecha_pago) d_antes ON true
       LEFT JOIN LATERAL (
           SELECT v.cod_cuenta, v.fecha_proceso FROM aux.trandeuda_vigente v
-           WHERE v.nro_documento = e.nro_documento AND v.fecha_proceso <= e.fecha_pago
-           ORDER BY v.fecha_proceso DESC LIMIT 1) antes ON true
+           WHERE v.nro_documento = e.nro_documento AND v.fecha_proceso = d_antes.dia LIMIT 1) antes ON true
+      LEFT JOIN LATERAL (
+          SELECT min(t.fecha_proceso) AS dia FROM raw.trandeuda t
+           WHERE d_antes.dia IS NULL
+             AND t.nro_documento = e.nro_documento AND t.fecha_proceso > e.fecha_pago) d_despues ON true
       LEFT JOIN LATERAL (
           SELECT v.cod_cuenta, v.fecha_proceso FROM aux.trandeuda_vigente v
-           WHERE antes.cod_cuenta IS NULL
-             AND v.nro_documento = e.nro_documento AND v.fecha_proceso > e.fecha_pago
-           ORDER BY v.fecha_proceso LIMIT 1) despues ON true
+           WHERE v.nro_documento = e.nro_documento AND v.fecha_proceso = d_despues.dia LIMIT 1) despues ON true
 )
 SELECT c.nro_documento, c.fecha_pago, c.monto_cancelado, c.ocurrencia, c.entregas, c.primer_archivo,
        c.ultimo_archivo, c.primera_carga, c.ultima_carga, c.cod_sistema, c.cta, c.snap,

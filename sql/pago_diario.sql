@@ -8,13 +8,13 @@
 -- Incremental: exactly the payment dates pago reported are rebuilt and reported.
 
 DELETE FROM aux.pago_diario
- WHERE current_setting('pulso_flow.full_refresh')::boolean
-    OR fecha IN (SELECT day FROM pulso_flow_changed_days);
+ WHERE pg_temp.full_refresh()
+    OR fecha = ANY (pg_temp.changed_days());
 
 INSERT INTO aux.pago_diario (fecha, archivo, cuenta, cod_luna, monto, pagos)
 SELECT p.fecha_pago, p.archivo, p.cuenta, min(p.cod_luna), sum(p.monto_cancelado), count(*)
   FROM aux.pago p
  WHERE p.archivo IS NOT NULL
-   AND (current_setting('pulso_flow.full_refresh')::boolean
-        OR p.fecha_pago IN (SELECT day FROM pulso_flow_changed_days))
+   AND (pg_temp.full_refresh()
+        OR p.fecha_pago = ANY (pg_temp.changed_days()))
  GROUP BY 1, 2, 3;

@@ -11,8 +11,8 @@
 -- Incremental: exactly the Lima days whose interactions or links changed are replaced.
 
 DELETE FROM mart.productividad
- WHERE current_setting('pulso_flow.full_refresh')::boolean
-    OR fecha IN (SELECT day FROM pulso_flow_changed_days);
+ WHERE pg_temp.full_refresh()
+    OR fecha = ANY (pg_temp.changed_days());
 
 INSERT INTO mart.productividad (
     fecha, correo_agente, archivo, nombre_agente, documento_agente, cartera, gestiones,
@@ -39,6 +39,6 @@ SELECT g.fecha,
     ON gc.canal = g.canal AND gc.gestion_uid = g.gestion_uid AND gc.es_principal
   LEFT JOIN aux.campana c ON c.archivo = gc.archivo
  WHERE g.canal = 'HUMANO'
-   AND (current_setting('pulso_flow.full_refresh')::boolean
-        OR g.fecha IN (SELECT day FROM pulso_flow_changed_days))
+   AND (pg_temp.full_refresh()
+        OR g.fecha = ANY (pg_temp.changed_days()))
  GROUP BY 1, 2, 3;

@@ -5,7 +5,10 @@
 //!   advisory lock on the build (wait, or fail fast with --no-wait)
 //!   CREATE TEMP TABLE pulso_flow_changed_days (day date PRIMARY KEY) ON COMMIT DROP
 //!     ← the days its dependencies changed since this build last ran (pulso_flow.changes)
+//!   ANALYZE it (a temp table has no statistics: the planner would guess thousands of days)
 //!   set_config('pulso_flow.full_refresh', …), set_config('pulso_flow.run_id', …)
+//!   pg_temp.full_refresh(), pg_temp.changed_days(), pg_temp.first_changed_day(): the same
+//!     inputs as constants the planner folds (see below)
 //!   the build's SQL (skipped when nothing changed upstream)
 //!   its checks (quality gates; an `error` check that fails rolls everything back)
 //!   commit_node: its changes, its cursor, data version, ledger row, NOTIFY
@@ -17,6 +20,22 @@
 //! `--full-refresh`, or the build's first run). The days left in the temp table after the SQL
 //! (it may narrow or widen them to what its output actually changed) are what its own dependants
 //! receive.
+//!
+//! Why functions as well as the setting and the table: `current_setting(…)::boolean OR day IN
+//! (…)` is opaque to the planner (a stable call is never folded), so the OR hides the day
+//! predicate from every index and each run reads the whole history. The build's inputs are
+//! therefore also defined, on this build's own connection, as SQL functions whose bodies are
+//! literals (IMMUTABLE, and honestly so: the connection serves this one build):
+//!
+//! - `pg_temp.full_refresh()`: `true` or `false`;
+//! - `pg_temp.changed_days()`: the days received, a sorted `date[]` (empty on a full refresh);
+//! - `pg_temp.first_changed_day()`: the earliest of them (NULL on a full refresh).
+//!
+//! The planner inlines them: `pg_temp.full_refresh() OR fecha = ANY (pg_temp.changed_days())`
+//! becomes `fecha = ANY ('{…}')`, which uses the day indexes with exact estimates and is pushed
+//! down into views (a semi-join with the temp table is not pushed through a `DISTINCT ON`);
+//! `fecha >= pg_temp.first_changed_day()` is a range with a known bound. The temp table stays the
+//! way a build reports the days its output changed.
 
 use std::time::Instant;
 
@@ -90,6 +109,7 @@ pub async fn run(url: &str, req: &BuildRequest<'_>) -> Result<BuildOutcome, Sink
         )
         .await
         .map_err(|e| SinkError::pg("setting the build parameters", e))?;
+    define_parameters(&client, full).await?;
 
     let ran = full || upstream.any_change;
     let received_days = list_changed_days(&client).await?;
@@ -211,6 +231,10 @@ async fn collect_changed_days(
         )
         .await
         .map_err(|e| SinkError::pg("collecting changed days", e))?;
+    client
+        .batch_execute(&format!("ANALYZE {CHANGED_DAYS_TABLE}"))
+        .await
+        .map_err(|e| SinkError::pg(format!("analyzing {CHANGED_DAYS_TABLE}"), e))?;
     Ok(Upstream {
         first_run: cursor.is_none(),
         upto,
@@ -218,6 +242,28 @@ async fn collect_changed_days(
         undated_change: row.get(1),
         any_change: row.get(2),
     })
+}
+
+/// Define the build's inputs as constant functions (see the module doc). The days are read from
+/// the filled changed-days table and quoted by the server (`format('%L')`).
+async fn define_parameters(client: &Client, full: bool) -> Result<(), SinkError> {
+    client
+        .batch_execute(&format!(
+            "CREATE OR REPLACE FUNCTION pg_temp.full_refresh() RETURNS boolean \
+               LANGUAGE sql IMMUTABLE PARALLEL SAFE AS 'SELECT {full}'; \
+             DO $pf$ DECLARE days date[]; BEGIN \
+               SELECT coalesce(array_agg(day ORDER BY day), '{{}}') INTO days \
+                 FROM {CHANGED_DAYS_TABLE} WHERE NOT {full}; \
+               EXECUTE format('CREATE OR REPLACE FUNCTION pg_temp.changed_days() RETURNS date[] \
+                 LANGUAGE sql IMMUTABLE PARALLEL SAFE AS %L', \
+                 format('SELECT %L::date[]', days)); \
+               EXECUTE format('CREATE OR REPLACE FUNCTION pg_temp.first_changed_day() RETURNS date \
+                 LANGUAGE sql IMMUTABLE PARALLEL SAFE AS %L', \
+                 format('SELECT %L::date', days[1])); \
+             END $pf$"
+        ))
+        .await
+        .map_err(|e| SinkError::pg("defining the build parameters (pg_temp functions)", e))
 }
 
 async fn list_changed_days(client: &Client) -> Result<Vec<String>, SinkError> {

@@ -594,12 +594,12 @@ builds:
     sql: |
       CREATE TABLE IF NOT EXISTS t.diario (fecha date PRIMARY KEY, n bigint NOT NULL, monto numeric NOT NULL);
       DELETE FROM t.diario
-       WHERE current_setting('pulso_flow.full_refresh')::boolean
-          OR fecha IN (SELECT day FROM pulso_flow_changed_days);
+       WHERE pg_temp.full_refresh()
+          OR fecha = ANY (pg_temp.changed_days());
       INSERT INTO t.diario
       SELECT fecha, count(*), sum(monto) FROM t.movs
-       WHERE current_setting('pulso_flow.full_refresh')::boolean
-          OR fecha IN (SELECT day FROM pulso_flow_changed_days)
+       WHERE pg_temp.full_refresh()
+          OR fecha = ANY (pg_temp.changed_days())
        GROUP BY fecha;
 ";
 

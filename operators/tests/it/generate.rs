@@ -520,3 +520,78 @@ columns:
     }
     assert_eq!(total_rows(&read_all(&with_history(1), 300).await), 2500);
 }
+
+/// `late:` makes the tail of each step a later delivery: its values are `by` later, they still
+/// never decrease with the id, and a window is still pushed down exactly (the demo's trandeuda:
+/// the correction file of each day is loaded three hours after the day's file).
+#[tokio::test]
+async fn a_late_tail_of_each_step_is_later_and_still_pushed_down() {
+    use pulso_operators::window::Window;
+    use pulso_types::{IncType, IncValue};
+    let spec = |revision: u64| {
+        yaml_source(&format!(
+            r#"
+kind: generate
+rows: 0
+history: 3
+grow: 10
+seed: 1
+revision: {revision}
+columns:
+  id: {{ from_id: "{{}}" }}
+  t:  {{ incremental: {{ start: "2025-06-02T12:00:00Z", step: "1d", rows_per_step: 10, type: timestamp, late: {{ from: 8, by: "3h" }} }} }}
+"#
+        ))
+    };
+    let all = rows(&read_all(&spec(1), 7).await);
+    assert_eq!(all.len(), 40);
+    let t = |id: usize| all[id][1].clone();
+    assert!(t(0).starts_with("2025-06-02T12:00:00"), "{}", t(0));
+    assert!(t(7).starts_with("2025-06-02T12:00:00"), "{}", t(7));
+    assert!(t(8).starts_with("2025-06-02T15:00:00"), "{}", t(8));
+    assert!(t(9).starts_with("2025-06-02T15:00:00"), "{}", t(9));
+    assert!(t(10).starts_with("2025-06-03T12:00:00"), "{}", t(10));
+    assert!(
+        all.windows(2).all(|w| w[0][1] <= w[1][1]),
+        "values grow with the id"
+    );
+
+    // [2025-06-03T13:00, 2025-06-04T15:00): day 2's late rows, day 3's on-time rows.
+    let window = Window {
+        column: "t".into(),
+        ty: IncType::Timestamp,
+        lower: Some(IncValue::parse(IncType::Timestamp, "2025-06-03T13:00:00Z").expect("lower")),
+        upper: Some(IncValue::parse(IncType::Timestamp, "2025-06-04T15:00:00Z").expect("upper")),
+    };
+    let dir = std::env::temp_dir();
+    let mut c = ctx(100, &dir);
+    c.window = Some(window);
+    let (_, stream) = spec(1).open(&c).await.expect("open");
+    let pushed = rows(&common::collect(stream).await.expect("read"));
+    let ids: Vec<&str> = pushed.iter().map(|r| r[0].as_str()).collect();
+    assert_eq!(
+        ids,
+        ["18", "19", "20", "21", "22", "23", "24", "25", "26", "27"]
+    );
+
+    // `by` must stay below `step`, `from` inside a step.
+    for (late, message) in [
+        (r#"{ from: 8, by: "1d" }"#, "below step"),
+        (r#"{ from: 10, by: "1h" }"#, "within a step"),
+        (r#"{ from: 0, by: "1h" }"#, "within a step"),
+    ] {
+        let err = serde_saphyr::from_str::<SourceSpec>(&format!(
+            r#"
+kind: generate
+rows: 20
+seed: 1
+columns:
+  t: {{ incremental: {{ start: "2025-06-02T12:00:00Z", step: "1d", rows_per_step: 10, type: timestamp, late: {late} }} }}
+"#
+        ))
+        .err()
+        .unwrap_or_else(|| panic!("late {late} was accepted"))
+        .to_string();
+        assert!(err.contains(message), "{late}: {err}");
+    }
+}

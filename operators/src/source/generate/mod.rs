@@ -30,9 +30,9 @@
 //! Batches are built lazily on a blocking thread, `batch_size` rows at a time: memory does not
 //! depend on `rows`.
 //!
-//! The run's window is pushed down where that is exact and cheap: at revision 0 with an
-//! incremental column that is never NULL, values grow with the row id, so only the ids whose
-//! value can fall in the window are generated (a backfill chunk generates its own rows, not all
+//! The run's window is pushed down where that is exact and cheap: at revision 0 (or with
+//! `change_share: 0`) with an incremental column that is never NULL, values grow with the row
+//! id, so only the ids whose value can fall in the window are generated (a backfill chunk generates its own rows, not all
 //! of them). The transform still applies the window to what comes out.
 
 mod hash;
@@ -48,7 +48,7 @@ use arrow::array::{
 use arrow::datatypes::{DataType, Date32Type, Field, Schema, SchemaRef};
 use arrow::record_batch::RecordBatch;
 
-pub use self::spec::{ColumnSpec, GenerateSpec, Generator};
+pub use self::spec::{ColumnSpec, GenerateSpec, Generator, LateDelivery};
 use super::blocking;
 use crate::window::Window;
 use crate::{BatchStream, OperatorError};
@@ -224,15 +224,42 @@ enum Kind {
     Bool {
         true_share: f64,
     },
-    /// `value = start + step * (block_offset[lastrev] + id / rows_per_step)`, in days for dates
-    /// and microseconds otherwise; the range was checked at compile time.
-    Incremental {
-        start: i64,
-        step: i64,
-        rows_per_step: u64,
-        block_offset: Vec<u64>,
-        value: IncValue,
-    },
+    Incremental(IncrementalKind),
+}
+
+/// `value = start + step * (block_offset[lastrev] + id / rows_per_step)` (+ `late.1` from
+/// position `late.0` of a step on), in days for dates and microseconds otherwise; the range was
+/// checked at compile time.
+#[derive(Debug)]
+struct IncrementalKind {
+    start: i64,
+    step: i64,
+    rows_per_step: u64,
+    block_offset: Vec<u64>,
+    late: Option<(u64, i64)>,
+    value: IncValue,
+}
+
+impl IncrementalKind {
+    /// The value of row `id` whose last change is revision `lastrev`, in units.
+    fn units(&self, id: u64, lastrev: u64) -> i64 {
+        let offset = usize::try_from(lastrev)
+            .ok()
+            .and_then(|r| self.block_offset.get(r))
+            .copied()
+            .unwrap_or(u64::MAX);
+        let index = offset.saturating_add(id / self.rows_per_step);
+        let late = match self.late {
+            Some((from, by)) if id % self.rows_per_step >= from => by,
+            _ => 0,
+        };
+        self.start
+            .saturating_add(
+                self.step
+                    .saturating_mul(i64::try_from(index).unwrap_or(i64::MAX)),
+            )
+            .saturating_add(late)
+    }
 }
 
 #[derive(Debug)]
@@ -318,17 +345,10 @@ impl Compiled {
         }
         let index = self.schema.index_of(&window.column).ok()?;
         let column = self.columns.get(index)?;
-        let Kind::Incremental {
-            start,
-            step,
-            rows_per_step,
-            block_offset,
-            value,
-        } = &column.kind
-        else {
+        let Kind::Incremental(inc) = &column.kind else {
             return None;
         };
-        if column.null_share > 0.0 || value.ty() != window.ty || *step <= 0 {
+        if column.null_share > 0.0 || inc.value.ty() != window.ty || inc.step <= 0 {
             return None;
         }
         let total = self.revisions.rows_at(self.revisions.revision);
@@ -337,15 +357,10 @@ impl Compiled {
             IncValue::Datetime(dt) => dt.and_utc().timestamp_micros(),
             IncValue::Timestamp(ts) => ts.timestamp_micros(),
         };
-        // value(id) = start + step * (block_offset[born(id)] + id / rows_per_step): a row's last
-        // change is its birth here, and the value does not decrease with the id (births and
-        // offsets only grow), so the first id at or above a bound is found by bisection.
-        let value_of = |id: u64| -> i64 {
-            let born = usize::try_from(self.revisions.born(id)).unwrap_or(usize::MAX);
-            let offset = block_offset.get(born).copied().unwrap_or(u64::MAX);
-            let index = offset.saturating_add(id / rows_per_step);
-            start.saturating_add(step.saturating_mul(i64::try_from(index).unwrap_or(i64::MAX)))
-        };
+        // A row's last change is its birth here, and the value does not decrease with the id
+        // (births and offsets only grow; a late tail stays below the next step), so the first
+        // id at or above a bound is found by bisection.
+        let value_of = |id: u64| -> i64 { inc.units(id, self.revisions.born(id)) };
         let first_at_or_above = |bound: &IncValue| -> u64 {
             let bound = units(bound);
             let (mut lo, mut hi) = (0u64, total);
@@ -432,7 +447,8 @@ fn compile_kind(generator: &Generator, revisions: &Revisions) -> Result<(Kind, D
             start,
             step,
             rows_per_step,
-        } => compile_incremental(start, *step, *rows_per_step, revisions)?,
+            late,
+        } => compile_incremental(start, *step, *rows_per_step, late.as_ref(), revisions)?,
     })
 }
 
@@ -440,6 +456,7 @@ fn compile_incremental(
     start: &IncValue,
     step: chrono::Duration,
     rows_per_step: u64,
+    late: Option<&LateDelivery>,
     revisions: &Revisions,
 ) -> Result<(Kind, DataType), String> {
     // offset(r) = Σ_{r' < r} ceil(rows_at(r') / rows_per_step): the values of rows whose last
@@ -458,9 +475,20 @@ fn compile_incremental(
         IncValue::Datetime(dt) => (dt.and_utc().timestamp_micros(), micros(step)?),
         IncValue::Timestamp(ts) => (ts.timestamp_micros(), micros(step)?),
     };
+    let late = match late {
+        None => None,
+        Some(l) => Some((
+            l.from,
+            match start {
+                IncValue::Date(_) => l.by.num_days(),
+                _ => micros(l.by)?,
+            },
+        )),
+    };
     let last = step_units
         .checked_mul(max_index)
         .and_then(|v| v.checked_add(start_units))
+        .and_then(|v| v.checked_add(late.map_or(0, |(_, by)| by)))
         .ok_or_else(|| format!("incremental values overflow after {max_index} steps"))?;
     let representable = match start {
         IncValue::Date(_) => i32::try_from(last).is_ok(),
@@ -472,13 +500,14 @@ fn compile_incremental(
         ));
     }
     Ok((
-        Kind::Incremental {
+        Kind::Incremental(IncrementalKind {
             start: start_units,
             step: step_units,
             rows_per_step,
             block_offset,
+            late,
             value: *start,
-        },
+        }),
         crate::window::arrow_type(start.ty()),
     ))
 }
@@ -596,24 +625,13 @@ impl ColumnGen {
                 }
                 Arc::new(b.finish())
             }
-            Kind::Incremental {
-                start,
-                step,
-                rows_per_step,
-                block_offset,
-                value,
-            } => {
+            Kind::Incremental(inc) => {
                 let units = rows.map(|(id, l)| {
                     let h = self.draw(id, l);
-                    if self.is_null(h) {
-                        None
-                    } else {
-                        // Bounded by the maximum checked in compile_incremental.
-                        let index = block_offset[l as usize] + id / rows_per_step;
-                        Some(start + step * index as i64)
-                    }
+                    // Bounded by the maximum checked in compile_incremental.
+                    (!self.is_null(h)).then(|| inc.units(id, l))
                 });
-                match value {
+                match inc.value {
                     IncValue::Date(_) => {
                         let mut b = Date32Builder::with_capacity(n);
                         b.extend(units.map(|v| v.map(|d| d as i32)));

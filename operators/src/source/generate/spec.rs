@@ -123,10 +123,16 @@ pub enum Generator {
     /// leaves room for every row that exists at r. So every row changed or born at revision r is
     /// above every row whose last change is older: a watermark taken at revision r-1 is below
     /// all of revision r's changes.
+    ///
+    /// `late: { from: 34000, by: "3h" }`: within each step, the rows from position `from` on
+    /// (id % rows_per_step >= from) are a later delivery, `by` after the step's first rows (a
+    /// correction file loaded the same afternoon). `by` < `step`, so values still never decrease
+    /// with the id and the window is still pushed down.
     Incremental {
         start: IncValue,
         step: Duration,
         rows_per_step: u64,
+        late: Option<LateDelivery>,
     },
 }
 
@@ -155,6 +161,23 @@ struct RawIncremental {
     ty: IncType,
     #[serde(default = "one")]
     rows_per_step: u64,
+    late: Option<RawLate>,
+}
+
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawLate {
+    from: u64,
+    by: String,
+}
+
+/// The tail of each step of an incremental column delivered later (see [`Generator::Incremental`]).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct LateDelivery {
+    /// First position within a step that is late.
+    pub from: u64,
+    /// How much later than the step's value.
+    pub by: Duration,
 }
 
 fn one() -> u64 {
@@ -275,6 +298,10 @@ impl TryFrom<RawColumn> for ColumnSpec {
                 start: IncValue::parse(inc.ty, &inc.start).map_err(|e| e.to_string())?,
                 step: parse_step(&inc.step)?,
                 rows_per_step: inc.rows_per_step,
+                late: inc
+                    .late
+                    .map(|l| parse_step(&l.by).map(|by| LateDelivery { from: l.from, by }))
+                    .transpose()?,
             }
         } else {
             return Err("no generator".to_string());
@@ -337,6 +364,7 @@ impl ColumnSpec {
                 start,
                 step,
                 rows_per_step,
+                late,
             } => {
                 if *step <= Duration::zero() {
                     return Err("incremental step must be positive".to_string());
@@ -356,6 +384,26 @@ impl ColumnSpec {
                 }
                 if *rows_per_step == 0 {
                     return Err("incremental rows_per_step must be at least 1".to_string());
+                }
+                if let Some(late) = late {
+                    if late.from == 0 || late.from >= *rows_per_step {
+                        return Err(format!(
+                            "incremental late.from must be within a step: 1 .. {}",
+                            rows_per_step - 1
+                        ));
+                    }
+                    // Values must not decrease with the id (the window push-down bisects).
+                    if late.by <= Duration::zero() || late.by >= *step {
+                        return Err("incremental late.by must be positive and below step".into());
+                    }
+                    if start.ty() == IncType::Date && late.by.num_seconds() % 86_400 != 0 {
+                        return Err(
+                            "late.by of a date incremental column must be whole days".into()
+                        );
+                    }
+                    if late.by.subsec_nanos() % 1_000 != 0 {
+                        return Err("late.by must be a whole number of microseconds".into());
+                    }
                 }
             }
         }
