@@ -43,14 +43,7 @@ builds:
 ";
 
 async fn last_build(client: &tokio_postgres::Client) -> serde_json::Value {
-    client
-        .query_one(
-            "SELECT details FROM pulso_flow.node_runs WHERE node = 'deuda_diaria' ORDER BY started_at DESC, run_id DESC LIMIT 1",
-            &[],
-        )
-        .await
-        .unwrap()
-        .get(0)
+    last_build_of(client, "deuda_diaria").await
 }
 
 async fn assert_mart_matches_full_recompute(client: &tokio_postgres::Client) {
