@@ -650,6 +650,17 @@ async fn duplicate_keys_keep_the_latest_incremental_value_then_the_last_row() {
         .map(|r| r.get(0))
         .collect();
     assert_eq!(indexes, ["pagos_monto_idx", "pagos_pk"]);
+    // ... and analysed: the next run's plans (its reconciliation's window scan) have statistics
+    // at once, not when autovacuum comes by.
+    let analysed: i64 = client
+        .query_one(
+            "SELECT count(*) FROM pg_stats WHERE schemaname = 't' AND tablename = 'pagos'",
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(analysed, 3, "one row of statistics per column");
     let n = &summary_json(&out)["nodes"][0];
     assert_eq!(
         (
