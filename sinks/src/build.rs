@@ -5,11 +5,12 @@
 //!   advisory lock on the build (wait, or fail fast with --no-wait)
 //!   CREATE TEMP TABLE pulso_flow_changed_days (day date PRIMARY KEY) ON COMMIT DROP
 //!     ← the days its dependencies changed since this build last ran (pulso_flow.changes)
-//!   ANALYZE it (a temp table has no statistics: the planner would guess thousands of days)
 //!   set_config('pulso_flow.full_refresh', …), set_config('pulso_flow.run_id', …)
-//!   pg_temp.full_refresh(), pg_temp.changed_days(), pg_temp.first_changed_day(): the same
-//!     inputs as constants the planner folds (see below)
-//!   the build's SQL (skipped when nothing changed upstream)
+//!   unless nothing changed upstream:
+//!     ANALYZE the temp table (without statistics the planner guesses thousands of days)
+//!     pg_temp.full_refresh(), pg_temp.changed_days(), pg_temp.first_changed_day(): the same
+//!       inputs as constants the planner folds (see below)
+//!     the build's SQL
 //!   its checks (quality gates; an `error` check that fails rolls everything back)
 //!   commit_node: its changes, its cursor, data version, ledger row, NOTIFY
 //! COMMIT
@@ -109,11 +110,11 @@ pub async fn run(url: &str, req: &BuildRequest<'_>) -> Result<BuildOutcome, Sink
         )
         .await
         .map_err(|e| SinkError::pg("setting the build parameters", e))?;
-    define_parameters(&client, full).await?;
 
     let ran = full || upstream.any_change;
     let received_days = list_changed_days(&client).await?;
     if ran {
+        define_parameters(&client, full).await?;
         client
             .batch_execute(req.sql)
             .await
@@ -231,10 +232,6 @@ async fn collect_changed_days(
         )
         .await
         .map_err(|e| SinkError::pg("collecting changed days", e))?;
-    client
-        .batch_execute(&format!("ANALYZE {CHANGED_DAYS_TABLE}"))
-        .await
-        .map_err(|e| SinkError::pg(format!("analyzing {CHANGED_DAYS_TABLE}"), e))?;
     Ok(Upstream {
         first_run: cursor.is_none(),
         upto,
@@ -244,12 +241,14 @@ async fn collect_changed_days(
     })
 }
 
-/// Define the build's inputs as constant functions (see the module doc). The days are read from
-/// the filled changed-days table and quoted by the server (`format('%L')`).
+/// Analyse the filled changed-days table and define the build's inputs as constant functions
+/// (see the module doc), in one round trip; only for a build whose SQL runs. The days are read
+/// from the table and quoted by the server (`format('%L')`).
 async fn define_parameters(client: &Client, full: bool) -> Result<(), SinkError> {
     client
         .batch_execute(&format!(
-            "CREATE OR REPLACE FUNCTION pg_temp.full_refresh() RETURNS boolean \
+            "ANALYZE {CHANGED_DAYS_TABLE}; \
+             CREATE OR REPLACE FUNCTION pg_temp.full_refresh() RETURNS boolean \
                LANGUAGE sql IMMUTABLE PARALLEL SAFE AS 'SELECT {full}'; \
              DO $pf$ DECLARE days date[]; BEGIN \
                SELECT coalesce(array_agg(day ORDER BY day), '{{}}') INTO days \

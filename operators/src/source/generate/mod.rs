@@ -32,8 +32,9 @@
 //!
 //! The run's window is pushed down where that is exact and cheap: at revision 0 (or with
 //! `change_share: 0`) with an incremental column that is never NULL, values grow with the row
-//! id, so only the ids whose value can fall in the window are generated (a backfill chunk generates its own rows, not all
-//! of them). The transform still applies the window to what comes out.
+//! id, so only the ids whose value can fall in the window are generated (a backfill chunk
+//! generates its own rows, not all of them). The transform still applies the window to what
+//! comes out.
 
 mod hash;
 mod spec;
@@ -470,21 +471,20 @@ fn compile_incremental(
             .ok_or_else(|| "incremental values overflow".to_string())?;
     }
     let max_index = i64::try_from(acc).map_err(|_| "incremental values overflow".to_string())?;
-    let (start_units, step_units) = match start {
-        IncValue::Date(d) => (i64::from(Date32Type::from_naive_date(*d)), step.num_days()),
-        IncValue::Datetime(dt) => (dt.and_utc().timestamp_micros(), micros(step)?),
-        IncValue::Timestamp(ts) => (ts.timestamp_micros(), micros(step)?),
+    // Durations in the column's units: days for a date, microseconds otherwise.
+    let units = |d: chrono::Duration| match start {
+        IncValue::Date(_) => Ok(d.num_days()),
+        _ => micros(d),
     };
-    let late = match late {
-        None => None,
-        Some(l) => Some((
-            l.from,
-            match start {
-                IncValue::Date(_) => l.by.num_days(),
-                _ => micros(l.by)?,
-            },
-        )),
+    let start_units = match start {
+        IncValue::Date(d) => i64::from(Date32Type::from_naive_date(*d)),
+        IncValue::Datetime(dt) => dt.and_utc().timestamp_micros(),
+        IncValue::Timestamp(ts) => ts.timestamp_micros(),
     };
+    let step_units = units(step)?;
+    let late = late
+        .map(|l| units(l.by).map(|by| (l.from, by)))
+        .transpose()?;
     let last = step_units
         .checked_mul(max_index)
         .and_then(|v| v.checked_add(start_units))

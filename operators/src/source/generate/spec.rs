@@ -369,19 +369,7 @@ impl ColumnSpec {
                 if *step <= Duration::zero() {
                     return Err("incremental step must be positive".to_string());
                 }
-                if start.ty() == IncType::Date
-                    && (step.num_seconds() % 86_400 != 0 || step.subsec_nanos() != 0)
-                {
-                    return Err(
-                        "the step of a date incremental column must be whole days, e.g. \"1d\""
-                            .to_string(),
-                    );
-                }
-                if step.subsec_nanos() % 1_000 != 0 {
-                    return Err(
-                        "incremental step must be a whole number of microseconds".to_string()
-                    );
-                }
+                whole_units("the step", *step, start.ty())?;
                 if *rows_per_step == 0 {
                     return Err("incremental rows_per_step must be at least 1".to_string());
                 }
@@ -396,14 +384,7 @@ impl ColumnSpec {
                     if late.by <= Duration::zero() || late.by >= *step {
                         return Err("incremental late.by must be positive and below step".into());
                     }
-                    if start.ty() == IncType::Date && late.by.num_seconds() % 86_400 != 0 {
-                        return Err(
-                            "late.by of a date incremental column must be whole days".into()
-                        );
-                    }
-                    if late.by.subsec_nanos() % 1_000 != 0 {
-                        return Err("late.by must be a whole number of microseconds".into());
-                    }
+                    whole_units("late.by", late.by, start.ty())?;
                 }
             }
         }
@@ -433,6 +414,22 @@ fn parse_date(s: &str) -> Result<NaiveDate, String> {
 }
 
 /// Parses `"1d"`, `"2h"`, `"30m"`/`"30min"`, `"1s"`, `"500ms"`, `"250us"`.
+/// A duration of an incremental column must be a whole number of its units: days for a date
+/// column, microseconds otherwise.
+fn whole_units(what: &str, d: Duration, ty: IncType) -> Result<(), String> {
+    if ty == IncType::Date && (d.num_seconds() % 86_400 != 0 || d.subsec_nanos() != 0) {
+        return Err(format!(
+            "{what} of a date incremental column must be whole days, e.g. \"1d\""
+        ));
+    }
+    if d.subsec_nanos() % 1_000 != 0 {
+        return Err(format!(
+            "{what} of an incremental column must be a whole number of microseconds"
+        ));
+    }
+    Ok(())
+}
+
 pub(crate) fn parse_step(s: &str) -> Result<Duration, String> {
     let text = s.trim();
     let split = text
