@@ -21,11 +21,19 @@
 --              assigned, but not on that date) or CUENTA_NO_ASIGNADA.
 -- Incremental: a change on day m can move the attribution of payments dated m or later (new
 --              snapshot, campaign days, payments), so payments dated >= min(changed days) are
---              recomputed, plus every payment not attributed (its document, account or campaign
---              may have arrived, and whether its account is assigned anywhere may have changed),
---              plus payments whose account came from a snapshot after their date that is >= m
---              (an earlier snapshot may have arrived). The result is diffed with the stored
---              rows; only changed payments are rewritten and only their payment dates reported.
+--              recomputed, plus the payments not attributed whose reason no longer holds (their
+--              document is now in a snapshot; their account is now in a campaign whose days hold
+--              the payment date; their account's being assigned anywhere changed), plus payments
+--              whose account came from a snapshot after their date that is >= m (an earlier
+--              snapshot may have arrived). The result is diffed with the stored rows; only
+--              changed payments are rewritten and only their payment dates reported.
+--              Why the unattributed test is enough for a payment dated before m: its deliveries
+--              (change day = fecha_pago) and its snapshot (on or before its date) did not change,
+--              so only what the three tests look at can make it attributed or change its reason.
+--              They are index probes; recomputing every unattributed payment instead made this
+--              build grow with history (docs/benchmarks.md, "Steady state"). The campaign test
+--              is also covered by m today (aux.cuenta_campana reports every day of a campaign
+--              whose universe changed); it is kept so that this rule does not rest on that.
 
 -- Stored payments in scope (see "Incremental" above; m = pg_temp.first_changed_day(), a
 -- constant the planner folds, so each arm of the OR is an index range: pago_fecha,
@@ -34,7 +42,15 @@ CREATE TEMP TABLE _previo ON COMMIT DROP AS
 SELECT a.* FROM aux.pago a
  WHERE pg_temp.full_refresh()
     OR a.fecha_pago >= pg_temp.first_changed_day()
-    OR a.archivo IS NULL
+    OR (a.archivo IS NULL AND CASE
+            WHEN a.cuenta IS NULL THEN
+                 EXISTS (SELECT 1 FROM raw.trandeuda t WHERE t.nro_documento = a.nro_documento)
+            ELSE EXISTS (SELECT 1 FROM aux.cuenta_campana cc
+                           JOIN aux.campana_dia d ON d.archivo = cc.archivo AND d.fecha = a.fecha_pago
+                          WHERE cc.cuenta = a.cuenta)
+              OR (a.motivo_no_atribuido = 'CUENTA_NO_ASIGNADA')
+               = EXISTS (SELECT 1 FROM aux.cuenta_campana x WHERE x.cuenta = a.cuenta)
+        END)
     OR (a.fecha_snapshot > a.fecha_pago AND a.fecha_snapshot >= pg_temp.first_changed_day());
 
 -- Payment identities in scope: the delivered ones dated >= m, and the stored ones above.

@@ -935,5 +935,51 @@ F81,2025-06-03,60.00,PAG_0603.txt,1,S1,2025-06-03T15:00:00Z
         (4, 3, "420.00")
     );
 
+    // Both changes below happen on 06-08 or later, after the payments' dates (06-03): the
+    // build reaches the stored unattributed payments through their reason, not their date.
+    // F91 (paid 06-03) has no snapshot until the 06-09 one puts it in 2002, and 3001 joins A
+    // (open on 06-03) in a file of 06-08.
+    write(
+        d,
+        "pagos.csv",
+        &format!(
+            "{PAGOS}\
+F71,2025-06-05,80.00,PAG_0605.txt,1,S1,2025-06-05T15:00:00Z
+F81,2025-06-03,60.00,PAG_0603.txt,1,S1,2025-06-03T15:00:00Z
+F91,2025-06-03,30.00,PAG_0603.txt,1,S1,2025-06-03T15:00:00Z
+"
+        ),
+    );
+    f.run(&[]);
+    assert_eq!(
+        pago(c, "F91").await,
+        (None, None, None, s("DOCUMENTO_SIN_CUENTA"))
+    );
+    write(
+        d,
+        "trandeuda.csv",
+        &format!(
+            "{trandeuda}2001,F71,TD_2025-06-07_B.txt,2025-06-07,80.00,2025-06-07T15:00:00Z\n\
+             2002,F91,TD_2025-06-09_B.txt,2025-06-09,30.00,2025-06-09T15:00:00Z\n"
+        ),
+    );
+    f.run(&[]);
+    let f91 = pago(c, "F91").await;
+    assert_eq!((&f91.0, &f91.1), (&s("2002"), &s("2025-06-09")), "{f91:?}");
+    assert_ne!(f91.3, s("DOCUMENTO_SIN_CUENTA"));
+    write(
+        d,
+        "asignaciones.csv",
+        &format!(
+            "{ASIGNACIONES}506,3001,FIX_AN_B.txt,2025-06-05,MOVIL,T1,2025-05-17,2025-06-05T12:00:00Z\n\
+             506,3001,FIX_TEMPRANA_A.txt,2025-06-08,MOVIL,T1,2025-05-17,2025-06-08T12:00:00Z\n"
+        ),
+    );
+    f.run(&[]);
+    assert_eq!(
+        pago(c, "F81").await,
+        (s("3001"), s("2025-06-02"), s(A), None)
+    );
+
     assert_equals_full_rebuild(&f).await;
 }
