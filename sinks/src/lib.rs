@@ -6,7 +6,8 @@
 //! * [`load`] — one table load as one transaction: staging COPY, merge, then [`commit`].
 //! * [`reread`] — the merge into a table that already has rows: re-read rows identical to the
 //!   target are skipped before the merge, and the [`lateness`] of new rows is measured;
-//!   [`nulls`] says what a load does with rows whose incremental column is NULL.
+//!   [`nulls`] says what a load does with rows whose incremental column is NULL;
+//!   [`fingerprints`] leaves out the days a lookback re-reads unchanged.
 //! * [`build`] — one SQL build as one transaction: changed days, the build's SQL, then [`commit`].
 //! * [`checks`] — quality gates (`checks:`) evaluated inside a node's transaction before commit.
 //! * [`reconcile`] — per-day count and sums of the source against the target (`reconcile:`),
@@ -34,6 +35,7 @@ pub mod commit;
 pub mod connect;
 pub mod encode;
 pub mod error;
+pub mod fingerprints;
 pub mod gates;
 pub mod indexes;
 pub mod lateness;

@@ -105,6 +105,8 @@ pub struct OpenLoad {
     t0: Instant,
     /// The window the source reads, for the reconciliation: (column, lower, upper) as ISO text.
     window: Option<(String, Option<String>, Option<String>)>,
+    /// The window's lower bound: which staged days are whole (see [`crate::fingerprints`]).
+    lower: Option<IncValue>,
     /// A backfill chunk: its ledger row commits with the load (see [`crate::chunks`]).
     chunk: Option<crate::chunks::ChunkCommit>,
     /// The target's lock is taken after the COPY into staging, not at `BEGIN`.
@@ -170,6 +172,7 @@ async fn begin(
         started_at,
         t0,
         window: None,
+        lower: None,
         chunk,
         lock_after_copy,
         bulk_finished,
@@ -316,6 +319,7 @@ impl OpenLoad {
             lower.map(|v| v.to_iso()),
             upper.map(|v| v.to_iso()),
         ));
+        self.lower = lower;
     }
 
     /// Stream the batches into staging, merge, write watermark and ledger, and COMMIT.
@@ -339,6 +343,7 @@ impl OpenLoad {
             started_at,
             t0,
             window,
+            lower,
             chunk,
             lock_after_copy,
             bulk_finished,
@@ -357,6 +362,15 @@ impl OpenLoad {
 
         // A chunk of a bulk backfill appends into the target whose indexes it dropped.
         let bulk = chunk.as_ref().is_some_and(|c| c.bulk);
+        // Scheduled loads and full refreshes fingerprint their days; a backfill chunk does not
+        // (its commit makes the stored ones stale, see crate::fingerprints).
+        let prints = match (&chunk, &shape.incremental) {
+            (None, Some(column)) => Some(crate::fingerprints::Fingerprinting {
+                column: column.clone(),
+                first_whole: crate::fingerprints::first_whole_day(lower.as_ref()),
+            }),
+            _ => None,
+        };
         let direct = if lock_after_copy || bulk {
             None
         } else {
@@ -365,7 +379,7 @@ impl OpenLoad {
         let written = if bulk {
             append_load(&client, &req, batches, &progress, params, lock_after_copy).await?
         } else if let Some(indexes) = direct {
-            direct_load(&client, &req, batches, &progress, indexes, params).await?
+            direct_load(&client, &req, batches, &progress, indexes, params, prints).await?
         } else {
             staged_merge(
                 &client,
@@ -373,8 +387,11 @@ impl OpenLoad {
                 batches,
                 &progress,
                 params,
-                watermark,
-                lock_after_copy,
+                Prior {
+                    watermark,
+                    prints,
+                    lock_after_copy,
+                },
             )
             .await?
         };
@@ -391,6 +408,7 @@ impl OpenLoad {
             mut phases,
             through_staging,
             appended,
+            skipped,
         } = written;
         let gates = crate::gates::after_load(
             &client,
@@ -400,7 +418,8 @@ impl OpenLoad {
             &req.checks,
             crate::gates::LoadScope {
                 staged: through_staging,
-                unique: distinct == staged,
+                // A load that merged nothing did not look for repeated keys.
+                unique: distinct == staged && !skipped.as_ref().is_some_and(|s| s.merge_skipped),
                 window,
                 appended,
             },
@@ -472,6 +491,7 @@ impl OpenLoad {
             "duplicates": duplicates,
             "null_incremental": null_incremental,
             "lateness": lateness.as_ref().map(|l| l.to_json(shape.lookback.map(|d| d.num_seconds()))),
+            "unchanged_days": skipped.as_ref().map(Skipped::to_json),
         });
         gates.record(&mut ledger.details);
         ledger.warnings.extend(gates.warnings.iter().cloned());
@@ -541,6 +561,40 @@ struct Written {
     through_staging: bool,
     /// A bulk chunk's rows, appended to the target: what the COPY observed of them.
     appended: Option<crate::gates::Appended>,
+    /// What the day fingerprints left out of the merge (loads that compared them).
+    skipped: Option<Skipped>,
+}
+
+/// The unchanged days a load left out of its merge (see [`crate::fingerprints`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Skipped {
+    /// Whole days staged, and how many of them were unchanged.
+    whole_days: usize,
+    days: usize,
+    rows: u64,
+    /// Every staged row was in an unchanged day: no merge ran.
+    merge_skipped: bool,
+}
+
+impl Skipped {
+    fn to_json(&self) -> serde_json::Value {
+        serde_json::json!({
+            "whole_days": self.whole_days,
+            "days": self.days,
+            "rows": self.rows,
+            "merge_skipped": self.merge_skipped,
+        })
+    }
+}
+
+/// What a staged merge knows from before its COPY.
+struct Prior {
+    /// The previous watermark.
+    watermark: Option<IncValue>,
+    /// Fingerprint the staged days (and compare them with the stored ones).
+    prints: Option<crate::fingerprints::Fingerprinting>,
+    /// Take the target's lock after the COPY (see [`open_chunk`]).
+    lock_after_copy: bool,
 }
 
 type Params<'a> = &'a [&'a (dyn tokio_postgres::types::ToSql + Sync)];
@@ -554,8 +608,7 @@ async fn staged_merge<S, E>(
     batches: S,
     progress: &LoadProgress,
     params: Params<'_>,
-    watermark: Option<IncValue>,
-    lock_after_copy: bool,
+    prior: Prior,
 ) -> Result<Written, SinkError>
 where
     S: Stream<Item = Result<RecordBatch, E>> + Send,
@@ -567,14 +620,19 @@ where
         .batch_execute(&shape.create_staging())
         .await
         .map_err(|e| SinkError::pg("creating the staging table", e))?;
+    let Prior {
+        watermark,
+        prints,
+        lock_after_copy,
+    } = prior;
     let mut phases = Phases::start();
-    let (staged, _) = copy_then_lock(
+    let (staged, observed) = copy_then_lock(
         client,
         req,
         &shape.copy_into_staging(),
         batches,
         progress,
-        Observe::Nothing,
+        Observe::prints_if(prints.is_some()),
         lock_after_copy,
     )
     .await?;
@@ -595,7 +653,44 @@ where
         null_incremental,
     )
     .await?;
-    let (distinct, inserted, updated) = if target_empty {
+    // The whole days staged exactly as the previous load staged them (a re-read with a known
+    // watermark into a target that holds rows; a full refresh merges everything).
+    let skipped = match (&prints, watermark) {
+        (Some(p), Some(_)) if !target_empty && req.mode == RunMode::Incremental => {
+            let stored = crate::fingerprints::stored(client, &req.node, &p.column).await?;
+            let days = crate::fingerprints::unchanged(&observed.prints, &stored, p.first_whole);
+            let whole_days = observed
+                .prints
+                .keys()
+                .filter(|d| p.first_whole.is_none_or(|f| **d >= f))
+                .count();
+            Some(Skipped {
+                whole_days,
+                rows: crate::fingerprints::rows_in(&observed.prints, &days),
+                merge_skipped: !days.is_empty()
+                    && days.len() == observed.prints.len()
+                    && null_incremental == 0,
+                days: days.len(),
+            })
+            .map(|s| (s, days))
+        }
+        _ => None,
+    };
+    let skip_sql = skipped.as_ref().and_then(|(_, days)| {
+        let ty = &shape
+            .columns
+            .iter()
+            .find(|c| Some(&c.name) == shape.incremental.as_ref())?
+            .ty;
+        crate::fingerprints::in_days("src", shape.incremental.as_deref()?, ty, days)
+    });
+    let merge_skipped = skipped.as_ref().is_some_and(|(s, _)| s.merge_skipped);
+    let (distinct, inserted, updated) = if merge_skipped {
+        // Nothing but unchanged days: nothing to merge, nothing late. Their repeated keys were
+        // counted when they were first loaded.
+        lateness = Some(crate::lateness::Lateness::none());
+        (staged, 0, 0)
+    } else if target_empty {
         let n = written_rows(client, &shape.insert_into_empty(), params, tracked)
             .await
             .map_err(|e| SinkError::pg(format!("inserting into {}", shape.target), e))?;
@@ -612,7 +707,8 @@ where
         // it, nothing can be skipped or late: the plain merge, and a lateness of zero.
         let merged = match watermark {
             Some(w) if crate::reread::rows_below(client, shape, &w.to_iso()).await? => {
-                crate::reread::merge(client, shape, &w.to_iso(), params).await?
+                crate::reread::merge(client, shape, &w.to_iso(), params, skip_sql.as_deref())
+                    .await?
             }
             Some(_) => {
                 lateness = Some(crate::lateness::Lateness::none());
@@ -643,6 +739,9 @@ where
     } else {
         0
     };
+    if let Some(p) = &prints {
+        crate::fingerprints::save(client, &req.node, p, &req.run_id, &observed.prints).await?;
+    }
     Ok(Written {
         staged,
         distinct,
@@ -656,6 +755,7 @@ where
         phases: phases.marked("delete_missing"),
         through_staging: true,
         appended: None,
+        skipped: skipped.map(|(s, _)| s),
     })
 }
 
@@ -705,6 +805,7 @@ async fn direct_load<S, E>(
     progress: &LoadProgress,
     indexes: Vec<crate::indexes::IndexDef>,
     params: Params<'_>,
+    prints: Option<crate::fingerprints::Fingerprinting>,
 ) -> Result<Written, SinkError>
 where
     S: Stream<Item = Result<RecordBatch, E>> + Send,
@@ -713,13 +814,13 @@ where
     let shape = &req.shape;
     crate::indexes::drop(client, shape, &indexes).await?;
     let mut phases = Phases::start();
-    let (copied, _) = copy_batches(
+    let (copied, observed) = copy_batches(
         client,
         req,
         &shape.copy_into_target(),
         batches,
         progress,
-        Observe::Nothing,
+        Observe::prints_if(prints.is_some()),
     )
     .await?;
     phases.mark("copy");
@@ -735,6 +836,9 @@ where
         max_incremental(client, shape, shape.max_incremental_in_target()).await?;
     let null_warning =
         crate::nulls::apply(client, shape, &shape.target.quoted(), null_incremental).await?;
+    if let Some(p) = &prints {
+        crate::fingerprints::save(client, &req.node, p, &req.run_id, &observed.prints).await?;
+    }
     let inserted = copied - duplicates;
     Ok(Written {
         staged: copied,
@@ -749,6 +853,7 @@ where
         phases: phases.marked("stats"),
         through_staging: false,
         appended: None,
+        skipped: None,
     })
 }
 
@@ -814,6 +919,7 @@ where
             rows: copied,
             observed,
         }),
+        skipped: None,
     })
 }
 
@@ -842,6 +948,11 @@ where
         shape.primary_key.clone(),
         req.time_zone,
     )?;
+    if observe == Observe::Prints
+        && let Some(inc) = &shape.incremental
+    {
+        encoder.fingerprint(inc)?;
+    }
     if observe == Observe::Appended {
         // The incremental column, the change day and the reconciliation's day: the date and
         // timestamp columns a bulk chunk must report without reading the target back.
@@ -938,6 +1049,18 @@ pub(crate) enum Observe {
     Nothing,
     /// A bulk chunk's rows: the incremental column and the day columns.
     Appended,
+    /// The day fingerprints of the incremental column ([`crate::fingerprints`]).
+    Prints,
+}
+
+impl Observe {
+    fn prints_if(yes: bool) -> Self {
+        if yes {
+            Observe::Prints
+        } else {
+            Observe::Nothing
+        }
+    }
 }
 
 /// The greatest incremental value among the staged rows, typed by the column's PostgreSQL type,

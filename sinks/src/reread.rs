@@ -50,7 +50,9 @@ pub struct Merged {
 
 /// The merge statement, or `None` when the table has no incremental column. Parameters: `$1`
 /// node and `$2` run id when the shape records change days, then the previous watermark as text.
-pub fn merge_sql(shape: &LoadShape) -> Option<String> {
+/// `skip`: a predicate on `src` for the deduplicated rows to leave out (the unchanged days of
+/// [`crate::fingerprints`]); they still count among the distinct keys.
+pub fn merge_sql(shape: &LoadShape, skip: Option<&str>) -> Option<String> {
     let inc = shape.incremental.as_ref()?;
     let ty = shape.columns.iter().find(|c| &c.name == inc)?.ty.clone();
     let w_param = if shape.change_day.is_some() { 3 } else { 1 };
@@ -98,8 +100,8 @@ pub fn merge_sql(shape: &LoadShape) -> Option<String> {
     Some(format!(
         "WITH src AS MATERIALIZED ({src}), \
          merged AS (INSERT INTO {target} AS t ({cols}) SELECT {cols} FROM src \
-         WHERE coalesce(src.{inc_q} >= {w}, false) \
-            OR NOT EXISTS (SELECT 1 FROM {target} AS o WHERE {identical}) \
+         WHERE {keep}(coalesce(src.{inc_q} >= {w}, false) \
+            OR NOT EXISTS (SELECT 1 FROM {target} AS o WHERE {identical})) \
          ON CONFLICT ({keys}) {conflict} \
          RETURNING (xmax = 0) AS inserted, t.{inc_q} AS inc{day}){changes} \
          SELECT (SELECT count(*) FROM src), count(*) FILTER (WHERE inserted), \
@@ -107,6 +109,7 @@ pub fn merge_sql(shape: &LoadShape) -> Option<String> {
          FROM (SELECT inserted, CASE WHEN inserted AND inc < {w} THEN {late} END AS late \
                FROM merged) AS m",
         src = shape.deduplicated_source(),
+        keep = skip.map(|p| format!("NOT {p} AND ")).unwrap_or_default(),
         cols = shape.column_list(""),
         keys = shape.key_list(),
         conflict = shape.on_conflict(),
@@ -154,8 +157,9 @@ pub async fn merge(
     shape: &LoadShape,
     watermark: &str,
     params: &[&(dyn ToSql + Sync)],
+    skip: Option<&str>,
 ) -> Result<Option<Merged>, SinkError> {
-    let Some(sql) = merge_sql(shape) else {
+    let Some(sql) = merge_sql(shape, skip) else {
         return Ok(None);
     };
     let mut all: Vec<&(dyn ToSql + Sync)> = params.to_vec();
@@ -207,13 +211,15 @@ mod tests {
 
     #[test]
     fn the_watermark_parameter_follows_the_change_recording_ones() {
-        let plain = merge_sql(&shape(None)).unwrap();
+        let plain = merge_sql(&shape(None), None).unwrap();
         assert!(
             plain.contains("\"creado_el\" >= $1::text::timestamp with time zone"),
             "{plain}"
         );
         assert!(!plain.contains("$2"), "{plain}");
-        let tracked = merge_sql(&shape(Some("dia"))).unwrap();
+        assert!(plain.contains("FROM src WHERE (coalesce("), "{plain}");
+        let tracked = merge_sql(&shape(Some("dia")), Some("x")).unwrap();
+        assert!(tracked.contains("WHERE NOT x AND (coalesce("), "{tracked}");
         assert!(
             tracked.contains(">= $3::text::timestamp with time zone"),
             "{tracked}"
@@ -228,6 +234,6 @@ mod tests {
         );
         let mut no_inc = shape(None);
         no_inc.incremental = None;
-        assert_eq!(merge_sql(&no_inc), None);
+        assert_eq!(merge_sql(&no_inc, None), None);
     }
 }

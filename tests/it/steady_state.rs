@@ -307,3 +307,131 @@ async fn lateness_is_recorded_shown_and_warned_about_and_rereads_still_apply_cor
     assert_eq!(l[0].lookback_seconds, Some(6 * 3600));
     assert!(l[0].warning().is_some());
 }
+
+/// `unchanged_days` of the last ledger row of `pagos`: (whole days, unchanged days, rows left
+/// out, merge skipped).
+async fn unchanged_days(client: &tokio_postgres::Client) -> (u64, u64, u64, bool) {
+    let d = last_details(client).await;
+    let u = &d["unchanged_days"];
+    (
+        u["whole_days"].as_u64().unwrap_or_else(|| panic!("{d}")),
+        u["days"].as_u64().unwrap(),
+        u["rows"].as_u64().unwrap(),
+        u["merge_skipped"].as_bool().unwrap(),
+    )
+}
+
+async fn pagos_rows(client: &tokio_postgres::Client) -> Vec<String> {
+    client
+        .query(
+            "SELECT doc || ' ' || monto || ' ' || to_char(creado_el AT TIME ZONE 'UTC', 'MM-DD HH24:MI') \
+               FROM t.pagos ORDER BY doc",
+            &[],
+        )
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| r.get(0))
+        .collect()
+}
+
+/// Issue 15 item 2: the days a lookback re-reads exactly as the previous load staged them are
+/// left out of the merge (per-day fingerprints), corrections and late rows in other days still
+/// apply, the row that wins a key is the same as without the skip, and anything else that
+/// writes the table (here `watermarks set`) makes the stored fingerprints stale.
+#[tokio::test(flavor = "multi_thread")]
+async fn unchanged_days_of_a_lookback_are_left_out_of_the_merge() {
+    let db = TestDb::new("prints").await;
+    let dir = tempfile::tempdir().unwrap();
+    let file = pipeline(
+        dir.path(),
+        "column: creado_el, type: timestamp, lookback: 3d",
+    );
+    // Four UTC days; the greatest value is 06-04 00:00, so the next window starts at 06-01
+    // 00:00 and every staged day is whole. K has a row on 06-03 (it wins) and on 06-01.
+    let base = "doc,monto,creado_el\n\
+                A1,1.00,2025-06-01T00:00:00Z\nA2,2.00,2025-06-01T23:59:59Z\nK,50.00,2025-06-01T08:00:00Z\n\
+                B1,3.00,2025-06-02T10:00:00Z\nB2,4.00,2025-06-02T11:00:00Z\n\
+                C1,5.00,2025-06-03T10:00:00Z\nK,60.00,2025-06-03T09:00:00Z\n\
+                E1,6.00,2025-06-04T00:00:00Z\n";
+    write(dir.path(), "pagos.csv", base);
+    let first = run(&db, &file, &[]);
+    assert_eq!(first.status.code(), Some(0), "{}", text(&first));
+    let client = db.client().await;
+    let stored: i64 = client
+        .query_one(
+            "SELECT count(*) FROM pulso_flow.day_fingerprints WHERE node = 'pagos'",
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(stored, 4, "the first load stores its four days");
+    let loaded = pagos_rows(&client).await;
+    assert!(
+        loaded.contains(&"K 60.00 06-03 09:00".to_string()),
+        "{loaded:?}"
+    );
+
+    // The same file again: every day unchanged, no merge at all.
+    let again = run(&db, &file, &[]);
+    assert_eq!(again.status.code(), Some(0), "{}", text(&again));
+    assert_eq!(counts(&summary_json(&again), "pagos"), (0, 0, 8));
+    assert_eq!(unchanged_days(&client).await, (4, 4, 8, true));
+    assert_eq!(pagos_rows(&client).await, loaded);
+
+    // 06-02 gets a correction (B2) and a late row (L1); 06-04 a new row above the watermark;
+    // 06-01 gets a new row for K, which still loses to K's 06-03 row (an unchanged day): the
+    // skip happens after deduplication, so K keeps 60.00.
+    let changed = base.replace("B2,4.00", "B2,4.50")
+        + "L1,7.00,2025-06-02T12:00:00Z\nN1,8.00,2025-06-04T05:00:00Z\nK,70.00,2025-06-01T09:00:00Z\n";
+    write(dir.path(), "pagos.csv", &changed);
+    let third = run(&db, &file, &[]);
+    assert_eq!(third.status.code(), Some(0), "{}", text(&third));
+    let s = summary_json(&third);
+    // L1 and N1 new, B2 corrected; K, A1, A2, B1, C1, E1 unchanged.
+    assert_eq!(counts(&s, "pagos"), (2, 1, 6), "{s}");
+    // 06-03 is the only unchanged day (06-01 got K's new row, 06-02 and 06-04 changed).
+    assert_eq!(unchanged_days(&client).await, (4, 1, 2, false));
+    let rows = pagos_rows(&client).await;
+    for want in [
+        "B2 4.50 06-02 11:00",
+        "K 60.00 06-03 09:00",
+        "L1 7.00 06-02 12:00",
+        "N1 8.00 06-04 05:00",
+    ] {
+        assert!(rows.contains(&want.to_string()), "{want} in {rows:?}");
+    }
+    assert_eq!(rows.len(), 9, "{rows:?}");
+
+    // The watermark is now 06-04 05:00: the window starts at 06-01 05:00, so 06-01 is cut and
+    // only 06-02..06-04 are compared; they are unchanged.
+    let fourth = run(&db, &file, &[]);
+    assert_eq!(fourth.status.code(), Some(0), "{}", text(&fourth));
+    assert_eq!(unchanged_days(&client).await, (3, 3, 7, false));
+    assert_eq!(pagos_rows(&client).await, rows);
+
+    // An operator sets the watermark: whatever the stored fingerprints said no longer counts.
+    let file_arg = file.display().to_string();
+    let set = cli(
+        &db.url,
+        &[
+            "watermarks",
+            "set",
+            "pagos",
+            "2025-06-04T05:00:00Z",
+            "--file",
+            file_arg.as_str(),
+        ],
+        &[],
+    );
+    assert_eq!(set.status.code(), Some(0), "{}", text(&set));
+    let fifth = run(&db, &file, &[]);
+    assert_eq!(fifth.status.code(), Some(0), "{}", text(&fifth));
+    assert_eq!(unchanged_days(&client).await, (3, 0, 0, false));
+    assert_eq!(counts(&summary_json(&fifth), "pagos"), (0, 0, 8));
+    // And the load after it skips again.
+    assert_eq!(run(&db, &file, &[]).status.code(), Some(0));
+    assert_eq!(unchanged_days(&client).await, (3, 3, 7, false));
+    assert_eq!(pagos_rows(&client).await, rows);
+}

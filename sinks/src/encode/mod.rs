@@ -13,11 +13,13 @@
 //! the column's scale, or that is not a finite number, is refused (see `numeric.rs`).
 
 mod column;
+mod fingerprint;
 mod numeric;
 mod observe;
 mod temporal;
 mod writer;
 
+pub use fingerprint::{DayPrint, DayPrints};
 pub use observe::Observed;
 
 use arrow::array::ArrayRef;
@@ -78,6 +80,10 @@ pub struct CopyEncoder {
     /// distinct days to collect (see [`CopyEncoder::observe`]).
     observe_incremental: Option<usize>,
     observe_days: Vec<usize>,
+    /// Column index of the incremental column whose days to fingerprint (see
+    /// [`CopyEncoder::fingerprint`]), and where each row of the current batch starts in `out`.
+    print_column: Option<usize>,
+    row_starts: Vec<usize>,
     observed: Observed,
 }
 
@@ -126,6 +132,8 @@ impl CopyEncoder {
             scratch: Scratch::default(),
             observe_incremental: None,
             observe_days: Vec::new(),
+            print_column: None,
+            row_starts: Vec::new(),
             observed: Observed::default(),
         })
     }
@@ -174,7 +182,31 @@ impl CopyEncoder {
         Ok(())
     }
 
-    /// What [`CopyEncoder::observe`] asked for, over every batch encoded so far.
+    /// Also fingerprint, while encoding, the rows of each day of `incremental` (a date,
+    /// timestamp or timestamptz column; timestamptz days are UTC days): see
+    /// [`Observed::prints`].
+    pub fn fingerprint(&mut self, incremental: &str) -> Result<(), EncodeError> {
+        use crate::pgtype::PgType;
+        let i = self
+            .columns
+            .iter()
+            .position(|c| {
+                c.name == incremental
+                    && matches!(c.ty, PgType::Date | PgType::Timestamp | PgType::Timestamptz)
+            })
+            .ok_or_else(|| EncodeError::Invalid {
+                table: self.table.clone(),
+                reason: format!(
+                    "column {incremental} cannot be fingerprinted by day: it is not a date or \
+                     timestamp column of the table"
+                ),
+            })?;
+        self.print_column = Some(i);
+        Ok(())
+    }
+
+    /// What [`CopyEncoder::observe`] and [`CopyEncoder::fingerprint`] asked for, over every
+    /// batch encoded so far.
     pub fn observed(&self) -> &Observed {
         &self.observed
     }
@@ -226,7 +258,12 @@ impl CopyEncoder {
         out.reserve(size);
         // Checked in `new`: at most 1600 columns.
         let field_count = self.columns.len() as i16;
+        let printing = self.print_column.is_some();
+        self.row_starts.clear();
         for row in 0..rows {
+            if printing {
+                self.row_starts.push(out.len());
+            }
             out.put_i16(field_count);
             for (col, w) in writers.iter().enumerate() {
                 if let Err(e) = w.write(row, out, &mut self.scratch) {
@@ -235,7 +272,44 @@ impl CopyEncoder {
             }
         }
         self.record_observed(&writers, rows);
+        if let Some(i) = self.print_column {
+            self.record_prints(&writers[i], rows, out);
+        }
         Ok(rows)
+    }
+
+    /// Fold each row of a successfully encoded batch (its bytes in `out`, from `row_starts`)
+    /// into the fingerprint of its day.
+    fn record_prints(&mut self, inc: &ColumnWriter, rows: usize, out: &BytesMut) {
+        const MICROS_PER_DAY: i64 = 86_400_000_000;
+        let is_date = self
+            .print_column
+            .is_some_and(|i| self.columns[i].ty == crate::pgtype::PgType::Date);
+        let (starts, prints) = (&self.row_starts, &mut self.observed.prints);
+        // Rows come in runs of one day: fold a run, then add it to its day once.
+        let mut run: Option<(i32, DayPrint)> = None;
+        let mut row = 0;
+        inc.visit_temporal(rows, |v| {
+            let start = starts.get(row).copied().unwrap_or(out.len());
+            let end = starts.get(row + 1).copied().unwrap_or(out.len());
+            row += 1;
+            let Some(v) = v else { return };
+            let day = if is_date {
+                v
+            } else {
+                v.div_euclid(MICROS_PER_DAY)
+            };
+            let Ok(day) = i32::try_from(day) else { return };
+            if let Some((d, p)) = run.take_if(|(d, _)| *d != day) {
+                prints.entry(d).or_default().merge(&p);
+            }
+            run.get_or_insert((day, DayPrint::default()))
+                .1
+                .add(&out[start..end]);
+        });
+        if let Some((d, p)) = run {
+            prints.entry(d).or_default().merge(&p);
+        }
     }
 
     /// Fold a successfully encoded batch into [`Observed`].

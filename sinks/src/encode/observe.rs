@@ -26,6 +26,8 @@ pub struct Observed {
     pub null_incremental: u64,
     /// Per observed date column (in the order asked), its distinct days; `None` is NULL.
     pub days: Vec<(String, BTreeSet<Option<i32>>)>,
+    /// Per day of the fingerprinted incremental column, its rows' fingerprint.
+    pub prints: super::DayPrints,
 }
 
 impl Observed {
@@ -128,12 +130,79 @@ mod tests {
     }
 
     #[test]
+    fn encoding_fingerprints_the_rows_of_each_day_however_they_are_batched() {
+        let cols = vec![
+            PgColumn {
+                name: "ts".into(),
+                ty: PgType::Timestamptz,
+                nullable: true,
+            },
+            PgColumn {
+                name: "v".into(),
+                ty: PgType::Int8,
+                nullable: true,
+            },
+        ];
+        let batch = |rows: &[(Option<i64>, i64)]| {
+            let ts: ArrayRef = Arc::new(
+                TimestampMicrosecondArray::from(
+                    rows.iter()
+                        .map(|r| r.0.map(|s| s * 1_000_000))
+                        .collect::<Vec<_>>(),
+                )
+                .with_timezone("UTC"),
+            );
+            let v: ArrayRef = Arc::new(arrow::array::Int64Array::from(
+                rows.iter().map(|r| r.1).collect::<Vec<_>>(),
+            ));
+            RecordBatch::try_from_iter([("ts", ts), ("v", v)]).unwrap()
+        };
+        let prints = |batches: &[&[(Option<i64>, i64)]]| {
+            let mut enc = CopyEncoder::new("s.t", cols.clone(), vec![], chrono_tz::UTC).unwrap();
+            enc.fingerprint("ts").unwrap();
+            let mut out = bytes::BytesMut::new();
+            for b in batches {
+                enc.encode_batch(&batch(b), &mut out).unwrap();
+            }
+            enc.observed().prints.clone()
+        };
+        // 946_684_800 s is 2000-01-01T00:00:00Z (day 0); one day is 86_400 s.
+        let (d0, d1) = (946_684_800, 946_684_800 + 86_400);
+        let rows = [
+            (Some(d0), 1),
+            (Some(d1 + 5), 2),
+            (None, 3),
+            (Some(d0 + 86_399), 4),
+        ];
+        let whole = prints(&[&rows]);
+        assert_eq!(whole.keys().copied().collect::<Vec<_>>(), [0, 1]);
+        assert_eq!((whole[&0].rows, whole[&1].rows), (2, 1), "NULL has no day");
+        // Other batches, other order: the same prints.
+        assert_eq!(prints(&[&rows[2..], &[rows[1], rows[0]]]), whole);
+        // Another value in one row changes that day only.
+        let changed = prints(&[&[rows[0], rows[1], rows[2], (Some(d0 + 86_399), 5)]]);
+        assert_ne!(changed[&0], whole[&0]);
+        assert_eq!(changed[&1], whole[&1]);
+        // Before 2000: negative day numbers.
+        assert_eq!(
+            prints(&[&[(Some(d0 - 1), 1)]])
+                .keys()
+                .copied()
+                .collect::<Vec<_>>(),
+            [-1]
+        );
+        let mut enc = CopyEncoder::new("s.t", cols.clone(), vec![], chrono_tz::UTC).unwrap();
+        assert!(enc.fingerprint("v").is_err(), "not a day column");
+    }
+
+    #[test]
     fn binary_values_become_watermarks_and_days() {
         let o = Observed {
             // 2025-06-27T05:00:00Z in µs since 2000-01-01.
             max_incremental: Some(804_315_600_000_000),
             null_incremental: 0,
             days: vec![("d".into(), BTreeSet::from([None, Some(0), Some(9_309)]))],
+            ..Observed::default()
         };
         let ts = o.max_incremental_value(&PgType::Timestamptz).unwrap();
         assert_eq!(ts.to_iso(), "2025-06-27T05:00:00.000000Z");
