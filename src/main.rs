@@ -7,6 +7,7 @@
 mod backfill_cmd;
 mod backfill_progress;
 mod cli;
+mod memory;
 mod progress;
 mod reconcile_cmd;
 mod runs;
@@ -17,6 +18,7 @@ use std::process::ExitCode;
 use clap::Parser;
 
 fn main() -> ExitCode {
+    memory::bound_allocator_retention();
     let args = cli::Cli::parse();
     cli::init_logging(&args);
     let runtime = match tokio::runtime::Builder::new_multi_thread()
