@@ -883,16 +883,13 @@ async fn payments_are_reattributed_when_their_document_or_account_arrives_later(
 ",
     );
     write(d, "trandeuda.csv", &trandeuda);
-    write(
-        d,
-        "pagos.csv",
-        &format!(
-            "{PAGOS}\
+    let pagos = format!(
+        "{PAGOS}\
 F71,2025-06-05,80.00,PAG_0605.txt,1,S1,2025-06-05T15:00:00Z
 F81,2025-06-03,60.00,PAG_0603.txt,1,S1,2025-06-03T15:00:00Z
 "
-        ),
     );
+    write(d, "pagos.csv", &pagos);
     f.run(&[]);
     assert_eq!(
         pago(c, "F71").await,
@@ -942,13 +939,7 @@ F81,2025-06-03,60.00,PAG_0603.txt,1,S1,2025-06-03T15:00:00Z
     write(
         d,
         "pagos.csv",
-        &format!(
-            "{PAGOS}\
-F71,2025-06-05,80.00,PAG_0605.txt,1,S1,2025-06-05T15:00:00Z
-F81,2025-06-03,60.00,PAG_0603.txt,1,S1,2025-06-03T15:00:00Z
-F91,2025-06-03,30.00,PAG_0603.txt,1,S1,2025-06-03T15:00:00Z
-"
-        ),
+        &format!("{pagos}F91,2025-06-03,30.00,PAG_0603.txt,1,S1,2025-06-03T15:00:00Z\n"),
     );
     f.run(&[]);
     assert_eq!(
