@@ -113,8 +113,11 @@ pub async fn explain(
                 ex.sql.push(("staging", s.create_staging()));
                 ex.sql.push(("copy", s.copy_into_staging()));
                 ex.sql
-                    .push(("insert_into_empty_target", s.insert_into_empty()));
-                ex.sql.push(("merge", s.merge()));
+                    .push(("insert_into_empty_target", s.insert_into_empty(false)));
+                ex.sql.push(("merge", s.merge(false)));
+                // When the encoder saw no key twice (sinks::encode::keys): no dedup.
+                ex.sql
+                    .push(("merge_if_staged_keys_distinct", s.merge(true)));
                 if full {
                     ex.sql.push(("delete_missing", s.delete_missing()));
                 }

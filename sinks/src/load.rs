@@ -409,6 +409,7 @@ impl OpenLoad {
             through_staging,
             appended,
             skipped,
+            keys_distinct,
         } = written;
         let gates = crate::gates::after_load(
             &client,
@@ -492,6 +493,7 @@ impl OpenLoad {
             "null_incremental": null_incremental,
             "lateness": lateness.as_ref().map(|l| l.to_json(shape.lookback.map(|d| d.num_seconds()))),
             "unchanged_days": skipped.as_ref().map(Skipped::to_json),
+            "keys_distinct": keys_distinct,
         });
         gates.record(&mut ledger.details);
         ledger.warnings.extend(gates.warnings.iter().cloned());
@@ -563,6 +565,8 @@ struct Written {
     appended: Option<crate::gates::Appended>,
     /// What the day fingerprints left out of the merge (loads that compared them).
     skipped: Option<Skipped>,
+    /// Whether the encoder saw every staged key once (staged merges; `None`: not checked).
+    keys_distinct: Option<bool>,
 }
 
 /// The unchanged days a load left out of its merge (see [`crate::fingerprints`]).
@@ -632,7 +636,11 @@ where
         &shape.copy_into_staging(),
         batches,
         progress,
-        Observe::prints_if(prints.is_some()),
+        Observe {
+            prints: prints.is_some(),
+            unique_keys: true,
+            ..Observe::default()
+        },
         lock_after_copy,
     )
     .await?;
@@ -685,15 +693,23 @@ where
         crate::fingerprints::in_days("src", shape.incremental.as_deref()?, ty, days)
     });
     let merge_skipped = skipped.as_ref().is_some_and(|(s, _)| s.merge_skipped);
+    // The encoder saw no key twice: the merge needs no deduplication and every staged row is a
+    // distinct key (crate::encode::keys).
+    let unique_keys = observed.unique_keys == Some(true);
     let (distinct, inserted, updated) = if merge_skipped {
         // Nothing but unchanged days: nothing to merge, nothing late. Their repeated keys were
         // counted when they were first loaded.
         lateness = Some(crate::lateness::Lateness::none());
         (staged, 0, 0)
     } else if target_empty {
-        let n = written_rows(client, &shape.insert_into_empty(), params, tracked)
-            .await
-            .map_err(|e| SinkError::pg(format!("inserting into {}", shape.target), e))?;
+        let n = written_rows(
+            client,
+            &shape.insert_into_empty(unique_keys),
+            params,
+            tracked,
+        )
+        .await
+        .map_err(|e| SinkError::pg(format!("inserting into {}", shape.target), e))?;
         (n, n, 0)
     } else {
         if let Some(sql) = shape.record_moved_days() {
@@ -707,8 +723,15 @@ where
         // it, nothing can be skipped or late: the plain merge, and a lateness of zero.
         let merged = match watermark {
             Some(w) if crate::reread::rows_below(client, shape, &w.to_iso()).await? => {
-                crate::reread::merge(client, shape, &w.to_iso(), params, skip_sql.as_deref())
-                    .await?
+                crate::reread::merge(
+                    client,
+                    shape,
+                    &w.to_iso(),
+                    params,
+                    skip_sql.as_deref(),
+                    unique_keys.then_some(staged),
+                )
+                .await?
             }
             Some(_) => {
                 lateness = Some(crate::lateness::Lateness::none());
@@ -723,11 +746,16 @@ where
             }
             None => {
                 let row = client
-                    .query_one(&shape.merge(), params)
+                    .query_one(&shape.merge(unique_keys), params)
                     .await
                     .map_err(|e| SinkError::pg(format!("merging into {}", shape.target), e))?;
-                let get = |i: usize| u64::try_from(row.get::<_, i64>(i)).unwrap_or(0);
-                (get(0), get(1), get(2))
+                let decode =
+                    |e| SinkError::pg(format!("reading the merge counts of {}", shape.target), e);
+                let get = |i: usize| -> Result<u64, SinkError> {
+                    Ok(u64::try_from(row.try_get::<_, i64>(i).map_err(decode)?).unwrap_or(0))
+                };
+                let distinct = if unique_keys { staged } else { get(0)? };
+                (distinct, get(1)?, get(2)?)
             }
         }
     };
@@ -756,6 +784,7 @@ where
         through_staging: true,
         appended: None,
         skipped: skipped.map(|(s, _)| s),
+        keys_distinct: observed.unique_keys,
     })
 }
 
@@ -820,7 +849,10 @@ where
         &shape.copy_into_target(),
         batches,
         progress,
-        Observe::prints_if(prints.is_some()),
+        Observe {
+            prints: prints.is_some(),
+            ..Observe::default()
+        },
     )
     .await?;
     phases.mark("copy");
@@ -854,6 +886,7 @@ where
         through_staging: false,
         appended: None,
         skipped: None,
+        keys_distinct: None,
     })
 }
 
@@ -882,7 +915,10 @@ where
         &shape.copy_into_target(),
         batches,
         progress,
-        Observe::Appended,
+        Observe {
+            appended: true,
+            ..Observe::default()
+        },
         lock_after_copy,
     )
     .await?;
@@ -920,6 +956,7 @@ where
             observed,
         }),
         skipped: None,
+        keys_distinct: None,
     })
 }
 
@@ -948,12 +985,15 @@ where
         shape.primary_key.clone(),
         req.time_zone,
     )?;
-    if observe == Observe::Prints
+    if observe.prints
         && let Some(inc) = &shape.incremental
     {
         encoder.fingerprint(inc)?;
     }
-    if observe == Observe::Appended {
+    if observe.unique_keys {
+        encoder.check_unique_keys();
+    }
+    if observe.appended {
         // The incremental column, the change day and the reconciliation's day: the date and
         // timestamp columns a bulk chunk must report without reading the target back.
         let is = |name: &&str, types: &[PgType]| {
@@ -1016,7 +1056,9 @@ where
             stored: copied,
         });
     }
-    Ok((rows, encoder.observed().clone()))
+    let mut observed = encoder.observed().clone();
+    observed.unique_keys = encoder.unique_keys();
+    Ok((rows, observed))
 }
 
 /// [`copy_batches`], then the target's lock when the load deferred it (`lock_after_copy`: chunks
@@ -1044,23 +1086,15 @@ where
 }
 
 /// What [`copy_batches`] observes of the rows it sends (see [`CopyEncoder::observe`]).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Observe {
-    Nothing,
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(crate) struct Observe {
     /// A bulk chunk's rows: the incremental column and the day columns.
-    Appended,
+    pub appended: bool,
     /// The day fingerprints of the incremental column ([`crate::fingerprints`]).
-    Prints,
-}
-
-impl Observe {
-    fn prints_if(yes: bool) -> Self {
-        if yes {
-            Observe::Prints
-        } else {
-            Observe::Nothing
-        }
-    }
+    pub prints: bool,
+    /// Whether the keys are distinct, so a staged merge can leave out its SQL deduplication
+    /// ([`CopyEncoder::unique_keys`]).
+    pub unique_keys: bool,
 }
 
 /// The greatest incremental value among the staged rows, typed by the column's PostgreSQL type,

@@ -521,7 +521,7 @@ impl Session {
             &sql,
             batches,
             &progress,
-            crate::load::Observe::Nothing,
+            crate::load::Observe::default(),
         )
         .await?
         .0;

@@ -10,6 +10,8 @@
 //!
 //! ```text
 //! WITH src AS MATERIALIZED (SELECT DISTINCT ON (key) … FROM staging ORDER BY key, inc DESC …)
+//!   -- or, when the encoder saw no key twice, the staged rows sorted by key
+//!   -- (LoadShape::merge_rows)
 //! INSERT INTO target … SELECT … FROM src
 //!   WHERE src.inc >= W                                      -- new since the last load: merged
 //!      OR NOT EXISTS (SELECT 1 FROM target o                -- re-read (below W, or NULL):
@@ -52,7 +54,9 @@ pub struct Merged {
 /// node and `$2` run id when the shape records change days, then the previous watermark as text.
 /// `skip`: a predicate on `src` for the deduplicated rows to leave out (the unchanged days of
 /// [`crate::fingerprints`]); they still count among the distinct keys.
-pub fn merge_sql(shape: &LoadShape, skip: Option<&str>) -> Option<String> {
+/// `unique_keys`: the staged keys are distinct ([`LoadShape::merge_rows`]); the first count is
+/// then NULL.
+pub fn merge_sql(shape: &LoadShape, skip: Option<&str>, unique_keys: bool) -> Option<String> {
     let inc = shape.incremental.as_ref()?;
     let ty = shape.columns.iter().find(|c| &c.name == inc)?.ty.clone();
     let w_param = if shape.change_day.is_some() { 3 } else { 1 };
@@ -87,6 +91,7 @@ pub fn merge_sql(shape: &LoadShape, skip: Option<&str>) -> Option<String> {
         )
     };
     let target = shape.target.quoted();
+    let (src, distinct) = shape.counted_source(unique_keys);
     let day = shape
         .change_day
         .as_ref()
@@ -98,17 +103,16 @@ pub fn merge_sql(shape: &LoadShape, skip: Option<&str>) -> Option<String> {
         String::new()
     };
     Some(format!(
-        "WITH src AS MATERIALIZED ({src}), \
+        "WITH {src}, \
          merged AS (INSERT INTO {target} AS t ({cols}) SELECT {cols} FROM src \
          WHERE {keep}(coalesce(src.{inc_q} >= {w}, false) \
             OR NOT EXISTS (SELECT 1 FROM {target} AS o WHERE {identical})) \
          ON CONFLICT ({keys}) {conflict} \
          RETURNING (xmax = 0) AS inserted, t.{inc_q} AS inc{day}){changes} \
-         SELECT (SELECT count(*) FROM src), count(*) FILTER (WHERE inserted), \
+         SELECT {distinct}, count(*) FILTER (WHERE inserted), \
                 count(*) FILTER (WHERE NOT inserted), {aggregates} \
          FROM (SELECT inserted, CASE WHEN inserted AND inc < {w} THEN {late} END AS late \
                FROM merged) AS m",
-        src = shape.deduplicated_source(),
         keep = skip.map(|p| format!("NOT {p} AND ")).unwrap_or_default(),
         cols = shape.column_list(""),
         keys = shape.key_list(),
@@ -151,15 +155,17 @@ pub async fn rows_below(
 }
 
 /// Run [`merge_sql`] with the previous watermark (canonical text of an `IncValue`). `params`
-/// are the change-recording parameters (`$1` node, `$2` run id) or empty.
+/// are the change-recording parameters (`$1` node, `$2` run id) or empty. `unique`: how many
+/// rows were staged, when their keys are known to be distinct.
 pub async fn merge(
     client: &Client,
     shape: &LoadShape,
     watermark: &str,
     params: &[&(dyn ToSql + Sync)],
     skip: Option<&str>,
+    unique: Option<u64>,
 ) -> Result<Option<Merged>, SinkError> {
-    let Some(sql) = merge_sql(shape, skip) else {
+    let Some(sql) = merge_sql(shape, skip, unique.is_some()) else {
         return Ok(None);
     };
     let mut all: Vec<&(dyn ToSql + Sync)> = params.to_vec();
@@ -173,7 +179,10 @@ pub async fn merge(
         Ok(u64::try_from(row.try_get::<_, i64>(i).map_err(decode)?).unwrap_or(0))
     };
     Ok(Some(Merged {
-        distinct: count(0)?,
+        distinct: match unique {
+            Some(staged) => staged,
+            None => count(0)?,
+        },
         inserted: count(1)?,
         updated: count(2)?,
         lateness: lateness::from_row(&row, 3).map_err(decode)?,
@@ -211,14 +220,14 @@ mod tests {
 
     #[test]
     fn the_watermark_parameter_follows_the_change_recording_ones() {
-        let plain = merge_sql(&shape(None), None).unwrap();
+        let plain = merge_sql(&shape(None), None, false).unwrap();
         assert!(
             plain.contains("\"creado_el\" >= $1::text::timestamp with time zone"),
             "{plain}"
         );
         assert!(!plain.contains("$2"), "{plain}");
         assert!(plain.contains("FROM src WHERE (coalesce("), "{plain}");
-        let tracked = merge_sql(&shape(Some("dia")), Some("x")).unwrap();
+        let tracked = merge_sql(&shape(Some("dia")), Some("x"), true).unwrap();
         assert!(tracked.contains("WHERE NOT x AND (coalesce("), "{tracked}");
         assert!(
             tracked.contains(">= $3::text::timestamp with time zone"),
@@ -234,6 +243,6 @@ mod tests {
         );
         let mut no_inc = shape(None);
         no_inc.incremental = None;
-        assert_eq!(merge_sql(&no_inc, None), None);
+        assert_eq!(merge_sql(&no_inc, None, false), None);
     }
 }

@@ -6,7 +6,7 @@
 
 use std::fmt::Write as _;
 
-use crate::pgtype::PgColumn;
+use crate::pgtype::{PgColumn, PgType};
 
 /// A schema-qualified table name.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -99,6 +99,27 @@ impl LoadShape {
         join(self.primary_key.iter().map(|k| ident(k)))
     }
 
+    /// The key columns to sort and group the staging rows by: text keys in byte order
+    /// (`COLLATE "C"`). Staging columns have the database's default collation, which is always
+    /// deterministic, so two values are equal under it exactly when their bytes are: `C` groups
+    /// the same rows. It sorts them far faster (abbreviated keys and `memcmp` instead of
+    /// `strcoll` with full comparisons; measured 3.2 s → 1.7 s for 1M four-text-column keys), and
+    /// byte order is the index's own order under the usual `C.UTF-8` and close to it otherwise,
+    /// which is all the merge needs from the order (locality in the primary-key index).
+    pub(crate) fn sort_key_list(&self) -> String {
+        join(self.primary_key.iter().map(|k| {
+            let byte_order = self
+                .columns
+                .iter()
+                .any(|c| &c.name == k && matches!(c.ty, PgType::Text | PgType::Varchar(_)));
+            if byte_order {
+                format!("{} COLLATE \"C\"", ident(k))
+            } else {
+                ident(k)
+            }
+        }))
+    }
+
     pub(crate) fn non_key_columns(&self) -> Vec<&PgColumn> {
         self.columns
             .iter()
@@ -145,34 +166,68 @@ impl LoadShape {
     /// `SELECT` over the staging table that yields one row per key: the one with the greatest
     /// incremental value, ties broken by arrival order (the later row wins). `ctid` is the arrival
     /// order because the staging table is filled by one COPY and never updated. The result comes
-    /// out in key order, which is also the cheapest order to feed the target's primary-key index.
+    /// out in key order ([`Self::sort_key_list`]), which is also the cheapest order to feed the
+    /// target's primary-key index.
     pub fn deduplicated_source(&self) -> String {
-        let mut order = self.key_list();
+        let mut order = self.sort_key_list();
         if let Some(inc) = &self.incremental {
             let _ = write!(order, ", {} DESC NULLS LAST", ident(inc));
         }
         order.push_str(", ctid DESC");
         format!(
             "SELECT DISTINCT ON ({}) {} FROM {} ORDER BY {order}",
-            self.key_list(),
+            self.sort_key_list(),
             self.column_list(""),
             ident(STAGING)
         )
     }
 
+    /// The staging rows a merge writes, one per key, in key order: every staged row, sorted,
+    /// with `unique_keys` (the encoder saw no key twice,
+    /// [`crate::encode::CopyEncoder::unique_keys`]), else [`Self::deduplicated_source`].
+    pub fn merge_rows(&self, unique_keys: bool) -> String {
+        if unique_keys {
+            format!(
+                "SELECT {} FROM {} ORDER BY {}",
+                self.column_list(""),
+                ident(STAGING),
+                self.sort_key_list()
+            )
+        } else {
+            self.deduplicated_source()
+        }
+    }
+
+    /// [`Self::merge_rows`] as a CTE named `src` for a statement that also counts them, and
+    /// the SQL expression of that count. The deduplicated rows are materialised, as the count
+    /// reads them a second time; with `unique_keys` the CTE is inlined into its one reader and
+    /// the count is `NULL` (the caller knows it: every staged row).
+    pub(crate) fn counted_source(&self, unique_keys: bool) -> (String, &'static str) {
+        let rows = self.merge_rows(unique_keys);
+        if unique_keys {
+            (format!("src AS ({rows})"), "NULL::bigint")
+        } else {
+            (
+                format!("src AS MATERIALIZED ({rows})"),
+                "(SELECT count(*) FROM src)",
+            )
+        }
+    }
+
     /// Insert into a target known to be empty (first load or full refresh): no conflict handling,
     /// rows in key order.
-    pub fn insert_into_empty(&self) -> String {
+    pub fn insert_into_empty(&self, unique_keys: bool) -> String {
         let insert = format!(
             "INSERT INTO {} ({}) {}",
             self.target.quoted(),
             self.column_list(""),
-            self.deduplicated_source()
+            self.merge_rows(unique_keys)
         );
         match &self.change_day {
             None => insert,
             Some(day) => format!(
-                "WITH written AS ({insert} RETURNING {day} AS day), {changes} SELECT count(*) FROM written",
+                "WITH written AS ({insert} RETURNING {day} AS day), {changes} \
+                 SELECT count(*) FROM written",
                 day = ident(day),
                 changes = record_changes("written"),
             ),
@@ -181,16 +236,16 @@ impl LoadShape {
 
     /// The merge: upsert the deduplicated staging rows, rewriting a target row only when some
     /// column actually differs, and count what happened. Returns one row:
-    /// (distinct keys, inserted, updated).
-    pub fn merge(&self) -> String {
+    /// (distinct keys, or NULL with `unique_keys`; inserted; updated).
+    pub fn merge(&self, unique_keys: bool) -> String {
         let conflict = self.on_conflict();
+        let (src, distinct) = self.counted_source(unique_keys);
         format!(
-            "WITH src AS MATERIALIZED ({src}), \
+            "WITH {src}, \
              merged AS (INSERT INTO {target} AS t ({cols}) SELECT {cols} FROM src \
              ON CONFLICT ({keys}) {conflict} RETURNING (xmax = 0) AS inserted{day}){changes} \
-             SELECT (SELECT count(*) FROM src), \
+             SELECT {distinct}, \
              count(*) FILTER (WHERE inserted), count(*) FILTER (WHERE NOT inserted) FROM merged",
-            src = self.deduplicated_source(),
             target = self.target.quoted(),
             cols = self.column_list(""),
             keys = self.key_list(),
@@ -360,7 +415,6 @@ fn join(items: impl Iterator<Item = String>) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::pgtype::PgType;
 
     fn shape() -> LoadShape {
         let col = |n: &str, ty: PgType| PgColumn {
@@ -399,10 +453,10 @@ mod tests {
 
     #[test]
     fn merge_skips_unchanged_rows_and_dedups_by_latest_incremental_value() {
-        let sql = shape().merge();
+        let sql = shape().merge(false);
         assert!(sql.contains(
-            "SELECT DISTINCT ON (\"nro_documento\") \"nro_documento\", \"monto\", \"creado_el\" \
-             FROM \"pulso_flow_staging\" ORDER BY \"nro_documento\", \"creado_el\" DESC NULLS LAST, ctid DESC"
+            "SELECT DISTINCT ON (\"nro_documento\" COLLATE \"C\") \"nro_documento\", \"monto\", \"creado_el\" \
+             FROM \"pulso_flow_staging\" ORDER BY \"nro_documento\" COLLATE \"C\", \"creado_el\" DESC NULLS LAST, ctid DESC"
         ));
         assert!(sql.contains(
             "ON CONFLICT (\"nro_documento\") DO UPDATE SET \"monto\" = EXCLUDED.\"monto\""
@@ -413,11 +467,33 @@ mod tests {
     }
 
     #[test]
+    fn distinct_staged_keys_are_merged_without_dedup_in_byte_order() {
+        let sql = shape().merge(true);
+        assert!(
+            sql.starts_with(
+                "WITH src AS (SELECT \"nro_documento\", \"monto\", \"creado_el\" \
+                 FROM \"pulso_flow_staging\" ORDER BY \"nro_documento\" COLLATE \"C\"), merged AS"
+            ),
+            "{sql}"
+        );
+        assert!(sql.contains("SELECT NULL::bigint, count(*)"), "{sql}");
+        assert!(!sql.contains("DISTINCT ON"), "{sql}");
+        // Only text keys are sorted as bytes.
+        let mut s = shape();
+        s.columns[0].ty = PgType::Int8;
+        assert!(s.merge_rows(true).ends_with("ORDER BY \"nro_documento\""));
+        assert!(
+            s.merge_rows(false)
+                .contains("DISTINCT ON (\"nro_documento\") ")
+        );
+    }
+
+    #[test]
     fn a_backfill_chunk_never_replaces_a_newer_row() {
         let mut s = shape();
-        assert!(!s.merge().contains("<= EXCLUDED"));
+        assert!(!s.merge(false).contains("<= EXCLUDED"));
         s.keep_newer = true;
-        let sql = s.merge();
+        let sql = s.merge(false);
         assert!(
             sql.contains(
                 "IS DISTINCT FROM (EXCLUDED.\"monto\", EXCLUDED.\"creado_el\") \
@@ -436,12 +512,12 @@ mod tests {
             nullable: true,
         });
         s.change_day = Some("fecha".into());
-        assert!(s.merge().contains(
+        assert!(s.merge(false).contains(
             "RETURNING (xmax = 0) AS inserted, \"fecha\" AS day), recorded AS (INSERT INTO pulso_flow.changes \
              (node, run_id, day) SELECT DISTINCT $1::text, $2::text, day FROM merged)"
         ));
         assert!(
-            s.insert_into_empty()
+            s.insert_into_empty(false)
                 .starts_with("WITH written AS (INSERT INTO \"raw\".\"pagos\"")
         );
         assert!(s.delete_missing().contains("RETURNING t.\"fecha\" AS day"));
@@ -462,7 +538,7 @@ mod tests {
         let mut s = shape();
         s.columns.truncate(1);
         assert!(
-            s.merge()
+            s.merge(false)
                 .contains("ON CONFLICT (\"nro_documento\") DO NOTHING")
         );
     }

@@ -686,6 +686,117 @@ async fn duplicate_keys_keep_the_latest_incremental_value_then_the_last_row() {
     );
 }
 
+/// A merge into a target that holds rows leaves out its SQL deduplication when the encoder saw
+/// no key twice (sinks::encode::keys) and keeps it when a key came twice, in one batch or
+/// across batches, or when the key's types cannot be checked. Every way gives the same counts and
+/// rows: the latest row of a key wins.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_merge_deduplicates_in_sql_only_when_a_key_may_repeat() {
+    let db = TestDb::new("keys_distinct").await;
+    let dir = tempfile::tempdir().unwrap();
+    // The same file into two targets: `n` int8 (checked) and numeric (never: 1.0 and 1.00 are
+    // one key with different bytes).
+    let table = |name: &str, n_type: &str| {
+        format!(
+            "  - name: {name}\n    source: {{ kind: csv, path: pagos.csv }}\n    target: t.{name}\n    \
+             create_target: true\n    batch_size: 2\n    \
+             columns: {{ doc: text, n: \"{n_type}\", monto: \"numeric(15,2)\" }}\n    primary_key: [doc, n]\n"
+        )
+    };
+    let pipeline = write(
+        dir.path(),
+        "p.yaml",
+        &format!(
+            "tables:\n{}{}",
+            table("checked", "int8"),
+            table("unchecked", "numeric(10,0)")
+        ),
+    );
+    let client = db.client().await;
+    let load = |csv: &str| {
+        write(dir.path(), "pagos.csv", csv);
+        let out = run(&db, &pipeline, &[]);
+        assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+        let nodes = summary_json(&out)["nodes"].as_array().unwrap().clone();
+        let counts = |name: &str| {
+            let n = nodes.iter().find(|n| n["name"] == name).unwrap();
+            (
+                n["inserted"].as_u64().unwrap(),
+                n["updated"].as_u64().unwrap(),
+                n["unchanged"].as_u64().unwrap(),
+                n["duplicates"].as_u64().unwrap(),
+            )
+        };
+        assert_eq!(counts("checked"), counts("unchecked"), "{csv}");
+        counts("checked")
+    };
+    let keys_distinct = |node: &'static str| {
+        let client = &client;
+        async move {
+            client
+                .query_one(
+                    "SELECT details->'keys_distinct' FROM pulso_flow.node_runs WHERE node = $1 \
+                     ORDER BY started_at DESC LIMIT 1",
+                    &[&node],
+                )
+                .await
+                .unwrap()
+                .get::<_, Option<serde_json::Value>>(0)
+        }
+    };
+    // First load: the direct path into the empty targets (nothing checked).
+    assert_eq!(
+        load("doc,n,monto\nA,1,1.00\nB,1,2.00\nÑ,1,3.00\n"),
+        (3, 0, 0, 0)
+    );
+    // Distinct keys, non-ASCII and a key differing only in its second column included.
+    assert_eq!(
+        load("doc,n,monto\nA,1,1.50\nB,1,2.00\nÑ,2,4.00\nA,2,5.00\n"),
+        (2, 1, 1, 0)
+    );
+    assert_eq!(
+        keys_distinct("checked").await,
+        Some(serde_json::json!(true))
+    );
+    assert_eq!(
+        keys_distinct("unchecked").await,
+        Some(serde_json::Value::Null)
+    );
+    // A key twice, in different batches (batch_size 2), and once more in the same batch: the
+    // last row wins (no incremental column).
+    assert_eq!(
+        load("doc,n,monto\nC,1,6.00\nA,1,1.60\nB,1,2.00\nA,1,1.70\nD,1,7.00\nD,1,7.50\n"),
+        (2, 1, 1, 2)
+    );
+    assert_eq!(
+        keys_distinct("checked").await,
+        Some(serde_json::json!(false))
+    );
+    for table in ["checked", "unchecked"] {
+        let rows: Vec<(String, String, String)> = client
+            .query(
+                &format!("SELECT doc, n::text, monto::text FROM t.{table} ORDER BY doc, n"),
+                &[],
+            )
+            .await
+            .unwrap()
+            .iter()
+            .map(|r| (r.get(0), r.get(1), r.get(2)))
+            .collect();
+        let expected = [
+            ("A", "1", "1.70"),
+            ("A", "2", "5.00"),
+            ("B", "1", "2.00"),
+            ("C", "1", "6.00"),
+            ("D", "1", "7.50"),
+            ("Ñ", "1", "3.00"),
+            ("Ñ", "2", "4.00"),
+        ]
+        .map(|(a, n, m)| (a.to_string(), n.to_string(), m.to_string()));
+        assert_eq!(rows, expected, "{table}");
+    }
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn concurrent_runs_never_double_load_and_no_wait_exits_with_a_message() {
     let db = TestDb::new("locks").await;

@@ -59,6 +59,18 @@ fn fmix(mut h: u64) -> u64 {
     h ^ (h >> 33)
 }
 
+/// One 64-bit hash of `bytes` (for in-memory use: [`super::keys`]).
+#[inline]
+pub(super) fn hash64(bytes: &[u8]) -> u64 {
+    row_hashes(bytes).0
+}
+
+/// Fold `next` into `hash`, order-dependently.
+#[inline]
+pub(super) fn combine(hash: u64, next: u64) -> u64 {
+    fmix(fold_mul(hash ^ next, K_C))
+}
+
 /// Two independent 64-bit hashes of `bytes` (different keys and word order per lane).
 fn row_hashes(bytes: &[u8]) -> (u64, u64) {
     let len = bytes.len() as u64;

@@ -14,12 +14,14 @@
 
 mod column;
 mod fingerprint;
+mod keys;
 mod numeric;
 mod observe;
 mod temporal;
 mod writer;
 
 pub use fingerprint::{DayPrint, DayPrints};
+pub use keys::MAX_KEYS;
 pub use observe::Observed;
 
 use arrow::array::ArrayRef;
@@ -85,6 +87,9 @@ pub struct CopyEncoder {
     print_column: Option<usize>,
     row_starts: Vec<usize>,
     observed: Observed,
+    /// The rows' key hashes, when asked whether the keys are distinct (see
+    /// [`CopyEncoder::check_unique_keys`]).
+    keys: Option<keys::KeyHashes>,
 }
 
 impl CopyEncoder {
@@ -135,6 +140,7 @@ impl CopyEncoder {
             print_column: None,
             row_starts: Vec::new(),
             observed: Observed::default(),
+            keys: None,
         })
     }
 
@@ -205,6 +211,19 @@ impl CopyEncoder {
         Ok(())
     }
 
+    /// Also hash each row's key while encoding, to tell [`CopyEncoder::unique_keys`]. Does
+    /// nothing when a key type has no canonical binary form (`keys.rs`).
+    pub fn check_unique_keys(&mut self) {
+        self.keys = keys::KeyHashes::new(&self.columns, &self.key_columns);
+    }
+
+    /// After the last batch: `Some(true)` when no two encoded rows have the same key,
+    /// `Some(false)` when two may have, `None` when it was not checked (not asked, a key type
+    /// without a canonical form, more than [`MAX_KEYS`] rows). Frees the hashes.
+    pub fn unique_keys(&mut self) -> Option<bool> {
+        self.keys.as_mut().and_then(keys::KeyHashes::finish)
+    }
+
     /// What [`CopyEncoder::observe`] and [`CopyEncoder::fingerprint`] asked for, over every
     /// batch encoded so far.
     pub fn observed(&self) -> &Observed {
@@ -238,9 +257,13 @@ impl CopyEncoder {
         out: &mut BytesMut,
     ) -> Result<usize, EncodeError> {
         let start = out.len();
+        let keys_before = self.keys.as_ref().map(keys::KeyHashes::len);
         let result = self.encode_rows(batch, out);
         if result.is_err() {
             out.truncate(start);
+            if let (Some(k), Some(len)) = (self.keys.as_mut(), keys_before) {
+                k.truncate(len);
+            }
         }
         result
     }
@@ -260,15 +283,26 @@ impl CopyEncoder {
         let field_count = self.columns.len() as i16;
         let printing = self.print_column.is_some();
         self.row_starts.clear();
+        if let Some(k) = self.keys.as_mut() {
+            k.reserve(rows);
+        }
         for row in 0..rows {
             if printing {
                 self.row_starts.push(out.len());
             }
             out.put_i16(field_count);
+            let mut key_hash = keys::KeyHashes::start();
             for (col, w) in writers.iter().enumerate() {
+                let field_start = out.len();
                 if let Err(e) = w.write(row, out, &mut self.scratch) {
                     return Err(self.numeric_error(batch, col, w, row, e));
                 }
+                if self.keys.as_ref().is_some_and(|k| k.is_key(col)) {
+                    key_hash = keys::KeyHashes::fold(key_hash, &out[field_start..]);
+                }
+            }
+            if let Some(k) = self.keys.as_mut() {
+                k.push(key_hash);
             }
         }
         self.record_observed(&writers, rows);

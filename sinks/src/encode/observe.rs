@@ -28,6 +28,9 @@ pub struct Observed {
     pub days: Vec<(String, BTreeSet<Option<i32>>)>,
     /// Per day of the fingerprinted incremental column, its rows' fingerprint.
     pub prints: super::DayPrints,
+    /// Whether no two rows have the same key (`None`: not known, see
+    /// [`super::CopyEncoder::unique_keys`]).
+    pub unique_keys: Option<bool>,
 }
 
 impl Observed {
